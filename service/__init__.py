@@ -1,0 +1,1 @@
+"""ganserve's serving side: onnxruntime, numpy and pillow; never torch."""

@@ -1,0 +1,1 @@
+"""Offline training for ganserve: data sources, model families, trainer, evaluator, exporter."""

@@ -1,0 +1,134 @@
+"""export(checkpoint, repository) -> version folder: ONNX G and D plus card.json, verified, atomic."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from service.repository import load as load_model
+from training import evaluate as evaluation
+from training.families import get_family
+from training.trainer import Checkpoint, sample_latent
+from training.versions import next_version
+
+log = logging.getLogger(__name__)
+OPSET = 17
+TOLERANCE = 1e-4
+
+
+class _Scorer(torch.nn.Module):
+    """D with the ONNX contract's names: sample [+ label] -> score (n,)."""
+
+    def __init__(self, D):
+        super().__init__()
+        self.D = D
+
+    def forward(self, *inputs):
+        return self.D(*inputs)
+
+
+def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = (),
+           evaluate: bool = True, extra_card: dict | None = None) -> Path:
+    """Write G and D to a temp folder, verify ORT against torch, evaluate, rename into the next version.
+
+    `others` are the repository's other folders: version numbers are merged across all of them.
+    """
+    repository = Path(repository)
+    name = checkpoint.config.model_name
+    family = get_family(checkpoint.config.family)
+    model_dir = repository / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_dir))  # not numeric: the service ignores it
+    try:
+        G, D = checkpoint.generator.eval(), checkpoint.discriminator.eval()
+        cfg = checkpoint.family_config
+        z = sample_latent(cfg, 4, torch.Generator().manual_seed(0))
+        labels = torch.arange(4) % len(family.LABELS) if family.LABELS else None
+        g_inputs = (z, labels) if labels is not None else (z,)
+        with torch.no_grad():
+            sample = G(*g_inputs)
+        d_inputs = (sample, labels) if labels is not None else (sample,)
+        g_names = ["z", "label"] if labels is not None else ["z"]
+        d_names = ["sample", "label"] if labels is not None else ["sample"]
+        _to_onnx(G, g_inputs, tmp / "generator.onnx", g_names, "sample")
+        _to_onnx(_Scorer(D), d_inputs, tmp / "discriminator.onnx", d_names, "score")
+        _verify(G, g_inputs, tmp / "generator.onnx", g_names)
+        _verify(_Scorer(D), d_inputs, tmp / "discriminator.onnx", d_names)
+        card = _card(checkpoint, family, name, {}, extra_card or {})
+        if evaluate:  # measured on the ONNX files exactly as the service will run them
+            (tmp / "card.json").write_text(json.dumps(card))
+            card["metrics"] = evaluation.evaluate(load_model(name, 0, tmp))
+        return _publish(tmp, model_dir, card, [Path(o) / name for o in others])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _to_onnx(module, inputs, path: Path, input_names, output_name) -> None:
+    axes = {n: {0: "n"} for n in input_names} | {output_name: {0: "n"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, inputs, str(path), input_names=input_names, output_names=[output_name],
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+
+
+def _verify(module, inputs, path: Path, input_names) -> None:
+    """onnxruntime must agree with torch on one batch, or nothing is published."""
+    with torch.no_grad():
+        expected = module(*inputs).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {n: t.numpy() for n, t in zip(input_names, inputs)})[0]
+    if got.shape != expected.shape or not np.allclose(got, expected, atol=TOLERANCE, rtol=TOLERANCE):
+        raise RuntimeError(f"{path.name}: onnxruntime disagrees with torch "
+                           f"(max |diff| {np.abs(got - expected).max():.2e} > {TOLERANCE})")
+
+
+def _card(checkpoint: Checkpoint, family, name: str, metrics: dict, extra: dict) -> dict:
+    cfg = checkpoint.family_config
+    card = {
+        "name": name,
+        "family": checkpoint.config.family,
+        "kind": family.KIND,
+        "description": (family.__doc__ or "").strip(),
+        "latent": {"dim": cfg.latent_dim, "distribution": cfg.latent},
+        "labels": list(family.LABELS) if family.LABELS else None,
+        **family.card(cfg),
+        "training": {
+            "config": checkpoint.config.to_dict(),
+            "family_config": vars(cfg),
+            "steps": checkpoint.step,
+            "seconds": round(checkpoint.seconds, 1),
+            "torch": torch.__version__,
+        },
+        "metrics": metrics,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    card.update(extra)
+    return card
+
+
+def _publish(tmp: Path, model_dir: Path, card: dict, others: list[Path]) -> Path:
+    """Rename the finished folder into place; a taken number (a concurrent publisher) moves us on."""
+    for _ in range(100):
+        number = next_version(model_dir, *others)
+        card["version"] = number
+        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        tmp.chmod(0o755)  # mkdtemp makes it private; the service may run as another user
+        target = model_dir / str(number)
+        try:
+            os.rename(tmp, target)  # atomic; fails if the target exists and is not empty
+        except OSError:
+            if not target.exists():
+                raise
+            continue
+        log.info("published %s version %s", model_dir.name, number)
+        return target
+    raise RuntimeError(f"could not find a free version number under {model_dir}")

@@ -1,0 +1,67 @@
+"""quadratic: a GAN that learns points (x, x²) for x ~ U[-0.5, 0.5] (the 1-D Keras GAN write-up)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.config import param
+
+KIND = "points"
+LABELS = None
+DEFAULT_STEPS = 30_000
+
+# Changes from the reference (z 5, G 15 units, D 25 units, 10,000 steps, constant lr), measured with
+# training.evaluate: a 2-D latent (the data is a 1-D curve, so a 5-D latent smears G's output off it),
+# 64 hidden units in each net, a linear lr decay over the last 70 % of 30,000 steps and an EMA of G.
+# Mean |y − x²| went from 0.037 to 0.0025, its 95th percentile from 0.14 to 0.006, x bins 8/20 to 20/20.
+
+
+@dataclass
+class Config:
+    latent_dim: int = param(2, 1, 256, "size of the normal latent vector z (reference: 5)")
+    g_hidden: int = param(64, 1, 1024, "generator hidden units (reference: 15)")
+    d_hidden: int = param(64, 1, 1024, "discriminator hidden units (reference: 25)")
+    batch_size: int = param(64, 1, 4096, "real (and fake) points per discriminator step")
+    g_batch_size: int = param(128, 1, 8192, "points per generator step")
+    lr: float = param(1e-3, 1e-6, 1.0, "Adam learning rate, both networks")
+    lr_decay: float = param(0.7, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
+    ema: float = param(0.999, 0.0, 0.9999, "decay of an exponential moving average of G's weights; 0: off")
+    label_smoothing: float = param(1.0, 0.5, 1.0, "target for real points in D's loss (one-sided)")
+    latent: str = field(default="normal", metadata={"choices": ["normal"], "help": "latent distribution"})
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.g_hidden), nn.ReLU(), nn.Linear(cfg.g_hidden, 2))
+        nn.init.kaiming_uniform_(self.net[0].weight, nonlinearity="relu")  # He init, as in the write-up
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)  # (n, 2)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, cfg.d_hidden), nn.ReLU(), nn.Linear(cfg.d_hidden, 1))
+        nn.init.kaiming_uniform_(self.net[0].weight, nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)  # (n,) logits; the write-up's sigmoid lives in the loss
+
+
+def real_batches(cfg: Config, data: str, rng: np.random.Generator):
+    """Endless fresh points on y = x², x ~ U[-0.5, 0.5]."""
+    if data != "default":
+        raise ValueError(f"family quadratic draws its own data; data must be 'default', not {data!r}")
+    while True:
+        x = rng.uniform(-0.5, 0.5, size=cfg.batch_size)
+        yield torch.from_numpy(np.stack([x, x * x], axis=1).astype(np.float32)), None
+
+
+def card(cfg: Config) -> dict:
+    """What the service needs to know to serve and plot this family's samples."""
+    return {"sample_shape": [2], "value_range": [-0.5, 0.5], "columns": ["x", "y"]}
