@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     max_candidates: int = 65536  # n × oversample per request
     max_steps: int = 200_000  # training steps per job
     ort_threads: int = 1  # intra-op threads per onnxruntime session
+    train_threads: int = 2  # torch threads in a worker
 
     @property
     def repositories(self) -> list[Path]:

@@ -1,0 +1,60 @@
+"""create_app(): lifespan (load models, watch for new versions), routers, error handlers."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from service import errors
+from service.jobs import celery_app
+from service.jobstore import JobStore
+from service.repository import Repository
+from service.routes import health, jobs, models, samples
+from service.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings = get_settings()
+    repository = Repository(settings.repositories, threads=settings.ort_threads)
+    await run_in_threadpool(repository.refresh)
+    app.state.repository = repository
+    app.state.jobs = JobStore(settings.jobs_dir)
+    app.state.celery = celery_app(settings)
+    watcher = asyncio.create_task(_watch(repository, settings.reload_seconds))
+    log.info("serving %s from %s", repository.names(), settings.repository)
+    try:
+        yield
+    finally:
+        watcher.cancel()
+
+
+async def _watch(repository: Repository, seconds: float) -> None:
+    """Pick up new versions while serving; the old version serves until the new one has loaded."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await run_in_threadpool(repository.refresh)
+        except Exception:
+            log.exception("repository refresh failed; still serving what was loaded")
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="ganserve", version="1", lifespan=lifespan,
+                  description="Samples from generative adversarial networks, and training jobs, over HTTP.")
+    errors.install(app)
+    for router in (health.router, models.router, samples.router, jobs.router):
+        app.include_router(router)
+    return app
+
+
+def __getattr__(name: str):
+    # `uvicorn service.app:app` works, yet importing this module builds nothing.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

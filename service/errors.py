@@ -1,0 +1,79 @@
+"""One place that maps ordinary exceptions to HTTP status codes and JSON bodies."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from service.encoding import EncodingError
+from service.jobs import BrokerUnavailable, JobError
+from service.jobstore import UnknownJob
+from service.repository import UnknownModel
+from service.sampling import SamplingError
+
+log = logging.getLogger(__name__)
+
+
+class LimitError(ValueError):
+    """A request over a configured limit; the message names the field and the limit."""
+
+
+STATUS = {
+    UnknownModel: 404,
+    UnknownJob: 404,
+    SamplingError: 422,
+    EncodingError: 422,
+    LimitError: 422,
+    JobError: 422,
+    BrokerUnavailable: 503,
+}
+
+
+def error(status: int, message: str, field: str | None = None, **extra) -> JSONResponse:
+    body = {"error": {"status": status, "message": message, **({"field": field} if field else {}), **extra}}
+    return JSONResponse(body, status_code=status)
+
+
+def _field_of(message: str) -> str | None:
+    head = message.split(":", 1)[0]
+    return head if head and " " not in head else None
+
+
+def install(app: FastAPI) -> None:
+    for exc_type, status in STATUS.items():
+        app.add_exception_handler(exc_type, _known(status))
+
+    @app.exception_handler(RequestValidationError)
+    @app.exception_handler(ValidationError)
+    async def invalid(request: Request, exc: RequestValidationError | ValidationError):
+        problems = []
+        for e in exc.errors():
+            loc = [str(p) for p in e["loc"] if p not in ("body", "query", "path")]
+            field = "body" if e["type"] == "json_invalid" else (".".join(loc) or "body")
+            limit = {k: v for k, v in (e.get("ctx") or {}).items() if k in ("ge", "le", "gt", "lt", "expected")}
+            problems.append({"field": field, "message": f"{field}: {e['msg']}", **limit})
+        first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+        return error(422, first["message"], first["field"], problems=problems)
+
+    @app.exception_handler(HTTPException)
+    async def http(request: Request, exc: HTTPException):
+        body = {"error": {"status": exc.status_code, "message": str(exc.detail)}}
+        return JSONResponse(body, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        request_id = uuid.uuid4().hex[:12]
+        log.exception("unexpected error, request %s %s %s", request_id, request.method, request.url.path)
+        return error(500, f"internal error; request id {request_id}")
+
+
+def _known(status: int):
+    async def handler(request: Request, exc: Exception):
+        message = str(exc).strip("'\"")
+        return error(status, message, _field_of(message))
+    return handler

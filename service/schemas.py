@@ -1,0 +1,35 @@
+"""Request and response models."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="latent seed; omitted: one is chosen and returned")]
+Label = StrictInt | str
+
+
+class SampleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n)")] = 16
+    seed: Seed | None = None
+    mode: Literal["plain", "nice"] = "plain"
+    oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode")] = 20
+    labels: list[Label] | dict[str, StrictInt] | None = Field(
+        None, description="one label per sample, or {label: count}; conditional models only")
+    format: Literal["json", "png", "npy", "npz", "zip"] = "json"
+    grid: tuple[Annotated[StrictInt, Field(ge=1)], Annotated[StrictInt, Field(ge=1)]] | None = Field(
+        None, description="[rows, cols] of a png grid; default ⌈n/⌊√n⌋⌉ × ⌊√n⌋")
+    version: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    family: str
+    steps: Annotated[StrictInt, Field(ge=1)] | None = None
+    data: str = "default"
+    params: dict[str, Any] = Field(default_factory=dict)
+    model: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")] | None = None
+    seed: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] = 0
