@@ -1,13 +1,26 @@
-"""The project's own quality measures, taken on the exported ONNX model exactly as it is served."""
+"""The project's own quality measures, taken on the exported ONNX model exactly as it is served.
+
+numpy and onnxruntime only (no torch, no mlxtend): the digit measures use the project's classifier
+shipped as ONNX in training/assets/mnist-classifier/ (see training/classifier.py), and the held-out
+digits' features stored beside it.
+"""
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
+
 import numpy as np
+import onnxruntime as ort
 
 from service import sampling
-from service.repository import Model
+from service.repository import Model, session_options
 
 EVAL_SEED = 1234  # fixed, so a card's numbers can be reproduced with `ganserve evaluate`
 BINS = 20
+K = 3  # neighbours for k-NN precision and recall (Kynkäänniemi et al. 2019)
+ASSETS = Path(__file__).parent / "assets" / "mnist-classifier"
+CURVE_X = np.linspace(-1, 1, 15)
 
 
 def points(values: np.ndarray) -> dict:
@@ -24,7 +37,135 @@ def points(values: np.ndarray) -> dict:
     }
 
 
-MEASURES = {"points": points}
+def fit_a(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares a for y ≈ a·x² + (a − 1) = a·(x² + 1) − 1 per curve, and the residuals (n, 15)."""
+    x = np.linspace(-1, 1, values.shape[1])
+    basis = x * x + 1  # (15,)
+    y = values.astype(np.float64) + 1  # (n, 15)
+    a = y @ basis / (basis @ basis)  # (n,)
+    return a, y - a[:, None] * basis
+
+
+def curves(values: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """curves: fit residual, fitted a against U[1, 2], and (conditional) the requested side of 1.5."""
+    a, residual = fit_a(values)
+    ordered = np.sort(a)
+    n = len(a)
+    cdf = np.clip(ordered - 1, 0, 1)  # U[1, 2]
+    ks = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
+    out = {
+        "rms_residual": float(np.sqrt(np.mean(residual**2))),
+        "a_in_range": float(np.mean((a >= 1) & (a <= 2))),
+        "a_mean": float(a.mean()),
+        "a_std": float(a.std()),  # U[1, 2]: 0.289
+        "ks_uniform": float(ks),
+    }
+    if labels is not None:  # label 1 = "upper" (a > 1.5), 0 = "lower"
+        out["requested_side"] = float(np.mean((a > 1.5) == (labels == 1)))
+    return out
+
+
+class DigitClassifier:
+    """The shipped ONNX classifier: images (n, 1, 28, 28) in [-1, 1] -> logits (n, 10), features (n, f)."""
+
+    def __init__(self, path: Path):
+        self.session = ort.InferenceSession(str(path), session_options(2), providers=["CPUExecutionProvider"])
+
+    def run(self, images: np.ndarray, chunk: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        logits, features = [], []
+        for i in range(0, len(images), chunk):
+            lo, fe = self.session.run(None, {"image": np.ascontiguousarray(images[i:i + chunk], np.float32)})
+            logits.append(lo)
+            features.append(fe)
+        return np.concatenate(logits), np.concatenate(features)
+
+
+@functools.lru_cache(maxsize=2)
+def classifier(assets: Path = ASSETS) -> DigitClassifier:
+    """The shipped digit classifier, loaded once."""
+    return DigitClassifier(Path(assets) / "classifier.onnx")
+
+
+@functools.lru_cache(maxsize=2)
+def reference(assets: Path = ASSETS) -> np.ndarray:
+    """Classifier features (1000, f) of the held-out digits no GAN has seen."""
+    return np.load(Path(assets) / "reference.npz")["features"].astype(np.float64)
+
+
+def classifier_card(assets: Path = ASSETS) -> dict:
+    return json.loads((Path(assets) / "card.json").read_text())
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (n, f) and (m, f)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # tr sqrt(A B) from the eigenvalues of sqrtA B sqrtA, which is symmetric PSD: stable without scipy.
+    w, v = np.linalg.eigh(cov_a)
+    sqrt_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    middle = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
+    trace_sqrt = np.sqrt(np.clip(middle, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+
+
+def _knn_radius(x: np.ndarray, k: int) -> np.ndarray:
+    d = _distances(x, x)
+    return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.clip(sq, 0, None))  # (n, m)
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = K) -> tuple[float, float]:
+    """k-NN precision (fakes inside the real manifold) and recall (reals inside the fake manifold)."""
+    d = _distances(fake, real)  # (n_fake, n_real)
+    precision = np.mean((d <= _knn_radius(real, k)[None, :]).any(axis=1))
+    recall = np.mean((d <= _knn_radius(fake, k)[:, None]).any(axis=0))
+    return float(precision), float(recall)
+
+
+def digits(values: np.ndarray, labels: np.ndarray | None = None, assets: Path = ASSETS) -> dict:
+    """Digit images: classes, confidence, Fréchet distance and k-NN precision/recall vs held-out digits."""
+    logits, features = classifier(Path(assets)).run(values)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)  # (n, 10)
+    predicted = probs.argmax(1)
+    shares = np.bincount(predicted, minlength=10) / len(predicted)
+    real = reference(Path(assets))
+    precision, recall = precision_recall(real, features.astype(np.float64))
+    out = {
+        "class_shares": [round(float(s), 4) for s in shares],
+        "classes_covered": int((shares >= 0.01).sum()),
+        "min_class_share": float(shares.min()),
+        "max_class_share": float(shares.max()),
+        "mean_confidence": float(probs.max(1).mean()),
+        "frechet": frechet(features.astype(np.float64), real),
+        "precision": precision,
+        "recall": recall,
+    }
+    if labels is not None:
+        out["label_accuracy"] = float(np.mean(predicted == labels))
+        out["labels_covered"] = int(len(np.unique(predicted[predicted == labels])))
+    return out
+
+
+def image(values: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """Images: the digit measures for 1×28×28 models; pixel statistics for shapes with no classifier."""
+    if values.shape[1:] == (1, 28, 28) and (ASSETS / "classifier.onnx").exists():
+        out = digits(values, labels)
+        baseline = classifier_card().get("real_baseline", {}).get("frechet")
+        if baseline:
+            out["frechet_ratio"] = out["frechet"] / baseline  # against real training vs held-out digits
+        return out
+    flat = values.reshape(len(values), -1)
+    return {"pixel_mean": float(flat.mean()), "pixel_std": float(flat.std()),
+            "sample_diversity": float(flat.std(axis=0).mean()),
+            "note": f"no classifier for shape {list(values.shape[1:])}; pixel statistics only"}
+
+
+MEASURES = {"points": points, "curves": curves, "image": image}
 
 
 def evaluate(model: Model, n: int = 1000, seed: int = EVAL_SEED, modes=("plain", "nice")) -> dict:

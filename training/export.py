@@ -60,9 +60,12 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
         g_names = ["z", "label"] if labels is not None else ["z"]
         d_names = ["sample", "label"] if labels is not None else ["sample"]
         _to_onnx(G, g_inputs, tmp / "generator.onnx", g_names, "sample")
-        _to_onnx(_Scorer(D), d_inputs, tmp / "discriminator.onnx", d_names, "score")
+        # eval() on the wrapper too: the ONNX exporter restores the wrapper's mode afterwards, and a
+        # wrapper left in training mode would switch D's dropout back on for the check below.
+        scorer = _Scorer(D).eval()
+        _to_onnx(scorer, d_inputs, tmp / "discriminator.onnx", d_names, "score")
         _verify(G, g_inputs, tmp / "generator.onnx", g_names)
-        _verify(_Scorer(D), d_inputs, tmp / "discriminator.onnx", d_names)
+        _verify(scorer, d_inputs, tmp / "discriminator.onnx", d_names)
         card = _card(checkpoint, family, name, {}, extra_card or {})
         if evaluate:  # measured on the ONNX files exactly as the service will run them
             (tmp / "card.json").write_text(json.dumps(card))

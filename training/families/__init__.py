@@ -1,8 +1,14 @@
 """The model families: one file each. Adding a family is one file and one line here."""
-from training.families import quadratic
+from training.families import curves, curves_cgan, mnist_cgan, mnist_dcgan, mnist_mlp, quadratic, rgb_dcgan
 
 FAMILIES = {
     "quadratic": quadratic,
+    "curves": curves,
+    "curves-cgan": curves_cgan,
+    "mnist-mlp": mnist_mlp,
+    "mnist-dcgan": mnist_dcgan,
+    "mnist-cgan": mnist_cgan,
+    "rgb-dcgan": rgb_dcgan,
 }
 
 

