@@ -1,0 +1,28 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install install-test catalog pictures benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Serving, training (torch pinned ==2.13.0, the CPU build) and an embedded Redis fallback.
+install: $(BIN)/python
+	$(BIN)/pip install -e '.[train,embedded-redis]'
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -e '.[train,embedded-redis,test]'
+
+run: install
+	$(BIN)/ganserve up
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+catalog:
+	$(BIN)/python -m training.catalog
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,38 @@
+"""The walking skeleton's sampling contract, through real HTTP."""
+import io
+
+import numpy as np
+
+
+def test_same_request_returns_same_bytes(api):
+    body = {"n": 50, "seed": 7}
+    first = api.post("/v1/models/quadratic/samples", json=body)
+    assert first.status_code == 200
+    assert first.content == api.post("/v1/models/quadratic/samples", json=body).content
+    payload = first.json()
+    assert payload["model"] == "quadratic" and payload["seed"] == 7 and len(payload["samples"]) == 50
+
+
+def test_npy_holds_the_json_numbers(api):
+    as_json = np.array(api.post("/v1/models/quadratic/samples", json={"n": 9, "seed": 3}).json()["samples"])
+    raw = api.post("/v1/models/quadratic/samples", json={"n": 9, "seed": 3, "format": "npy"}).content
+    array = np.load(io.BytesIO(raw))
+    assert array.dtype == np.float32 and array.shape == (9, 2)
+    np.testing.assert_allclose(array, as_json, atol=1e-6)
+
+
+def test_bad_n_names_field_and_limit(api):
+    assert "n" == api.post("/v1/models/quadratic/samples", json={"n": 0}).json()["error"]["field"]
+    over = api.post("/v1/models/quadratic/samples", json={"n": 10**6})
+    assert over.status_code == 422 and "1024" in over.json()["error"]["message"]
+
+
+def test_non_integer_seed_and_malformed_body_are_422(api):
+    assert api.post("/v1/models/quadratic/samples", json={"seed": 1.5}).json()["error"]["field"] == "seed"
+    bad = api.post("/v1/models/quadratic/samples", content=b'{"n":', headers={"content-type": "application/json"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "body"
+
+
+def test_unknown_model_is_404_listing_known(api):
+    response = api.post("/v1/models/nope/samples", json={})
+    assert response.status_code == 404 and "quadratic" in response.json()["error"]["message"]

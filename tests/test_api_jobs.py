@@ -1,0 +1,28 @@
+"""Job submission through HTTP: validation happens at submission, not in the worker."""
+import pytest
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"family": "no-such-family"}, "family"),
+    ({"family": "quadratic", "steps": 0}, "steps"),
+    ({"family": "quadratic", "steps": 10**9}, "steps"),
+    ({"family": "quadratic", "params": {"lr": 5.0}}, "params.lr"),
+    ({"family": "quadratic", "params": {"g_hidden": "many"}}, "params.g_hidden"),
+    ({"family": "quadratic", "params": {"nope": 1}}, "params"),
+    ({"family": "quadratic", "extra": 1}, "extra"),
+])
+def test_invalid_job_is_refused_with_the_field(api, body, field):
+    response = api.post("/v1/jobs", json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert field in error["message"]
+
+
+def test_unknown_job_is_404(api):
+    assert api.get("/v1/jobs/0123abcd").status_code == 404
+
+
+def test_families_lists_params_with_limits(api):
+    families = api.get("/v1/families").json()["families"]
+    lr = families["quadratic"]["params"]["lr"]
+    assert lr["min"] < lr["default"] < lr["max"]
