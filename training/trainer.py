@@ -102,8 +102,10 @@ def train(
     fixed_labels = torch.arange(16) % len(family.LABELS) if family.LABELS else None
     schedules = [_lr_schedule(opt, cfg, steps) for opt in (opt_g, opt_d)]
     if resume is not None:
-        for s in schedules:
+        for s in schedules:  # continue the schedule where it stopped: its lr is that of step `start`
             s.last_epoch = start
+            for group, factor in zip(s.optimizer.param_groups, s.lr_lambdas):
+                group["lr"] = group["initial_lr"] * factor(start)
     per_epoch = getattr(family, "EPOCH_SIZE", None)
     t0 = time.perf_counter() - elapsed
     G.train(), D.train()
@@ -190,6 +192,7 @@ def _checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, step, t0, hist
         "G": G.state_dict(), "D": D.state_dict(), "ema": ema_g.state_dict() if ema_g is not None else None,
         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
         "gen": gen.get_state(), "rng": rng.bit_generator.state,
+        "torch": torch.get_rng_state(),  # dropout draws from torch's global generator
     }
     return Checkpoint(config=config, family_config=cfg, generator=served, discriminator=copy.deepcopy(D).eval(),
                       step=step, seconds=time.perf_counter() - t0, history=list(history), state=copy.deepcopy(state))
@@ -204,6 +207,8 @@ def _load_state(state, G, D, ema_g, opt_g, opt_d, gen, rng) -> None:
     opt_d.load_state_dict(state["opt_d"])
     gen.set_state(state["gen"])
     rng.bit_generator.state = state["rng"]
+    if state.get("torch") is not None:
+        torch.set_rng_state(state["torch"])
 
 
 def save(checkpoint: Checkpoint, path: Path) -> None:
