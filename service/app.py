@@ -12,7 +12,7 @@ from service import errors
 from service.jobs import celery_app
 from service.jobstore import JobStore
 from service.repository import Repository
-from service.routes import health, jobs, models, samples
+from service.routes import data, health, jobs, models, samples
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,13 @@ async def lifespan(app: FastAPI):
     app.state.jobs = JobStore(settings.jobs_dir)
     app.state.celery = celery_app(settings)
     watcher = asyncio.create_task(_watch(repository, settings.reload_seconds))
+    reaper = asyncio.create_task(_reap(app.state.jobs, settings.job_lost_seconds))
     log.info("serving %s from %s", repository.names(), settings.repository)
     try:
         yield
     finally:
         watcher.cancel()
+        reaper.cancel()
 
 
 async def _watch(repository: Repository, seconds: float) -> None:
@@ -44,11 +46,22 @@ async def _watch(repository: Repository, seconds: float) -> None:
             log.exception("repository refresh failed; still serving what was loaded")
 
 
+async def _reap(store: JobStore, lost_after: float) -> None:
+    """Jobs whose worker died mid-training end failed instead of running forever."""
+    while True:
+        await asyncio.sleep(min(5.0, lost_after / 3))
+        try:
+            for job_id in await run_in_threadpool(store.reap, lost_after):
+                log.warning("job %s failed: its worker stopped sending heartbeats", job_id)
+        except Exception:
+            log.exception("reaping lost jobs failed")
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="ganserve", version="1", lifespan=lifespan,
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
     errors.install(app)
-    for router in (health.router, models.router, samples.router, jobs.router):
+    for router in (health.router, models.router, samples.router, jobs.router, data.router):
         app.include_router(router)
     return app
 

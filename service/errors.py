@@ -15,6 +15,7 @@ from service.jobs import BrokerUnavailable, JobError
 from service.jobstore import UnknownJob
 from service.repository import UnknownModel
 from service.sampling import SamplingError
+from service.uploads import UnknownUpload, UploadError, UploadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ STATUS = {
     LimitError: 422,
     JobError: 422,
     BrokerUnavailable: 503,
+    UploadTooLarge: 413,
+    UploadError: 422,
+    UnknownUpload: 404,
 }
 
 

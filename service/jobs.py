@@ -8,6 +8,7 @@ from importlib import resources
 
 from celery import Celery
 
+from service import uploads
 from service.jobstore import FINAL, JobStore, now
 from service.settings import Settings
 from training.config import check_params
@@ -57,7 +58,17 @@ def validate(payload: dict, settings: Settings) -> dict:
         check_params(spec["params"], params)
     except ValueError as exc:
         raise JobError(str(exc)) from None
-    return {"family": family, "steps": steps, "data": payload.get("data") or "default", "params": params,
+    data = payload.get("data") or "default"
+    if spec["kind"] != "image" and data != "default":
+        raise JobError(f"data: family {family} draws its own data; data must be 'default'")
+    if data not in ("default", "mnist"):
+        try:
+            meta = uploads.read(data, settings)
+        except uploads.UnknownUpload:
+            raise JobError(f"data: {data!r} is neither 'mnist' nor the id of an upload (POST /v1/data)") from None
+        if spec["labels"] and not meta["labelled"]:
+            raise JobError(f"data: family {family} needs labelled data; upload {data} has no labels")
+    return {"family": family, "steps": steps, "data": data, "params": params,
             "model": payload.get("model") or family, "seed": payload.get("seed") or 0}
 
 

@@ -18,6 +18,7 @@ from typing import Iterator
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL = ("succeeded", "failed", "cancelled")
 HISTORY_LIMIT = 2000  # progress points kept per job for plotting
+HEARTBEAT_SECONDS = 2.0  # a running job's worker rewrites its heartbeat this often
 
 
 class UnknownJob(LookupError):
@@ -47,7 +48,7 @@ class JobStore:
             "created": now(), "started": None, "finished": None, "heartbeat": None,
             "progress": {"step": 0, "steps": config.get("steps"), "epoch": 0.0, "eta_seconds": None},
             "latest": None, "history": [], "snapshots": [], "error": None, "result": None,
-            "cancel_requested": False, **fields,
+            "cancel_requested": False, "worker": None, **fields,
         }
         self._write(record)
         return record
@@ -71,6 +72,20 @@ class JobStore:
             if state is None or record["state"] == state:
                 records.append(record)
         return sorted(records, key=lambda r: r["created"], reverse=True)
+
+    def reap(self, lost_after: float) -> list[str]:
+        """Fail running jobs whose worker stopped beating (killed, or its machine gone)."""
+        reaped = []
+        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=lost_after)
+        for record in self.list("running"):
+            if record["heartbeat"] and dt.datetime.fromisoformat(record["heartbeat"]) < cutoff:
+                with self.update(record["id"]) as current:
+                    beat = current["heartbeat"]
+                    if current["state"] == "running" and beat and dt.datetime.fromisoformat(beat) < cutoff:
+                        current.update(state="failed", finished=now(),
+                                       error=f"worker lost: no heartbeat since {beat} (over {lost_after:g} s)")
+                        reaped.append(current["id"])
+        return reaped
 
     def delete(self, job_id: str) -> None:
         self._path(job_id).unlink(missing_ok=True)

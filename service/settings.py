@@ -19,9 +19,19 @@ class Settings(BaseSettings):
 
     max_n: int = 1024  # samples per request
     max_oversample: int = 50  # candidates per kept sample in `nice`
-    max_candidates: int = 65536  # n × oversample per request
+    max_candidates: int = 65536  # n × oversample per request: the candidate budget of nice and rejection
+    max_grid: int = 4096  # cells of a png grid (rows × cols)
     max_steps: int = 200_000  # training steps per job
-    ort_threads: int = 1  # intra-op threads per onnxruntime session
+    max_job_seconds: float = 3600.0  # a job running longer is stopped and fails
+    job_lost_seconds: float = 30.0  # a running job with no worker heartbeat this long has failed
+    max_upload_bytes: int = 64 * 2**20  # one upload, as sent
+    max_upload_files: int = 70_000  # images per upload
+    max_image_pixels: int = 1024 * 1024  # per image (decompression bombs are refused before decoding)
+    max_upload_pixels: int = 100_000_000  # all images of one upload together
+    ort_threads: int = 1  # intra-op threads per onnxruntime session (measured: 1 beats 2 on two shared cores)
+    batch_rows: int = 256  # most rows merged into one onnxruntime call
+    batch_wait_ms: float = 2.0  # how long a batch waits for requests known to be on their way
+    queue_requests: int = 64  # sampling requests in flight per model before answering 503
     train_threads: int = 2  # torch threads in a worker
 
     @property

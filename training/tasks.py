@@ -3,12 +3,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
 import time
+from pathlib import Path
+
+import numpy as np
 
 from celery import Celery
 
+from service import encoding, uploads
 from service.jobs import QUEUE, TASK
-from service.jobstore import HISTORY_LIMIT, JobStore, now
+from service.jobstore import HEARTBEAT_SECONDS, HISTORY_LIMIT, JobStore, now
+from service.sampling import Samples
 from service.settings import get_settings
 from training.config import TrainConfig
 from training.export import export
@@ -17,6 +25,11 @@ from training.trainer import Cancelled, train
 log = logging.getLogger(__name__)
 WRITE_SECONDS = 1.0  # a running job's record is rewritten at most this often (and at the end)
 CANCEL_CHECK_SECONDS = 0.2  # how often the training loop looks at the cancel flag
+SNAPSHOTS = 20  # sample-grid snapshots per job
+
+
+class TimeLimitExceeded(RuntimeError):
+    """The job ran past its time limit."""
 
 
 def make_app() -> Celery:
@@ -43,7 +56,9 @@ def run_job(job_id: str) -> dict | None:
         if record["state"] != "queued":  # cancelled while queued, or a redelivered copy
             log.info("job %s is %s; not running it", job_id, record["state"])
             return None
-        record.update(state="running", started=now(), heartbeat=now())
+        record.update(state="running", started=now(), heartbeat=now(), worker=_worker_name())
+    beating = threading.Event()
+    threading.Thread(target=_heartbeat, args=(store, job_id, beating), daemon=True).start()
     try:
         result = _train_and_publish(job_id, record["config"], store, settings)
     except Cancelled as exc:
@@ -54,24 +69,72 @@ def run_job(job_id: str) -> dict | None:
         log.exception("job %s failed", job_id)
     else:
         outcome = {"state": "succeeded", "result": result}
+    finally:
+        beating.set()
     with store.update(job_id) as record:
         record.update(finished=now(), **outcome)
     return outcome.get("result")
 
 
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _heartbeat(store: JobStore, job_id: str, stop: threading.Event) -> None:
+    """Tell the API this job's worker is alive, even through long exports and evaluations."""
+    while not stop.wait(HEARTBEAT_SECONDS):
+        with store.update(job_id) as record:
+            if record["state"] == "running":
+                record["heartbeat"] = now()
+
+
+def _data_source(data: str, settings) -> str:
+    """A job's data as the trainer reads it: built-in names as they are, an upload id as its file."""
+    if data in ("default", "mnist"):
+        return data
+    return str(uploads.path_of(data, settings))
+
+
+def _save_snapshot(folder: Path, step: int, kind: str, values: np.ndarray) -> str:
+    """A PNG of the trainer's fixed-latent samples: a grid of images, or a plot of points or curves."""
+    if kind == "image":
+        pixels = encoding.combine(encoding.to_uint8(values))
+    else:
+        samples = Samples(model="", version=0, seed=0, mode="plain", kind=kind, values=values, labels=None,
+                          label_names=None, scores=None, value_range=(-1.0, 1.0), candidates=len(values))
+        pixels = encoding.plot(samples)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{step}.png").write_bytes(encoding.png(pixels))
+    return f"{step}.png"
+
+
 def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings) -> dict:
-    config = TrainConfig.from_dict({**config_dict, "threads": settings.train_threads})
+    from training.families import get_family
+
+    steps = config_dict["steps"]
+    config = TrainConfig.from_dict({**config_dict, "threads": settings.train_threads,
+                                    "data": _data_source(config_dict["data"], settings),
+                                    "snapshot_every": max(1, steps // SNAPSHOTS),
+                                    "progress_every": max(1, min(50, steps // 200))})
+    kind = get_family(config.family).KIND
+    snapshot_dir = settings.jobs_dir / job_id
     pending: list[dict] = []  # progress points not yet written to the record
+    snapshots: list[dict] = []
+    started = time.monotonic()
     clock = {"write": 0.0, "check": 0.0, "cancel": False}
 
     def should_stop() -> bool:
         if time.monotonic() - clock["check"] >= CANCEL_CHECK_SECONDS:
             clock["check"] = time.monotonic()
             clock["cancel"] = store.read(job_id)["cancel_requested"]
+            if time.monotonic() - started > settings.max_job_seconds:
+                raise TimeLimitExceeded(f"the job ran past its time limit of {settings.max_job_seconds:g} s")
         return clock["cancel"]
 
     def on_progress(p) -> None:
         pending.append({k: v for k, v in vars(p).items() if k != "snapshot"})
+        if p.snapshot is not None:
+            snapshots.append({"step": p.step, "file": _save_snapshot(snapshot_dir, p.step, kind, p.snapshot)})
         if time.monotonic() - clock["write"] < WRITE_SECONDS and p.step != p.steps:
             return
         clock["write"] = time.monotonic()
@@ -81,6 +144,7 @@ def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings
                                   "eta_seconds": round((p.steps - p.step) / rate, 1) if rate else None}
             record["latest"] = pending[-1]
             record["history"] = (record["history"] + pending)[-HISTORY_LIMIT:]
+            record["snapshots"] = list(snapshots)
             record["heartbeat"] = now()
         pending.clear()
 
