@@ -171,7 +171,10 @@ def _from_zip(archive: zipfile.ZipFile, settings: Settings):
                 img.load()
             except UploadError:
                 raise
-            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            except Image.DecompressionBombError:
+                raise UploadError(f"{p}: its header claims more pixels than the limit of "
+                                  f"{settings.max_image_pixels} (a decompression bomb?)") from None
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise UploadError(f"{p}: not a readable image ({type(exc).__name__})") from None
             modes.add("L" if img.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
             images.append((p, img))
