@@ -8,7 +8,8 @@ import logging
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from service import errors
+from service import errors, metrics
+from service.batching import Batcher
 from service.jobs import celery_app
 from service.jobstore import JobStore
 from service.repository import Repository
@@ -24,6 +25,7 @@ async def lifespan(app: FastAPI):
     repository = Repository(settings.repositories, threads=settings.ort_threads)
     await run_in_threadpool(repository.refresh)
     app.state.repository = repository
+    app.state.batcher = Batcher(settings.batch_rows, settings.batch_wait_ms / 1000, settings.queue_requests)
     app.state.jobs = JobStore(settings.jobs_dir)
     app.state.celery = celery_app(settings)
     watcher = asyncio.create_task(_watch(repository, settings.reload_seconds))
@@ -33,6 +35,7 @@ async def lifespan(app: FastAPI):
         yield
     finally:
         watcher.cancel()
+        app.state.batcher.close()
         reaper.cancel()
 
 
@@ -63,6 +66,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     for router in (health.router, models.router, samples.router, jobs.router, data.router):
         app.include_router(router)
+    app.include_router(metrics.router)
     return app
 
 

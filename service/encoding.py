@@ -99,6 +99,8 @@ def encode(samples: Samples, fmt: str, grid: tuple[int, int] | None = None) -> b
             extra["labels"] = samples.labels
         if samples.scores is not None:
             extra["scores"] = samples.scores
+        if samples.label_names is not None:
+            extra["label_names"] = np.asarray(samples.label_names, dtype=str)
         np.savez(buffer, samples=_array(samples), **extra)
         return buffer.getvalue()
     if fmt == "png":
@@ -125,6 +127,10 @@ def _json(samples: Samples) -> dict:
         out["labels"] = label_names_of(samples)
     if samples.scores is not None:
         out["scores"] = np.round(samples.scores.astype(np.float64), 6).tolist()
+    if samples.mode != "plain":
+        out["candidates"] = samples.candidates
+    if samples.acceptance is not None:
+        out["acceptance_rate"] = round(samples.acceptance, 6)
     return out
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from service.batching import Overloaded
 from service.encoding import EncodingError
 from service.jobs import BrokerUnavailable, JobError
 from service.jobstore import UnknownJob
@@ -32,6 +33,7 @@ STATUS = {
     LimitError: 422,
     JobError: 422,
     BrokerUnavailable: 503,
+    Overloaded: 503,
     UploadTooLarge: 413,
     UploadError: 422,
     UnknownUpload: 404,
@@ -46,6 +48,15 @@ def error(status: int, message: str, field: str | None = None, **extra) -> JSONR
 def _field_of(message: str) -> str | None:
     head = message.split(":", 1)[0]
     return head if head and " " not in head else None
+
+
+def status_of(exc: Exception) -> int:
+    """The status an exception will be answered with (for metrics; the handlers below decide)."""
+    if isinstance(exc, (RequestValidationError, ValidationError)):
+        return 422
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    return next((status for exc_type, status in STATUS.items() if isinstance(exc, exc_type)), 500)
 
 
 def install(app: FastAPI) -> None:
@@ -79,5 +90,8 @@ def install(app: FastAPI) -> None:
 def _known(status: int):
     async def handler(request: Request, exc: Exception):
         message = str(exc).strip("'\"")
-        return error(status, message, _field_of(message))
+        response = error(status, message, _field_of(message))
+        if isinstance(exc, Overloaded):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     return handler

@@ -2,15 +2,27 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from service.repository import Model
 
-MODES = ("plain", "nice")
+MODES = ("plain", "nice", "rejection")
 CHUNK = 2048  # samples per onnxruntime call: bounds memory for large requests
+CALIBRATION_N = 2048  # generated samples whose discriminator logits calibrate rejection sampling
+CALIBRATION_SEED = 20190101  # fixed: a model's calibration is the same in every process
+ACCEPT_STREAM = 1 << 32  # Philox key offset of the acceptance uniforms, apart from every latent stream
+
+# run(session, feed, model name, network) -> first output; the service passes its dynamic batcher.
+Run = Callable[..., np.ndarray]
+
+
+def direct(session, feed: dict[str, np.ndarray], model: str = "", network: str = "") -> np.ndarray:
+    """One onnxruntime call, unbatched."""
+    return session.run(None, feed)[0]
 
 
 class SamplingError(ValueError):
@@ -27,27 +39,33 @@ class Samples:
     values: np.ndarray  # (n, *sample_shape) float32, as the generator emits them
     labels: np.ndarray | None  # (n,) int64 label indices, or None for an unconditional model
     label_names: list[str] | None
-    scores: np.ndarray | None  # (n,) discriminator logits, best first (nice), else None
+    scores: np.ndarray | None  # (n,) discriminator logits: best first (nice), in acceptance order (rejection)
     value_range: tuple[float, float]
     candidates: int  # generator samples drawn to produce these
+    acceptance: float | None = None  # rejection: the share of drawn candidates accepted
 
 
-def latents(seed: int, start: int, n: int, dim: int, distribution: str) -> np.ndarray:
+def latents(seed: int, start: int, n: int, dim: int, distribution: str, stream: int = 0) -> np.ndarray:
     """(n, dim) float32 latents for indices start..start+n-1; sample i depends only on (seed, i).
 
     Philox is counter-based: each index owns a fixed block of counters, so any slice of the
-    sequence can be produced directly, whatever else was drawn in the same call.
+    sequence can be produced directly, whatever else was drawn in the same call. `stream` picks an
+    independent sequence for the same seed (rejection sampling draws one per label).
     """
-    per_sample = 2 * dim  # two uniforms per value (Box-Muller for normals)
-    blocks = math.ceil(per_sample / 4)  # Philox yields four 64-bit words per counter
-    bits = np.random.Philox(key=seed, counter=[start * blocks, 0, 0, 0]).random_raw(n * blocks * 4)
-    u = ((bits.reshape(n, blocks * 4)[:, :per_sample] >> np.uint64(11)) + 0.5) * 2.0**-53  # (n, 2·dim) in (0, 1)
+    u = _uniforms(seed, stream, start, n, 2 * dim)  # two uniforms per value (Box-Muller for normals)
     u1, u2 = u[:, :dim], u[:, dim:]
     if distribution == "uniform":
         return (u1 * 2 - 1).astype(np.float32)
     if distribution == "normal":
         return (np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)).astype(np.float32)
     raise SamplingError(f"unknown latent distribution {distribution!r}; known: normal, uniform")
+
+
+def _uniforms(seed: int, stream: int, start: int, n: int, per_sample: int) -> np.ndarray:
+    """(n, per_sample) float64 uniforms in (0, 1) for indices start..start+n-1 of (seed, stream)."""
+    blocks = math.ceil(per_sample / 4)  # Philox yields four 64-bit words per counter
+    bits = np.random.Philox(key=seed + (stream << 64), counter=[start * blocks, 0, 0, 0]).random_raw(n * blocks * 4)
+    return ((bits.reshape(n, blocks * 4)[:, :per_sample] >> np.uint64(11)) + 0.5) * 2.0**-53
 
 
 def resolve_labels(model: Model, labels, n: int | None) -> np.ndarray | None:
@@ -83,18 +101,18 @@ def _count(label, count) -> int:
     return count
 
 
-def generate(model: Model, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+def generate(model: Model, z: np.ndarray, labels: np.ndarray | None, run: Run = direct) -> np.ndarray:
     """Generator output for latents (and labels), in chunks."""
     outs = []
     for i in range(0, len(z), CHUNK):
         feed = {"z": z[i:i + CHUNK]}
         if labels is not None:
             feed["label"] = labels[i:i + CHUNK]
-        outs.append(model.generator.run(None, feed)[0])
+        outs.append(run(model.generator, feed, model.name, "generator"))
     return np.concatenate(outs) if outs else np.zeros((0, *model.card["sample_shape"]), np.float32)
 
 
-def score(model: Model, samples: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+def score(model: Model, samples: np.ndarray, labels: np.ndarray | None, run: Run = direct) -> np.ndarray:
     """Discriminator logits (n,) for samples (and labels), in chunks."""
     if model.discriminator is None:
         raise SamplingError(f"mode: model {model.name!r} has no discriminator; use mode 'plain'")
@@ -103,28 +121,126 @@ def score(model: Model, samples: np.ndarray, labels: np.ndarray | None) -> np.nd
         feed = {"sample": samples[i:i + CHUNK]}
         if labels is not None:
             feed["label"] = labels[i:i + CHUNK]
-        outs.append(model.discriminator.run(None, feed)[0].reshape(-1))
+        outs.append(run(model.discriminator, feed, model.name, "discriminator").reshape(-1))
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 
 def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
-           labels: np.ndarray | None = None) -> Samples:
-    """n samples of a model: plain, or nice (best n of oversample·n by discriminator score)."""
+           labels: np.ndarray | None = None, run: Run = direct) -> Samples:
+    """n samples of a model: plain, nice (best n of oversample·n by discriminator score) or rejection."""
     dim, dist = model.latent_dim, model.card["latent"]["distribution"]
     if mode == "plain":
         # 1. one latent per index, 2. the generator.
-        values = generate(model, latents(seed, 0, n, dim, dist), labels)
+        values = generate(model, latents(seed, 0, n, dim, dist), labels, run)
         return _samples(model, seed, mode, values, labels, None, n)
     if mode == "nice":
         # 1. oversample candidates per requested sample, each slot's candidates carrying its label.
         m = n * oversample
         cand_labels = np.repeat(labels, oversample) if labels is not None else None
-        candidates = generate(model, latents(seed, 0, m, dim, dist), cand_labels)
+        candidates = generate(model, latents(seed, 0, m, dim, dist), cand_labels, run)
         # 2. score them all, 3. keep the best of each label's own candidates, best first.
-        scores = score(model, candidates, cand_labels)
+        scores = score(model, candidates, cand_labels, run)
         keep = _best_per_label(scores, labels, oversample, n)
         return _samples(model, seed, mode, candidates[keep], labels, scores[keep], m)
+    if mode == "rejection":
+        return rejection(model, n, seed, oversample, labels, run)
     raise SamplingError(f"mode: unknown mode {mode!r}; known: {', '.join(MODES)}")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Discriminator rejection sampling's constants (Azadi et al. 2019) and the acceptance they give."""
+    max_logit: float  # D̃*_M: the highest logit of the calibration draw
+    gamma: float  # shifts F so that a fixed share of the calibration draw has p ≥ ½
+    acceptance: float  # mean acceptance probability over the calibration draw (> 0: the max is accepted)
+
+    def accept_probability(self, logits: np.ndarray) -> np.ndarray:
+        """p(x) = σ(F(x)), F = D̃ − D̃*_M − log(1 − exp(D̃ − D̃*_M − ε)) − γ."""
+        return _sigmoid(_f_hat(logits, self.max_logit) - self.gamma)
+
+
+_calibrations: dict[tuple[str, int, str], Calibration] = {}
+_calibration_lock = threading.Lock()
+
+
+def calibration(model: Model, run: Run = direct, percentile: float = 95.0) -> Calibration:
+    """The model's rejection calibration: from its card if it has one, else from a fixed draw, once.
+
+    The draw is the model's own generated samples under a fixed seed and stream that no request
+    uses, so the constants are the same in every process and never depend on request traffic
+    (Azadi et al. update D̃*_M as they go; fixing it keeps the same request the same bytes).
+    """
+    key = (model.name, model.version, str(model.path))
+    with _calibration_lock:
+        if key in _calibrations:
+            return _calibrations[key]
+        if model.discriminator is None:
+            raise SamplingError(f"mode: model {model.name!r} has no discriminator; use mode 'plain'")
+        card = model.card.get("rejection") or {}
+        dim, dist = model.latent_dim, model.card["latent"]["distribution"]
+        labels = None if model.labels is None else np.arange(CALIBRATION_N, dtype=np.int64) % len(model.labels)
+        z = latents(CALIBRATION_SEED, 0, CALIBRATION_N, dim, dist, stream=ACCEPT_STREAM - 1)
+        logits = score(model, generate(model, z, labels, run), labels, run).astype(np.float64)
+        max_logit = float(card.get("max_logit", logits.max()))
+        gamma = float(card.get("gamma", np.percentile(_f_hat(logits, max_logit), percentile)))
+        acceptance = max(float(_sigmoid(_f_hat(logits, max_logit) - gamma).mean()), 1e-9)
+        _calibrations[key] = Calibration(max_logit, gamma, acceptance)
+        return _calibrations[key]
+
+
+def _f_hat(logits: np.ndarray, max_logit: float, eps: float = 1e-6) -> np.ndarray:
+    d = np.minimum(logits.astype(np.float64), max_logit) - max_logit  # ≤ 0: above the max counts as the max
+    return d - np.log1p(-np.exp(d - eps))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None,
+              run: Run = direct) -> Samples:
+    """Discriminator rejection sampling: each label's candidates in index order, accepted with p(x).
+
+    Candidate k of a label's pool has its latent and its acceptance uniform from (seed, stream, k);
+    the first accepted candidates fill that label's slots, so rounds of any size give the same
+    answer. The budget is n × oversample candidates in all; SamplingError when it runs out.
+    """
+    cal = calibration(model, run)
+    dim, dist = model.latent_dim, model.card["latent"]["distribution"]
+    budget = n * oversample
+    # 1. refuse at once what the calibrated acceptance rate says the budget cannot meet.
+    if n / cal.acceptance > budget:
+        raise SamplingError(
+            f"oversample: rejection needs about {math.ceil(n / cal.acceptance)} candidates for "
+            f"n={n} at this model's acceptance rate {cal.acceptance:.3f}, more than n × oversample = {budget}; "
+            f"raise oversample or lower n")
+    pools = [(0, np.arange(n))] if labels is None else [(int(l), np.flatnonzero(labels == l)) for l in np.unique(labels)]
+    slot_values, slot_scores, drawn, accepted = [None] * n, np.empty(n, np.float32), 0, 0
+    for label, slots in pools:  # labels in order, sharing the request's budget
+        stream = 0 if labels is None else 1 + label
+        need, done, kept = len(slots), 0, []
+        while len(kept) < need and drawn + done < budget:
+            # 2. a round sized by the acceptance rate, 3. generate, score, accept in index order.
+            size = min(budget - drawn - done, max(32, math.ceil(1.25 * (need - len(kept)) / cal.acceptance)))
+            cand_labels = None if labels is None else np.full(size, label, np.int64)
+            values = generate(model, latents(seed, done, size, dim, dist, stream), cand_labels, run)
+            logits = score(model, values, cand_labels, run)
+            u = _uniforms(seed, ACCEPT_STREAM + stream, done, size, 1)[:, 0]
+            ok = np.flatnonzero(u < cal.accept_probability(logits))
+            accepted += len(ok)
+            kept.extend((values[i], logits[i]) for i in ok[:need - len(kept)])
+            done += size
+        drawn += done
+        if len(kept) < need:
+            what = "" if labels is None else f" of label {model.labels[label]!r}"
+            raise SamplingError(
+                f"oversample: rejection accepted {len(kept)} of {need} samples{what} before the request's budget "
+                f"of {budget} candidates (n × oversample) ran out; raise oversample or lower n")
+        for slot, (value, logit) in zip(slots, kept):
+            slot_values[slot], slot_scores[slot] = value, logit
+    out = _samples(model, seed, "rejection", np.stack(slot_values), labels, slot_scores, drawn)
+    out.acceptance = accepted / drawn
+    return out
 
 
 def _best_per_label(scores: np.ndarray, labels: np.ndarray | None, oversample: int, n: int) -> np.ndarray:

@@ -12,15 +12,19 @@ Label = StrictInt | str
 class SampleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n)")] = 16
+    n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n); "
+                                  "with labels as {label: count} and no n, the sum of the counts")] = 16
     seed: Seed | None = None
-    mode: Literal["plain", "nice"] = "plain"
-    oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode")] = 20
+    mode: Literal["plain", "nice", "rejection"] = Field(
+        "plain", description="plain; nice: the best n of oversample·n candidates by discriminator score; "
+                             "rejection: discriminator rejection sampling (Azadi et al. 2019)")
+    oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode; the "
+                                           "candidate budget per sample in rejection mode")] = 20
     labels: list[Label] | dict[str, StrictInt] | None = Field(
         None, description="one label per sample, or {label: count}; conditional models only")
     format: Literal["json", "png", "npy", "npz", "zip"] = "json"
     grid: tuple[Annotated[StrictInt, Field(ge=1)], Annotated[StrictInt, Field(ge=1)]] | None = Field(
-        None, description="[rows, cols] of a png grid; default ⌈n/⌊√n⌋⌉ × ⌊√n⌋")
+        None, description="[rows, cols] of a png grid of images; default ⌈n/⌊√n⌋⌉ × ⌊√n⌋")
     version: Annotated[StrictInt, Field(ge=1)] | None = None
 
 

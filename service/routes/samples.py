@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request, Response
 
-from service import encoding, sampling
+from service import encoding, errors, metrics, sampling
+from service.batching import Batcher
 from service.deps import RepositoryDep, SettingsDep
 from service.errors import LimitError
 from service.schemas import SampleRequest
@@ -17,50 +19,126 @@ router = APIRouter(prefix="/v1/models", tags=["samples"])
 
 
 def check_limits(request: SampleRequest, settings: Settings) -> None:
+    """Every configured limit, before any work; the message names the field and the limit."""
     if request.n > settings.max_n:
-        raise LimitError(f"n: at most {settings.max_n} samples per request, got {request.n}")
-    if request.mode == "nice":
+        raise LimitError(f"n: at most {settings.max_n} samples per request (max_n), got {request.n}")
+    if isinstance(request.labels, list) and len(request.labels) > settings.max_n:
+        raise LimitError(f"labels: at most {settings.max_n} labels (max_n), got {len(request.labels)}")
+    if isinstance(request.labels, dict):
+        if any(count < 0 for count in request.labels.values()):
+            raise LimitError("labels: counts must be non-negative")
+        if sum(request.labels.values()) > settings.max_n:
+            raise LimitError(f"labels: the counts add up to at most {settings.max_n} (max_n), "
+                             f"got {sum(request.labels.values())}")
+    if request.mode != "plain":
         if request.oversample > settings.max_oversample:
-            raise LimitError(f"oversample: at most {settings.max_oversample}, got {request.oversample}")
+            raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
         if request.n * request.oversample > settings.max_candidates:
-            raise LimitError(f"n × oversample: at most {settings.max_candidates} candidates, "
-                             f"got {request.n * request.oversample}")
-    if request.grid is not None and request.grid[0] * request.grid[1] > settings.max_n:
-        raise LimitError(f"grid: at most {settings.max_n} cells, got {request.grid[0] * request.grid[1]}")
+            raise LimitError(f"oversample: n × oversample is at most {settings.max_candidates} candidates "
+                             f"(max_candidates), got {request.n * request.oversample}")
+    if request.grid is not None:
+        rows, cols = request.grid
+        if request.format != "png":
+            raise LimitError(f"grid: only for format 'png', not {request.format!r}")
+        if rows * cols > settings.max_grid:
+            raise LimitError(f"grid: at most {settings.max_grid} cells (max_grid), got {rows * cols}")
+        if rows * cols < request.n:
+            raise LimitError(f"grid: {rows}×{cols} holds {rows * cols} images, fewer than n={request.n}")
 
 
-async def respond(name: str, request: SampleRequest, repository, settings: Settings) -> Response:
-    check_limits(request, settings)
-    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-    request = request.model_copy(update={"seed": seed})
-    model = repository.get(name, request.version)
-    labels = sampling.resolve_labels(model, request.labels, request.n)
-    result = await run_in_threadpool(sampling.sample, model, request.n, seed, request.mode,
-                                     request.oversample, labels)
-    body = await run_in_threadpool(encoding.encode, result, request.format, request.grid)
-    headers = {"X-Model": model.name, "X-Model-Version": str(model.version), "X-Seed": str(seed)}
+def with_label_counts(request: SampleRequest) -> SampleRequest:
+    """{label: count} without an n means n is the sum of the counts."""
+    if isinstance(request.labels, dict) and "n" not in request.model_fields_set:
+        if sum(request.labels.values()) < 1:
+            raise LimitError("labels: the counts add up to less than 1; ask for at least one sample")
+        return request.model_copy(update={"n": sum(request.labels.values())})
+    return request
+
+
+async def respond(name: str, request: SampleRequest, repository, settings: Settings, batcher: Batcher) -> Response:
+    started, model_label, status = time.perf_counter(), "(unknown)", 500
+    try:
+        request = with_label_counts(request)
+        check_limits(request, settings)
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+        model = repository.get(name, request.version)
+        model_label = model.name
+        labels = sampling.resolve_labels(model, request.labels, request.n)
+        if request.grid is not None and model.card["kind"] != "image":
+            raise LimitError(f"grid: only for image models; {model.name!r} makes {model.card['kind']}")
+
+        def work() -> tuple[sampling.Samples, bytes]:
+            with batcher.sampling(model.name):
+                result = sampling.sample(model, request.n, seed, request.mode, request.oversample, labels,
+                                         run=batcher.run)
+            return result, encoding.encode(result, request.format, request.grid)
+
+        with batcher.admit(model.name):  # a full queue refuses here, before any work
+            result, body = await anyio.to_thread.run_sync(work, limiter=batcher.limiter)
+        status = 200
+    except Exception as exc:
+        status = errors.status_of(exc)
+        metrics.ERRORS.labels(model_label, request.mode, str(status)).inc()
+        raise
+    finally:
+        metrics.REQUESTS.labels(model_label, request.mode, request.format, str(status)).inc()
+        metrics.LATENCY.labels(model_label, request.mode).observe(time.perf_counter() - started)
+    metrics.SAMPLES.labels(model.name, request.mode).inc(request.n)
+    if request.mode != "plain":
+        metrics.CANDIDATES.labels(model.name, request.mode).inc(result.candidates)
+    headers = {"X-Model": model.name, "X-Model-Version": str(model.version), "X-Seed": str(seed),
+               "X-Candidates": str(result.candidates)}
+    if result.acceptance is not None:
+        metrics.ACCEPTANCE.labels(model.name).observe(result.acceptance)
+        headers["X-Acceptance-Rate"] = f"{result.acceptance:.6f}"
     return Response(body, media_type=encoding.MEDIA_TYPES[request.format], headers=headers)
 
 
-@router.post("/{name}/samples")
-async def post_samples(name: str, request: SampleRequest, repository: RepositoryDep,
+def batcher_of(request: Request) -> Batcher:
+    return request.app.state.batcher
+
+
+@router.post("/{name}/samples", response_class=Response, responses={200: {"content": {
+    "application/json": {}, "image/png": {}, "application/zip": {}, "application/octet-stream": {}}}})
+async def post_samples(name: str, body: SampleRequest, request: Request, repository: RepositoryDep,
                        settings: SettingsDep) -> Response:
     """Samples as JSON, a PNG grid or plot, a zip of PNGs, or .npy/.npz arrays."""
-    return await respond(name, request, repository, settings)
+    return await respond(name, body, repository, settings, batcher_of(request))
 
 
-@router.get("/{name}/samples.png", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}})
+@router.get("/{name}/samples.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
 async def get_samples_png(
-    name: str, repository: RepositoryDep, settings: SettingsDep,
-    n: Annotated[int, Query(ge=1)] = 16,
+    name: str, request: Request, repository: RepositoryDep, settings: SettingsDep,
+    n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    mode: Literal["plain", "nice"] = "plain",
+    mode: Literal["plain", "nice", "rejection"] = "plain",
     oversample: Annotated[int, Query(ge=1)] = 20,
-    labels: Annotated[str | None, Query(description="comma-separated, one per sample")] = None,
+    labels: Annotated[str | None, Query(description="comma-separated, one per sample (3,3,7), "
+                                        "or label:count pairs (0:4,1:4)")] = None,
+    grid: Annotated[str | None, Query(pattern=r"^\d{1,6}x\d{1,6}$", description="ROWSxCOLS")] = None,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """A PNG grid (or plot) a browser or an <img> can show."""
-    request = SampleRequest(n=n, seed=seed, mode=mode, oversample=oversample, format="png", version=version,
-                            labels=labels.split(",") if labels else None)
-    return await respond(name, request, repository, settings)
+    fields = {"seed": seed, "mode": mode, "oversample": oversample, "format": "png", "version": version,
+              "labels": parse_labels(labels)}
+    if n is not None:
+        fields["n"] = n
+    if grid is not None:
+        fields["grid"] = tuple(int(x) for x in grid.split("x"))
+    return await respond(name, SampleRequest(**fields), repository, settings, batcher_of(request))
+
+
+def parse_labels(text: str | None) -> list[str] | dict[str, int] | None:
+    """'3,3,7' -> ['3', '3', '7']; '0:4,1:4' -> {'0': 4, '1': 4}."""
+    if not text:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(":" in p for p in parts):
+        return parts
+    counts = {}
+    for part in parts:
+        label, _, count = part.rpartition(":")
+        if not count.isdigit() or len(count) > 6:
+            raise LimitError(f"labels: {part!r} is not label:count with a count of at most 6 digits")
+        counts[label] = counts.get(label, 0) + int(count)
+    return counts

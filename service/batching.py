@@ -1,0 +1,174 @@
+"""Dynamic batching: concurrent requests for one session merged into one onnxruntime call.
+
+Each onnxruntime session gets a lane: a queue and one thread that takes what is queued (up to
+`max_rows` rows), runs it as one batch and hands each request its own rows back, in order. A lane
+waits up to `max_wait` for more rows only while requests admitted to the same model are known to
+be on their way (sampling, not yet queued), so a lone request never pays the wait. Rows of one request never depend on the
+rows beside them (latents come from (seed, index), and the kernels are row-independent: a test
+checks that the bytes do not change with concurrency).
+
+Admission is bounded per model: past `max_queue` requests in flight, `admit` raises Overloaded
+(503 with Retry-After) instead of letting latency grow without bound.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import anyio
+import numpy as np
+
+from service import metrics
+
+log = logging.getLogger(__name__)
+
+
+class Overloaded(RuntimeError):
+    """Too many requests queued for a model; retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Item:
+    feed: dict[str, np.ndarray]
+    rows: int
+    future: Future
+    queued: float = field(default_factory=time.perf_counter)
+
+
+class _Lane:
+    """One session's queue and the thread that runs its batches."""
+
+    def __init__(self, session, model: str, network: str, batcher: "Batcher"):
+        self.session, self.model, self.network, self.batcher = session, model, network, batcher
+        self.queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name=f"batch-{model}-{network}", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        carry: _Item | None = None
+        while True:
+            first = carry or self.queue.get()
+            carry = None
+            if first is None:  # stop
+                return
+            batch, rows = [first], first.rows
+            deadline = time.perf_counter() + self.batcher.max_wait
+            while rows < self.batcher.max_rows:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0 or self.batcher.sampling_now(self.model) <= len(batch):
+                        break
+                    try:
+                        item = self.queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
+                if item is None:
+                    self.queue.put(None)
+                    break
+                if rows + item.rows > self.batcher.max_rows:
+                    carry = item  # the next batch starts with it
+                    break
+                batch.append(item)
+                rows += item.rows
+            self._run(batch, rows)
+
+    def _run(self, batch: list[_Item], rows: int) -> None:
+        start = time.perf_counter()
+        for item in batch:
+            metrics.QUEUE_WAIT.labels(self.model).observe(start - item.queued)
+        metrics.BATCH_ROWS.labels(self.model, self.network).observe(rows)
+        try:
+            if len(batch) == 1:
+                feed = batch[0].feed
+            else:
+                feed = {name: np.concatenate([item.feed[name] for item in batch]) for name in batch[0].feed}
+            out = self.session.run(None, feed)[0]
+        except Exception as exc:  # every request of the batch learns of it
+            for item in batch:
+                item.future.set_exception(exc)
+            return
+        offset = 0
+        for item in batch:
+            item.future.set_result(out[offset:offset + item.rows])
+            offset += item.rows
+
+    def stop(self) -> None:
+        self.queue.put(None)
+
+
+class Batcher:
+    """Lanes per session, and a bound on the requests in flight per model."""
+
+    def __init__(self, max_rows: int = 256, max_wait: float = 0.002, max_queue: int = 64):
+        self.max_rows, self.max_wait, self.max_queue = max_rows, max_wait, max_queue
+        self._lanes: dict[int, _Lane] = {}
+        self.limiter = anyio.CapacityLimiter(max_queue)  # threads for sampling requests, apart from other routes
+        self._in_flight: dict[str, int] = {}  # admitted, not yet answered
+        self._sampling: dict[str, int] = {}  # admitted, inside sampling
+        self._lock = threading.Lock()
+
+    def run(self, session, feed: dict[str, np.ndarray], model: str = "", network: str = "") -> np.ndarray:
+        """session.run(None, feed)[0], merged with whatever else is queued for the same session; blocks."""
+        rows = len(next(iter(feed.values())))
+        if rows >= self.max_rows:  # a full batch on its own: nothing to merge it with
+            metrics.BATCH_ROWS.labels(model, network).observe(rows)
+            return session.run(None, feed)[0]
+        future: Future = Future()
+        self._lane(session, model, network).queue.put(_Item(feed, rows, future))
+        return future.result()
+
+    def _lane(self, session, model: str, network: str) -> _Lane:
+        lane = self._lanes.get(id(session))
+        if lane is None or lane.session is not session:
+            with self._lock:
+                lane = self._lanes.get(id(session))
+                if lane is None or lane.session is not session:
+                    lane = self._lanes[id(session)] = _Lane(session, model, network, self)
+        return lane
+
+    @contextlib.contextmanager
+    def admit(self, model: str):
+        """Count a request in flight for a model, or raise Overloaded when the queue is full."""
+        with self._lock:
+            count = self._in_flight.get(model, 0)
+            if count >= self.max_queue:
+                metrics.REJECTED.labels(model).inc()
+                raise Overloaded(f"model {model!r} has {count} requests queued, the limit (queue_requests); "
+                                 "retry shortly")
+            self._in_flight[model] = count + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[model] -= 1
+
+    @contextlib.contextmanager
+    def sampling(self, model: str):
+        """Mark a request as sampling: a lane waits briefly for the rows of such requests."""
+        with self._lock:
+            self._sampling[model] = self._sampling.get(model, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sampling[model] -= 1
+
+    def sampling_now(self, model: str) -> int:
+        return self._sampling.get(model, 0)
+
+    def close(self) -> None:
+        with self._lock:
+            for lane in self._lanes.values():
+                lane.stop()
+            self._lanes.clear()

@@ -1,0 +1,33 @@
+"""Prometheus metrics of the sampling path, served at /metrics."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+router = APIRouter(tags=["health"])
+
+_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+REQUESTS = Counter("ganserve_sample_requests_total", "Sampling requests answered, by status",
+                   ["model", "mode", "format", "status"])
+ERRORS = Counter("ganserve_sample_errors_total", "Sampling requests that failed, by status",
+                 ["model", "mode", "status"])
+LATENCY = Histogram("ganserve_sample_latency_seconds", "Sampling request latency, sampling and encoding",
+                    ["model", "mode"], buckets=_LATENCY)
+SAMPLES = Counter("ganserve_samples_total", "Samples returned", ["model", "mode"])
+CANDIDATES = Counter("ganserve_candidates_scored_total", "Candidates scored by the discriminator",
+                     ["model", "mode"])
+ACCEPTANCE = Histogram("ganserve_rejection_acceptance_rate", "Acceptance rate of rejection sampling requests",
+                       ["model"], buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0))
+BATCH_ROWS = Histogram("ganserve_batch_rows", "Rows per onnxruntime call", ["model", "network"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048))
+QUEUE_WAIT = Histogram("ganserve_batch_queue_wait_seconds", "Time a request's rows waited for their batch",
+                       ["model"], buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1))
+REJECTED = Counter("ganserve_overloaded_total", "Requests refused with 503 because the model's queue was full",
+                   ["model"])
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+def prometheus() -> Response:
+    """Prometheus text exposition of the sampling metrics (and the process's own)."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
