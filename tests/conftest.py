@@ -109,3 +109,18 @@ def server(service_env):
 def api(server):
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def worker(service_env, server):
+    """A real Celery worker process on the session's Redis, repository and data folder."""
+    log = open(Path(service_env["GANSERVE_DATA"]) / "worker.log", "a")
+    process = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], cwd=ROOT,
+                               env={**os.environ, **service_env}, stdout=log, stderr=subprocess.STDOUT)
+    yield process
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

@@ -1,27 +1,11 @@
 """Training jobs end to end: the API, a real Redis, a real Celery worker process, the repository."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import ROOT
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def worker(service_env, server):
-    log = open(os.path.join(service_env["GANSERVE_DATA"], "worker.log"), "a")
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], cwd=ROOT,
-                               env={**os.environ, **service_env}, stdout=log, stderr=subprocess.STDOUT)
-    yield process
-    process.terminate()
-    process.wait(20)
-    log.close()
 
 
 def wait_state(api, job_id: str, states: tuple[str, ...], timeout: float = 120) -> dict:
