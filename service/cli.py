@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--version", type=int)
     evaluate.add_argument("--n", type=int, default=1000)
 
+    pictures = commands.add_parser("pictures", help="render the README pictures from the shipped models")
+    pictures.add_argument("--repository", type=Path, action="append",
+                          help="model repository folder (repeatable; default: models)")
+    pictures.add_argument("--out", type=Path, default=Path("docs/images"))
+    pictures.add_argument("--seed", type=int, default=7)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return COMMANDS[args.command](args) or 0
@@ -104,7 +110,15 @@ def _evaluate(args) -> int:
     print(json.dumps({"model": model.name, "version": model.version, **evaluate(model, n=args.n)}, indent=2))
 
 
-COMMANDS = {"serve": _serve, "worker": _worker, "up": _up, "train": _train, "evaluate": _evaluate}
+def _pictures(args) -> int:
+    from training.pictures import write_all
+
+    for path in write_all(args.repository or [Path("models")], args.out, args.seed):
+        print(path)
+
+
+COMMANDS = {"serve": _serve, "worker": _worker, "up": _up, "train": _train, "evaluate": _evaluate,
+            "pictures": _pictures}
 
 if __name__ == "__main__":
     sys.exit(main())

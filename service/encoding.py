@@ -53,7 +53,10 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def plot(samples: Samples, size: int = 480) -> np.ndarray:
+PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+
+
+def plot(samples: Samples, size: int = 480, title: str | None = None) -> np.ndarray:
     """Points or curves drawn as an RGB picture with the real curve (or bounds) in grey."""
     image = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(image)
@@ -74,13 +77,21 @@ def plot(samples: Samples, size: int = 480) -> np.ndarray:
 
     for tx, ty in truth:
         draw.line(to_px(tx, ty), fill=(160, 160, 160), width=3)
+    if samples.kind == "curves" and samples.labels is not None:  # conditional: the a = 1.5 boundary
+        draw.line(to_px(grid_x, 1.5 * grid_x**2 + 0.5), fill=(200, 200, 200), width=1)
     if samples.kind == "points":
         for x, y in to_px(xs, ys):
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(31, 119, 180))
     else:
         grid_x = np.linspace(-1, 1, samples.values.shape[1])
-        for curve in samples.values[:64]:
-            draw.line(to_px(grid_x, curve), fill=(31, 119, 180), width=1)
+        labels = samples.labels if samples.labels is not None else np.zeros(len(samples.values), np.int64)
+        for curve, label in zip(samples.values[:64], labels[:64]):
+            draw.line(to_px(grid_x, curve), fill=PALETTE[int(label) % len(PALETTE)], width=1)
+    if title:
+        draw.text((8, 6), title, fill=(0, 0, 0))
+    if samples.labels is not None and samples.label_names:  # a legend: label name in its colour
+        for i, name in enumerate(samples.label_names[:len(PALETTE)]):
+            draw.text((8, 22 + 14 * i), name, fill=PALETTE[i])
     return np.asarray(image)
 
 

@@ -1,0 +1,74 @@
+"""`ganserve pictures`: the README's pictures, rendered from the shipped models as the service serves them.
+
+Image models: one PNG with the plain samples beside the nice ones (a conditional model gets one row
+per label). Points and curves: the plain and nice plots side by side, the real curve or bounds in grey.
+numpy, onnxruntime and pillow only.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from service import encoding, sampling
+from service.repository import Repository
+
+log = logging.getLogger(__name__)
+SEED = 7
+GAP = 12  # pixels between the plain and the nice panel
+CAPTION = 18
+
+
+def render(model, seed: int = SEED, scale: int = 2) -> np.ndarray:
+    """One RGB picture of a model: plain on the left, nice on the right, captioned."""
+    if model.card["kind"] == "image":
+        if model.labels:
+            per = len(model.labels)
+            labels = np.repeat(np.arange(per, dtype=np.int64), per)  # row r: label r
+            shape = (per, per)
+        else:
+            labels, shape = None, (8, 8)
+        n = shape[0] * shape[1]
+        panels = []
+        for mode in ("plain", "nice"):
+            s = sampling.sample(model, n, seed, mode=mode, labels=labels)
+            if labels is not None:  # nice returns each slot's own label, best first; rows stay rows
+                order = np.lexsort((np.arange(n), s.labels))
+                s.values = s.values[order]
+            grid = encoding.combine(encoding.to_uint8(s.values), shape)
+            grid = np.kron(grid, np.ones((scale, scale) + (1,) * (grid.ndim - 2), np.uint8))
+            panels.append(grid if grid.ndim == 3 else np.stack([grid] * 3, -1))  # (h, w, 3)
+    else:
+        labels = sampling.resolve_labels(model, None, 64)
+        panels = [encoding.plot(sampling.sample(model, 64, seed, mode=mode, labels=labels)) for mode in ("plain", "nice")]
+    return _side_by_side(panels, ["plain", "nice (best 1 of 20 by D)"], f"{model.name} v{model.version}")
+
+
+def _side_by_side(panels, captions, title) -> np.ndarray:
+    h = max(p.shape[0] for p in panels)
+    w = sum(p.shape[1] for p in panels) + GAP * (len(panels) - 1)
+    canvas = Image.new("RGB", (w, h + CAPTION), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for panel, caption in zip(panels, captions):
+        canvas.paste(Image.fromarray(panel), (x, CAPTION))
+        draw.text((x + 4, 3), f"{title}: {caption}", fill=(0, 0, 0))
+        x += panel.shape[1] + GAP
+    return np.asarray(canvas)
+
+
+def write_all(repositories: list[Path], out: Path, seed: int = SEED) -> list[Path]:
+    """A PNG per served model into `out` (docs/images/<name>.png); returns the paths written."""
+    repository = Repository(repositories)
+    repository.refresh()
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in repository.names():
+        model = repository.get(name)
+        path = out / f"{name}.png"
+        path.write_bytes(encoding.png(render(model, seed)))
+        log.info("wrote %s", path)
+        written.append(path)
+    return written
