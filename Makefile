@@ -14,6 +14,9 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/pip install -e '.[train,embedded-redis,test]'
+	@# The browser tests drive Debian's chromium (Playwright's own browser download is not used).
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium is missing and could not be installed: the browser tests will fail (apt-get install chromium)"
 
 run: install
 	$(BIN)/ganserve up
