@@ -12,6 +12,7 @@ Admission is bounded per model: past `max_queue` requests in flight, `admit` rai
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -19,11 +20,13 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Callable
 
 import anyio
 import numpy as np
 
 from service import metrics
+from service.sampling import Plan
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ class Overloaded(RuntimeError):
 class _Item:
     feed: dict[str, np.ndarray]
     rows: int
-    future: Future
+    settle: Callable[[np.ndarray | None, BaseException | None], None]  # called on the lane's thread
     queued: float = field(default_factory=time.perf_counter)
 
 
@@ -96,15 +99,20 @@ class _Lane:
             out = self.session.run(None, feed)[0]
         except Exception as exc:  # every request of the batch learns of it
             for item in batch:
-                item.future.set_exception(exc)
+                item.settle(None, exc)
             return
         offset = 0
         for item in batch:
-            item.future.set_result(out[offset:offset + item.rows])
+            item.settle(out[offset:offset + item.rows], None)
             offset += item.rows
 
     def stop(self) -> None:
         self.queue.put(None)
+
+
+def _settle(future: asyncio.Future, out, exc) -> None:
+    if not future.done():  # the request may have been cancelled meanwhile
+        future.set_exception(exc) if exc is not None else future.set_result(out)
 
 
 class Batcher:
@@ -125,8 +133,32 @@ class Batcher:
             metrics.BATCH_ROWS.labels(model, network).observe(rows)
             return session.run(None, feed)[0]
         future: Future = Future()
-        self._lane(session, model, network).queue.put(_Item(feed, rows, future))
+
+        def settle(out, exc):
+            future.set_exception(exc) if exc is not None else future.set_result(out)
+
+        self._lane(session, model, network).queue.put(_Item(feed, rows, settle))
         return future.result()
+
+    async def run_async(self, session, feed: dict[str, np.ndarray], model: str = "", network: str = "") -> np.ndarray:
+        """The same, awaited on the event loop: no thread is held while the batch runs."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def settle(out, exc):
+            loop.call_soon_threadsafe(_settle, future, out, exc)
+
+        self._lane(session, model, network).queue.put(_Item(feed, len(next(iter(feed.values()))), settle))
+        return await future
+
+    async def run_plan(self, plan: Plan):
+        """Drive a sampling plan on the event loop, each onnxruntime call batched (see sampling.Plan)."""
+        try:
+            call = next(plan)
+            while True:
+                call = plan.send(await self.run_async(call.session, call.feed, call.model, call.network))
+        except StopIteration as done:
+            return done.value
 
     def _lane(self, session, model: str, network: str) -> _Lane:
         lane = self._lanes.get(id(session))

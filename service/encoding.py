@@ -95,6 +95,11 @@ def plot(samples: Samples, size: int = 480, title: str | None = None) -> np.ndar
     return np.asarray(image)
 
 
+def is_cheap(samples: Samples, fmt: str) -> bool:
+    """Whether encoding is a copy of at most a megabyte (no PNG, no zip): cheaper than a thread hop."""
+    return samples.values.nbytes <= 2**20 and (fmt in ("npy", "npz") or (fmt == "json" and samples.kind != "image"))
+
+
 def encode(samples: Samples, fmt: str, grid: tuple[int, int] | None = None) -> bytes:
     """The bytes of one response body in the requested format."""
     if fmt == "json":

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Generator, Sequence
 
 import numpy as np
 
@@ -101,19 +100,44 @@ def _count(label, count) -> int:
     return count
 
 
-def generate(model: Model, z: np.ndarray, labels: np.ndarray | None, run: Run = direct) -> np.ndarray:
-    """Generator output for latents (and labels), in chunks."""
+@dataclass
+class Call:
+    """One onnxruntime call a plan needs: the session, its inputs, and names for metrics."""
+    session: object
+    feed: dict[str, np.ndarray]
+    model: str
+    network: str  # "generator" | "discriminator"
+
+
+# A plan is a generator that yields a Call for each onnxruntime call it needs, is sent that call's
+# first output, and returns its result. Sampling is written once as plans; run_plan makes the calls
+# one by one, the service's batcher merges them with other requests' calls.
+Plan = Generator[Call, np.ndarray, object]
+
+
+def run_plan(plan: Plan, run: Run = direct):
+    """Drive a plan to its result, making each call with run (blocking)."""
+    try:
+        call = next(plan)
+        while True:
+            call = plan.send(run(call.session, call.feed, call.model, call.network))
+    except StopIteration as done:
+        return done.value
+
+
+def generating(model: Model, z: np.ndarray, labels: np.ndarray | None) -> Plan:
+    """Plan: generator output for latents (and labels), in chunks."""
     outs = []
     for i in range(0, len(z), CHUNK):
         feed = {"z": z[i:i + CHUNK]}
         if labels is not None:
             feed["label"] = labels[i:i + CHUNK]
-        outs.append(run(model.generator, feed, model.name, "generator"))
+        outs.append((yield Call(model.generator, feed, model.name, "generator")))
     return np.concatenate(outs) if outs else np.zeros((0, *model.card["sample_shape"]), np.float32)
 
 
-def score(model: Model, samples: np.ndarray, labels: np.ndarray | None, run: Run = direct) -> np.ndarray:
-    """Discriminator logits (n,) for samples (and labels), in chunks."""
+def scoring(model: Model, samples: np.ndarray, labels: np.ndarray | None) -> Plan:
+    """Plan: discriminator logits (n,) for samples (and labels), in chunks."""
     if model.discriminator is None:
         raise SamplingError(f"mode: model {model.name!r} has no discriminator; use mode 'plain'")
     outs = []
@@ -121,71 +145,98 @@ def score(model: Model, samples: np.ndarray, labels: np.ndarray | None, run: Run
         feed = {"sample": samples[i:i + CHUNK]}
         if labels is not None:
             feed["label"] = labels[i:i + CHUNK]
-        outs.append(run(model.discriminator, feed, model.name, "discriminator").reshape(-1))
+        outs.append((yield Call(model.discriminator, feed, model.name, "discriminator")).reshape(-1))
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+
+
+def generate(model: Model, z: np.ndarray, labels: np.ndarray | None, run: Run = direct) -> np.ndarray:
+    """Generator output for latents (and labels)."""
+    return run_plan(generating(model, z, labels), run)
+
+
+def score(model: Model, samples: np.ndarray, labels: np.ndarray | None, run: Run = direct) -> np.ndarray:
+    """Discriminator logits (n,) for samples (and labels)."""
+    return run_plan(scoring(model, samples, labels), run)
 
 
 def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
            labels: np.ndarray | None = None, run: Run = direct) -> Samples:
     """n samples of a model: plain, nice (best n of oversample·n by discriminator score) or rejection."""
+    return run_plan(plan(model, n, seed, mode, oversample, labels), run)
+
+
+def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
+         labels: np.ndarray | None = None) -> Plan:
+    """Plan of sample(): the same steps, each onnxruntime call yielded."""
     dim, dist = model.latent_dim, model.card["latent"]["distribution"]
     if mode == "plain":
         # 1. one latent per index, 2. the generator.
-        values = generate(model, latents(seed, 0, n, dim, dist), labels, run)
+        values = yield from generating(model, latents(seed, 0, n, dim, dist), labels)
         return _samples(model, seed, mode, values, labels, None, n)
     if mode == "nice":
         # 1. oversample candidates per requested sample, each slot's candidates carrying its label.
         m = n * oversample
         cand_labels = np.repeat(labels, oversample) if labels is not None else None
-        candidates = generate(model, latents(seed, 0, m, dim, dist), cand_labels, run)
+        candidates = yield from generating(model, latents(seed, 0, m, dim, dist), cand_labels)
         # 2. score them all, 3. keep the best of each label's own candidates, best first.
-        scores = score(model, candidates, cand_labels, run)
+        scores = yield from scoring(model, candidates, cand_labels)
         keep = _best_per_label(scores, labels, oversample, n)
         return _samples(model, seed, mode, candidates[keep], labels, scores[keep], m)
     if mode == "rejection":
-        return rejection(model, n, seed, oversample, labels, run)
+        return (yield from rejection(model, n, seed, oversample, labels))
     raise SamplingError(f"mode: unknown mode {mode!r}; known: {', '.join(MODES)}")
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Discriminator rejection sampling's constants (Azadi et al. 2019) and the acceptance they give."""
-    max_logit: float  # D̃*_M: the highest logit of the calibration draw
-    gamma: float  # shifts F so that a fixed share of the calibration draw has p ≥ ½
-    acceptance: float  # mean acceptance probability over the calibration draw (> 0: the max is accepted)
+    """Discriminator rejection sampling's constants (Azadi et al. 2019), one per label (or one)."""
+    max_logit: np.ndarray  # D̃*_M: the highest logit of the calibration draw, per label
+    gamma: np.ndarray  # shifts F so that 5 % of the calibration draw has p ≥ ½, per label
+    acceptance: np.ndarray  # mean acceptance probability over the calibration draw, per label
 
-    def accept_probability(self, logits: np.ndarray) -> np.ndarray:
+    def accept_probability(self, logits: np.ndarray, label: int = 0) -> np.ndarray:
         """p(x) = σ(F(x)), F = D̃ − D̃*_M − log(1 − exp(D̃ − D̃*_M − ε)) − γ."""
-        return _sigmoid(_f_hat(logits, self.max_logit) - self.gamma)
+        return _sigmoid(_f_hat(logits, self.max_logit[label]) - self.gamma[label])
 
 
+# (name, version, folder) -> Calibration. No lock: two requests that race compute the same numbers.
 _calibrations: dict[tuple[str, int, str], Calibration] = {}
-_calibration_lock = threading.Lock()
 
 
-def calibration(model: Model, run: Run = direct, percentile: float = 95.0) -> Calibration:
-    """The model's rejection calibration: from its card if it has one, else from a fixed draw, once.
+def calibration(model: Model, run: Run = direct) -> Calibration:
+    """The model's rejection calibration: from its card if it has one, else from a fixed draw, once."""
+    return run_plan(calibrating(model), run)
 
-    The draw is the model's own generated samples under a fixed seed and stream that no request
+
+def calibrating(model: Model, percentile: float = 95.0) -> Plan:
+    """Plan of calibration().
+
+    The draw is the model's own generated samples under a fixed seed and a stream no request
     uses, so the constants are the same in every process and never depend on request traffic
     (Azadi et al. update D̃*_M as they go; fixing it keeps the same request the same bytes).
+    A conditional model is calibrated per label, as its logits differ by label. A card may carry
+    its own {"rejection": {"max_logit": [...], "gamma": [...]}}.
     """
     key = (model.name, model.version, str(model.path))
-    with _calibration_lock:
-        if key in _calibrations:
-            return _calibrations[key]
-        if model.discriminator is None:
-            raise SamplingError(f"mode: model {model.name!r} has no discriminator; use mode 'plain'")
-        card = model.card.get("rejection") or {}
-        dim, dist = model.latent_dim, model.card["latent"]["distribution"]
-        labels = None if model.labels is None else np.arange(CALIBRATION_N, dtype=np.int64) % len(model.labels)
-        z = latents(CALIBRATION_SEED, 0, CALIBRATION_N, dim, dist, stream=ACCEPT_STREAM - 1)
-        logits = score(model, generate(model, z, labels, run), labels, run).astype(np.float64)
-        max_logit = float(card.get("max_logit", logits.max()))
-        gamma = float(card.get("gamma", np.percentile(_f_hat(logits, max_logit), percentile)))
-        acceptance = max(float(_sigmoid(_f_hat(logits, max_logit) - gamma).mean()), 1e-9)
-        _calibrations[key] = Calibration(max_logit, gamma, acceptance)
+    if key in _calibrations:
         return _calibrations[key]
+    if model.discriminator is None:
+        raise SamplingError(f"mode: model {model.name!r} has no discriminator; use mode 'plain'")
+    k = 1 if model.labels is None else len(model.labels)
+    labels = None if model.labels is None else np.arange(CALIBRATION_N, dtype=np.int64) % k
+    z = latents(CALIBRATION_SEED, 0, CALIBRATION_N, model.latent_dim, model.card["latent"]["distribution"],
+                stream=ACCEPT_STREAM - 1)
+    values = yield from generating(model, z, labels)
+    logits = (yield from scoring(model, values, labels)).astype(np.float64)
+    per_label = [logits] if labels is None else [logits[labels == i] for i in range(k)]
+    card = model.card.get("rejection") or {}
+    max_logit = np.asarray(card.get("max_logit", [x.max() for x in per_label]), np.float64)
+    gamma = np.asarray(card.get("gamma", [np.percentile(_f_hat(x, m), percentile)
+                                          for x, m in zip(per_label, max_logit)]), np.float64)
+    acceptance = np.asarray([max(_sigmoid(_f_hat(x, m) - g).mean(), 1e-9)
+                             for x, m, g in zip(per_label, max_logit, gamma)])
+    _calibrations[key] = Calibration(max_logit, gamma, acceptance)
+    return _calibrations[key]
 
 
 def _f_hat(logits: np.ndarray, max_logit: float, eps: float = 1e-6) -> np.ndarray:
@@ -197,36 +248,35 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * x))
 
 
-def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None,
-              run: Run = direct) -> Samples:
-    """Discriminator rejection sampling: each label's candidates in index order, accepted with p(x).
+def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None) -> Plan:
+    """Plan: discriminator rejection sampling, each label's candidates in index order, accepted with p(x).
 
     Candidate k of a label's pool has its latent and its acceptance uniform from (seed, stream, k);
     the first accepted candidates fill that label's slots, so rounds of any size give the same
     answer. The budget is n × oversample candidates in all; SamplingError when it runs out.
     """
-    cal = calibration(model, run)
+    cal = yield from calibrating(model)
     dim, dist = model.latent_dim, model.card["latent"]["distribution"]
     budget = n * oversample
-    # 1. refuse at once what the calibrated acceptance rate says the budget cannot meet.
-    if n / cal.acceptance > budget:
-        raise SamplingError(
-            f"oversample: rejection needs about {math.ceil(n / cal.acceptance)} candidates for "
-            f"n={n} at this model's acceptance rate {cal.acceptance:.3f}, more than n × oversample = {budget}; "
-            f"raise oversample or lower n")
     pools = [(0, np.arange(n))] if labels is None else [(int(l), np.flatnonzero(labels == l)) for l in np.unique(labels)]
+    # 1. refuse at once what the calibrated acceptance rates say the budget cannot meet.
+    expected = math.ceil(sum(len(slots) / cal.acceptance[label] for label, slots in pools))
+    if expected > budget:
+        raise SamplingError(
+            f"oversample: rejection needs about {expected} candidates for n={n} at this model's acceptance "
+            f"rate ({n / expected:.3f}), more than n × oversample = {budget}; raise oversample or lower n")
     slot_values, slot_scores, drawn, accepted = [None] * n, np.empty(n, np.float32), 0, 0
     for label, slots in pools:  # labels in order, sharing the request's budget
         stream = 0 if labels is None else 1 + label
         need, done, kept = len(slots), 0, []
         while len(kept) < need and drawn + done < budget:
             # 2. a round sized by the acceptance rate, 3. generate, score, accept in index order.
-            size = min(budget - drawn - done, max(32, math.ceil(1.25 * (need - len(kept)) / cal.acceptance)))
+            size = min(budget - drawn - done, max(32, math.ceil(1.25 * (need - len(kept)) / cal.acceptance[label])))
             cand_labels = None if labels is None else np.full(size, label, np.int64)
-            values = generate(model, latents(seed, done, size, dim, dist, stream), cand_labels, run)
-            logits = score(model, values, cand_labels, run)
+            values = yield from generating(model, latents(seed, done, size, dim, dist, stream), cand_labels)
+            logits = yield from scoring(model, values, cand_labels)
             u = _uniforms(seed, ACCEPT_STREAM + stream, done, size, 1)[:, 0]
-            ok = np.flatnonzero(u < cal.accept_probability(logits))
+            ok = np.flatnonzero(u < cal.accept_probability(logits, label))
             accepted += len(ok)
             kept.extend((values[i], logits[i]) for i in ok[:need - len(kept)])
             done += size

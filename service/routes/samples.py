@@ -67,14 +67,21 @@ async def respond(name: str, request: SampleRequest, repository, settings: Setti
         if request.grid is not None and model.card["kind"] != "image":
             raise LimitError(f"grid: only for image models; {model.name!r} makes {model.card['kind']}")
 
-        def work() -> tuple[sampling.Samples, bytes]:
-            with batcher.sampling(model.name):
-                result = sampling.sample(model, request.n, seed, request.mode, request.oversample, labels,
-                                         run=batcher.run)
-            return result, encoding.encode(result, request.format, request.grid)
-
+        plan = sampling.plan(model, request.n, seed, request.mode, request.oversample, labels)
         with batcher.admit(model.name):  # a full queue refuses here, before any work
-            result, body = await anyio.to_thread.run_sync(work, limiter=batcher.limiter)
+            if candidates(request) <= settings.batch_rows:
+                # Small: the plan runs on the event loop and awaits its batched calls, as a thread hop
+                # would cost more than the numpy work around them; encoding leaves the loop unless cheap.
+                with batcher.sampling(model.name):
+                    result = await batcher.run_plan(plan)
+                if encoding.is_cheap(result, request.format):
+                    body = encoding.encode(result, request.format, request.grid)
+                else:
+                    body = await anyio.to_thread.run_sync(encoding.encode, result, request.format, request.grid,
+                                                          limiter=batcher.limiter)
+            else:
+                result, body = await anyio.to_thread.run_sync(_sample_and_encode, model.name, plan, request,
+                                                              batcher, limiter=batcher.limiter)
         status = 200
     except Exception as exc:
         status = errors.status_of(exc)
@@ -92,6 +99,17 @@ async def respond(name: str, request: SampleRequest, repository, settings: Setti
         metrics.ACCEPTANCE.labels(model.name).observe(result.acceptance)
         headers["X-Acceptance-Rate"] = f"{result.acceptance:.6f}"
     return Response(body, media_type=encoding.MEDIA_TYPES[request.format], headers=headers)
+
+
+def candidates(request: SampleRequest) -> int:
+    return request.n if request.mode == "plain" else request.n * request.oversample
+
+
+def _sample_and_encode(name: str, plan: sampling.Plan, request: SampleRequest, batcher: Batcher):
+    """Large requests: one thread runs the plan (its calls still batched) and the encoder."""
+    with batcher.sampling(name):
+        result = sampling.run_plan(plan, batcher.run)
+    return result, encoding.encode(result, request.format, request.grid)
 
 
 def batcher_of(request: Request) -> Batcher:
