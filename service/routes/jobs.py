@@ -72,16 +72,16 @@ async def job_events(job_id: str, request: Request, store: JobStoreDep) -> Strea
         last_state, last_step, quiet = None, None, 0.0
         while not await request.is_disconnected():
             record = await run_in_threadpool(store.read, job_id)
-            if record["state"] != last_state:
-                last_state = record["state"]
-                yield _event("state", {"id": job_id, "state": last_state, "error": record["error"],
-                                       "result": record["result"]})
             step = record["progress"]["step"]
             if record["latest"] and step != last_step:
                 last_step = step
                 yield _event("progress", {"progress": record["progress"], "latest": record["latest"],
                                           "snapshots": record["snapshots"][-1:]})
                 quiet = 0.0
+            if record["state"] != last_state:  # after progress: a stream's last event is its final state
+                last_state = record["state"]
+                yield _event("state", {"id": job_id, "state": last_state, "error": record["error"],
+                                       "result": record["result"]})
             if last_state in FINAL:
                 return
             await asyncio.sleep(POLL_SECONDS)
