@@ -13,7 +13,7 @@ class SampleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n); "
-                                  "with labels as {label: count} and no n, the sum of the counts")] = 16
+                                  "with labels and no n, the number of labels or the sum of the counts")] = 16
     seed: Seed | None = None
     mode: Literal["plain", "nice", "rejection"] = Field(
         "plain", description="plain; nice: the best n of oversample·n candidates by discriminator score; "

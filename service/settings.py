@@ -19,7 +19,7 @@ class Settings(BaseSettings):
 
     max_n: int = 1024  # samples per request
     max_oversample: int = 50  # candidates per kept sample in `nice`
-    max_candidates: int = 65536  # n × oversample per request: the candidate budget of nice and rejection
+    max_candidates: int = 16384  # n × oversample per request, the budget of nice and rejection (≈ 51 MB of MNIST)
     max_grid: int = 4096  # cells of a png grid (rows × cols)
     max_steps: int = 200_000  # training steps per job
     max_job_seconds: float = 3600.0  # a job running longer is stopped and fails

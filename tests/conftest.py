@@ -124,3 +124,55 @@ def worker(service_env, server):
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+def export_untrained(family: str, repository: Path, model: str | None = None, **params) -> Path:
+    """A tiny model after one training step, exported without evaluation (fast; for serving tests)."""
+    from training.config import TrainConfig
+    from training.export import export
+    from training.trainer import train
+
+    checkpoint = train(TrainConfig(family=family, steps=1, model=model, params=params, progress_every=1))
+    return export(checkpoint, repository, evaluate=False)
+
+
+TINY_SERVED = {  # every kind the sampler serves: points, curves per label, images, images per label
+    "quadratic": {"latent_dim": 2, "g_hidden": 8, "d_hidden": 8},
+    "curves-cgan": {"latent_dim": 8, "hidden": 8},
+    "mnist-dcgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8},
+    "mnist-cgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8},
+}
+
+
+@pytest.fixture(scope="session")
+def serving_repository(tmp_path_factory) -> Path:
+    """A read-only repository of tiny models of every served kind, written by the real exporter."""
+    repository = tmp_path_factory.mktemp("serving-models")
+    for family, params in TINY_SERVED.items():
+        export_untrained(family, repository, **params)
+    return repository
+
+
+def serve(repository: Path, data: Path, **settings) -> Server:
+    """A real server on `repository` (behind a writable folder data/models), with GANSERVE_ settings."""
+    env = {"GANSERVE_REPOSITORY": f"{data / 'models'}:{repository}", "GANSERVE_DATA": str(data),
+           "GANSERVE_RELOAD_SECONDS": "0.2", "GANSERVE_API_KEYS": "",
+           **{f"GANSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
+    srv = Server(env, data / "server.log")
+    srv.writable = data / "models"
+    srv.data = data
+    return srv
+
+
+@pytest.fixture(scope="session")
+def serving_server(serving_repository, tmp_path_factory):
+    """A real server of the tiny serving models; tests must not add models to it."""
+    srv = serve(serving_repository, tmp_path_factory.mktemp("serving-var"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def serving_api(serving_server):
+    with httpx.Client(base_url=serving_server.url, timeout=30) as client:
+        yield client

@@ -20,8 +20,6 @@ router = APIRouter(prefix="/v1/models", tags=["samples"])
 
 def check_limits(request: SampleRequest, settings: Settings) -> None:
     """Every configured limit, before any work; the message names the field and the limit."""
-    if request.n > settings.max_n:
-        raise LimitError(f"n: at most {settings.max_n} samples per request (max_n), got {request.n}")
     if isinstance(request.labels, list) and len(request.labels) > settings.max_n:
         raise LimitError(f"labels: at most {settings.max_n} labels (max_n), got {len(request.labels)}")
     if isinstance(request.labels, dict):
@@ -30,6 +28,8 @@ def check_limits(request: SampleRequest, settings: Settings) -> None:
         if sum(request.labels.values()) > settings.max_n:
             raise LimitError(f"labels: the counts add up to at most {settings.max_n} (max_n), "
                              f"got {sum(request.labels.values())}")
+    if request.n > settings.max_n:
+        raise LimitError(f"n: at most {settings.max_n} samples per request (max_n), got {request.n}")
     if request.mode != "plain":
         if request.oversample > settings.max_oversample:
             raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
@@ -47,12 +47,13 @@ def check_limits(request: SampleRequest, settings: Settings) -> None:
 
 
 def with_label_counts(request: SampleRequest) -> SampleRequest:
-    """{label: count} without an n means n is the sum of the counts."""
-    if isinstance(request.labels, dict) and "n" not in request.model_fields_set:
-        if sum(request.labels.values()) < 1:
-            raise LimitError("labels: the counts add up to less than 1; ask for at least one sample")
-        return request.model_copy(update={"n": sum(request.labels.values())})
-    return request
+    """Labels without an n: n is the number of labels, or the sum of the counts."""
+    if request.labels is None or "n" in request.model_fields_set:
+        return request
+    n = sum(request.labels.values()) if isinstance(request.labels, dict) else len(request.labels)
+    if n < 1:
+        raise LimitError("labels: no samples asked for; give at least one label or a count of at least 1")
+    return request.model_copy(update={"n": n})
 
 
 async def respond(name: str, request: SampleRequest, repository, settings: Settings, batcher: Batcher) -> Response:
