@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from celery import Celery
+from celery.signals import worker_shutting_down
 
 from service import encoding, uploads
 from service.jobs import QUEUE, TASK
@@ -30,6 +31,18 @@ SNAPSHOTS = 20  # sample-grid snapshots per job
 
 class TimeLimitExceeded(RuntimeError):
     """The job ran past its time limit."""
+
+
+class WorkerStopping(RuntimeError):
+    """The worker is shutting down (Ctrl-C, SIGTERM): the running job stops instead of holding it up."""
+
+
+SHUTTING_DOWN = threading.Event()
+
+
+@worker_shutting_down.connect
+def _on_shutdown(**_) -> None:
+    SHUTTING_DOWN.set()
 
 
 def make_app() -> Celery:
@@ -127,6 +140,8 @@ def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings
         if time.monotonic() - clock["check"] >= CANCEL_CHECK_SECONDS:
             clock["check"] = time.monotonic()
             clock["cancel"] = store.read(job_id)["cancel_requested"]
+            if SHUTTING_DOWN.is_set():
+                raise WorkerStopping("the worker was stopped before the job finished; submit it again")
             if time.monotonic() - started > settings.max_job_seconds:
                 raise TimeLimitExceeded(f"the job ran past its time limit of {settings.max_job_seconds:g} s")
         return clock["cancel"]
