@@ -158,6 +158,7 @@ def serve(repository: Path, data: Path, **settings) -> Server:
     env = {"GANSERVE_REPOSITORY": f"{data / 'models'}:{repository}", "GANSERVE_DATA": str(data),
            "GANSERVE_RELOAD_SECONDS": "0.2", "GANSERVE_API_KEYS": "",
            **{f"GANSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
+    data.mkdir(parents=True, exist_ok=True)
     srv = Server(env, data / "server.log")
     srv.writable = data / "models"
     srv.data = data
