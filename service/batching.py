@@ -127,11 +127,12 @@ class Batcher:
         self._lock = threading.Lock()
 
     def run(self, session, feed: dict[str, np.ndarray], model: str = "", network: str = "") -> np.ndarray:
-        """session.run(None, feed)[0], merged with whatever else is queued for the same session; blocks."""
+        """session.run(None, feed)[0], merged with whatever else is queued for the same session; blocks.
+
+        Even a call too big to merge goes through the lane: one call at a time per session keeps
+        onnxruntime from running a dozen batches at once on two cores.
+        """
         rows = len(next(iter(feed.values())))
-        if rows >= self.max_rows:  # a full batch on its own: nothing to merge it with
-            metrics.BATCH_ROWS.labels(model, network).observe(rows)
-            return session.run(None, feed)[0]
         future: Future = Future()
 
         def settle(out, exc):
