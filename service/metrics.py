@@ -1,6 +1,9 @@
 """Prometheus metrics of the sampling path, served at /metrics."""
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
@@ -25,6 +28,33 @@ QUEUE_WAIT = Histogram("ganserve_batch_queue_wait_seconds", "Time a request's ro
                        ["model"], buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1))
 REJECTED = Counter("ganserve_overloaded_total", "Requests refused with 503 because the model's queue was full",
                    ["model"])
+
+
+class Observed:
+    """Counts one sampling request: status, latency, samples, candidates, acceptance (a `with` block)."""
+
+    def __init__(self, mode: str, fmt: str, status_of: Callable[[BaseException], int]):
+        self.mode, self.format, self.status_of = mode, fmt, status_of
+        self.model = None  # set once the model is known: an unknown name must not become a label
+        self.result = None  # the Samples, once sampled
+
+    def __enter__(self) -> "Observed":
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        model = self.model.name if self.model is not None else "(unknown)"
+        status = 200 if exc is None else self.status_of(exc)
+        REQUESTS.labels(model, self.mode, self.format, str(status)).inc()
+        LATENCY.labels(model, self.mode).observe(time.perf_counter() - self.started)
+        if exc is not None:
+            ERRORS.labels(model, self.mode, str(status)).inc()
+        elif self.result is not None:
+            SAMPLES.labels(model, self.mode).inc(len(self.result.values))
+            if self.mode != "plain":
+                CANDIDATES.labels(model, self.mode).inc(self.result.candidates)
+            if self.result.acceptance is not None:
+                ACCEPTANCE.labels(model).observe(self.result.acceptance)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})

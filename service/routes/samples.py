@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Annotated, Literal
 
 import anyio.to_thread
@@ -56,50 +55,44 @@ def with_label_counts(request: SampleRequest) -> SampleRequest:
     return request.model_copy(update={"n": n})
 
 
-async def respond(name: str, request: SampleRequest, repository, settings: Settings, batcher: Batcher) -> Response:
-    started, model_label, status = time.perf_counter(), "(unknown)", 500
-    try:
+async def respond(name: str, request: SampleRequest, repository: Repository, settings: Settings,
+                  batcher: Batcher) -> Response:
+    with metrics.Observed(request.mode, request.format, errors.status_of) as observed:
         request = with_label_counts(request)
         check_limits(request, settings)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-        model = repository.get(name, request.version)
-        model_label = model.name
+        model = observed.model = repository.get(name, request.version)
         labels = sampling.resolve_labels(model, request.labels, request.n)
         if request.grid is not None and model.card["kind"] != "image":
             raise LimitError(f"grid: only for image models; {model.name!r} makes {model.card['kind']}")
-
         plan = sampling.plan(model, request.n, seed, request.mode, request.oversample, labels)
         with batcher.admit(model.name):  # a full queue refuses here, before any work
-            if candidates(request) <= settings.batch_rows:
-                # Small: the plan runs on the event loop and awaits its batched calls, as a thread hop
-                # would cost more than the numpy work around them; encoding leaves the loop unless cheap.
-                with batcher.sampling(model.name):
-                    result = await batcher.run_plan(plan)
-                if encoding.is_cheap(result, request.format):
-                    body = encoding.encode(result, request.format, request.grid)
-                else:
-                    body = await anyio.to_thread.run_sync(encoding.encode, result, request.format, request.grid,
-                                                          limiter=batcher.limiter)
-            else:
-                result, body = await anyio.to_thread.run_sync(_sample_and_encode, model.name, plan, request,
-                                                              batcher, limiter=batcher.limiter)
-        status = 200
-    except Exception as exc:
-        status = errors.status_of(exc)
-        metrics.ERRORS.labels(model_label, request.mode, str(status)).inc()
-        raise
-    finally:
-        metrics.REQUESTS.labels(model_label, request.mode, request.format, str(status)).inc()
-        metrics.LATENCY.labels(model_label, request.mode).observe(time.perf_counter() - started)
-    metrics.SAMPLES.labels(model.name, request.mode).inc(request.n)
-    if request.mode != "plain":
-        metrics.CANDIDATES.labels(model.name, request.mode).inc(result.candidates)
-    headers = {"X-Model": model.name, "X-Model-Version": str(model.version), "X-Seed": str(seed),
+            result, body = await sample_and_encode(model.name, plan, request, settings, batcher)
+        observed.result = result
+    headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Seed": str(seed),
                "X-Candidates": str(result.candidates)}
     if result.acceptance is not None:
-        metrics.ACCEPTANCE.labels(model.name).observe(result.acceptance)
         headers["X-Acceptance-Rate"] = f"{result.acceptance:.6f}"
     return Response(body, media_type=encoding.MEDIA_TYPES[request.format], headers=headers)
+
+
+async def sample_and_encode(name: str, plan: sampling.Plan, request: SampleRequest, settings: Settings,
+                            batcher: Batcher) -> tuple[sampling.Samples, bytes]:
+    """Run a sampling plan with batched calls, and encode; what takes long runs off the event loop.
+
+    Small requests run their plan on the event loop, awaiting each batched call, since a thread
+    hop would cost more than the numpy work around the calls; encoding leaves the loop unless it
+    is a plain copy. Large requests run plan and encoder in one thread.
+    """
+    if candidates(request) > settings.batch_rows:
+        return await anyio.to_thread.run_sync(_sample_and_encode, name, plan, request, batcher,
+                                              limiter=batcher.limiter)
+    with batcher.sampling(name):
+        result = await batcher.run_plan(plan)
+    if encoding.is_cheap(result, request.format):
+        return result, encoding.encode(result, request.format, request.grid)
+    return result, await anyio.to_thread.run_sync(encoding.encode, result, request.format, request.grid,
+                                                  limiter=batcher.limiter)
 
 
 def candidates(request: SampleRequest) -> int:
