@@ -9,6 +9,7 @@ from torch import nn
 
 from training import data
 from training.config import param
+from training.families.mnist_dcgan import translate
 
 KIND = "image"
 LABELS = [str(d) for d in range(10)]
@@ -37,6 +38,7 @@ class Config:
     beta1: float = param(0.5, 0.0, 0.999, "Adam β1")
     lr_decay: float = param(0.5, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
     ema: float = param(0.999, 0.0, 0.9999, "decay of an EMA of G's weights; 0: off")
+    augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
     label_smoothing: float = param(1.0, 0.5, 1.0, "target for real images in D's loss (one-sided)")
     latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
 
@@ -61,6 +63,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        self.augment = cfg.augment
         c = cfg.d_channels
         self.conv = nn.Sequential(
             nn.Conv2d(1 + 10, c, 4, 2, 1), nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout),  # (n, c, 14, 14)
@@ -71,6 +74,8 @@ class Discriminator(nn.Module):
         self.embed = nn.Embedding(10, 2 * c * 49)  # the projection term's label vectors
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        if self.training and self.augment:  # never in the exported (eval) D that ranks samples
+            x = translate(x, self.augment)
         planes = nn.functional.one_hot(label, 10).float()[:, :, None, None].expand(-1, -1, 28, 28)  # (n, 10, 28, 28)
         h = self.conv(torch.cat([x, planes], 1))  # (n, 2c·49)
         return self.out(h).squeeze(-1) + (self.embed(label) * h).sum(1)  # (n,) logits

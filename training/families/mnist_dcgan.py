@@ -29,8 +29,8 @@ CHANGES = ("G: Dense → g_channels·7·7, then two 4×4 stride-2 transposed con
 @dataclass
 class Config:
     latent_dim: int = param(100, 1, 512, "size of the uniform latent vector z")
-    g_channels: int = param(64, 1, 512, "channels at G's 7×7 stage; halved at 14×14")
-    d_channels: int = param(32, 1, 512, "channels of D's first convolution; doubled in the second")
+    g_channels: int = param(128, 1, 512, "channels at G's 7×7 stage; halved at 14×14")
+    d_channels: int = param(64, 1, 512, "channels of D's first convolution; doubled in the second")
     batch_size: int = param(64, 1, 1024, "real (and fake) images per step (reference: 128)")
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"],
                                                       "help": "adam, or the reference's SGD with Nesterov momentum"})
@@ -39,6 +39,7 @@ class Config:
     lr_decay: float = param(0.5, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
     ema: float = param(0.999, 0.0, 0.9999, "decay of an EMA of G's weights; 0: off")
     label_smoothing: float = param(1.0, 0.5, 1.0, "target for real images in D's loss (one-sided)")
+    augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
     latent: str = field(default="uniform", metadata={"choices": ["uniform", "normal"], "help": "latent distribution"})
 
 
@@ -58,9 +59,25 @@ class Generator(nn.Module):
         return self.up(self.project(z).view(-1, self.c, 7, 7))  # (n, 1, 28, 28)
 
 
+def translate(x: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Each image shifted by a random whole number of pixels in [-pixels, pixels], background filled in.
+
+    Differentiable augmentation (Zhao et al. 2020): applied to real and fake alike inside D while it
+    trains, it keeps D from memorising 4,000 digits without teaching G to draw shifted ones.
+    """
+    n, _, h, w = x.shape
+    shift = torch.randint(-pixels, pixels + 1, (n, 2)).float()  # torch's generator: restored on resume
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2], theta[:, 1, 2] = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h
+    grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)  # (n, h, w, 2)
+    return nn.functional.grid_sample(x + 1, grid, mode="nearest", align_corners=False) - 1  # (n, c, h, w)
+
+
 class Discriminator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        self.augment = cfg.augment
         c = cfg.d_channels
         self.net = nn.Sequential(
             nn.Conv2d(1, c, 4, 2, 1), nn.LeakyReLU(0.2),  # (n, c, 14, 14)
@@ -69,6 +86,8 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.augment:  # never in the exported (eval) D that ranks samples
+            x = translate(x, self.augment)
         return self.net(x).squeeze(-1)  # (n,) logits
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from training import data
 from training.config import param
+from training.families.mnist_dcgan import translate
 
 KIND = "image"
 LABELS = None
@@ -32,6 +33,7 @@ class Config:
     beta1: float = param(0.5, 0.0, 0.999, "Adam β1")
     lr_decay: float = param(0.5, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
     ema: float = param(0.999, 0.0, 0.9999, "decay of an EMA of G's weights; 0: off")
+    augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
     label_smoothing: float = param(0.9, 0.5, 1.0, "target for real images in D's loss (one-sided)")
     latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
 
@@ -53,6 +55,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        self.augment = cfg.augment
         h = cfg.d_hidden
         self.net = nn.Sequential(
             nn.Flatten(),  # (n, 784)
@@ -62,6 +65,8 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.augment:  # never in the exported (eval) D that ranks samples
+            x = translate(x, self.augment)
         return self.net(x).squeeze(-1)  # (n,) logits
 
 
