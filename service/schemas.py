@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="latent seed; omitted: one is chosen and returned")]
 Label = StrictInt | str
@@ -26,6 +27,17 @@ class SampleRequest(BaseModel):
     grid: tuple[Annotated[StrictInt, Field(ge=1)], Annotated[StrictInt, Field(ge=1)]] | None = Field(
         None, description="[rows, cols] of a png grid of images; default ⌈n/⌊√n⌋⌉ × ⌊√n⌋")
     version: Annotated[StrictInt, Field(ge=1)] | None = None
+
+    @field_validator("labels", mode="wrap")
+    @classmethod
+    def _labels_in_one_message(cls, value, handler):
+        """One error naming both accepted shapes, instead of one per branch of the union."""
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError(
+                "labels", "give one label per sample (names or integers), or an object of label: count with integer "
+                "counts; got {got}", {"got": repr(value)[:80]}) from None
 
 
 class JobRequest(BaseModel):
