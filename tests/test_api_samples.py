@@ -108,6 +108,8 @@ def test_labels_on_an_unconditional_model_is_422(serving_api):
     ({"labels": ["upper"] * 1025}, "labels", "1024"),
     ({"labels": {"upper": 0}}, "labels", "at least 1"),
     ({"labels": []}, "labels", "at least one"),
+    ({"labels": [1.5]}, "labels", "one label per sample"),
+    ({"labels": {"upper": "two"}}, "labels", "label: count"),
     ({"n": 3, "labels": ["upper"]}, "labels", "n=3"),
     ({"n": 0}, "n", "1"),
     ({"format": "gif"}, "format", "json"),
