@@ -1,11 +1,13 @@
 """Dynamic batching: concurrent requests for one session merged into one onnxruntime call.
 
 Each onnxruntime session gets a lane: a queue and one thread that takes what is queued (up to
-`max_rows` rows), runs it as one batch and hands each request its own rows back, in order. A lane
-waits up to `max_wait` for more rows only while requests admitted to the same model are known to
-be on their way (sampling, not yet queued), so a lone request never pays the wait. Rows of one request never depend on the
-rows beside them (latents come from (seed, index), and the kernels are row-independent: a test
-checks that the bytes do not change with concurrency).
+`max_rows` rows), runs it as one batch and hands each request its own rows back, in order. While
+a batch runs, the next one queues up, so the batch size follows the load. A lane waits up to
+`max_wait` for more rows only while more requests of the same model are sampling than the batch
+holds, so a lone request never pays the wait. Rows of one request never depend on the rows beside
+them (latents come from (seed, index), and the kernels are row-independent: a test checks that
+the bytes do not change with concurrency). One call at a time per session also keeps onnxruntime
+from running a dozen batches at once on two cores.
 
 Admission is bounded per model: past `max_queue` requests in flight, `admit` raises Overloaded
 (503 with Retry-After) instead of letting latency grow without bound.
