@@ -13,7 +13,7 @@ from service.batching import Batcher
 from service.jobs import celery_app
 from service.jobstore import JobStore
 from service.repository import Repository
-from service.routes import data, health, jobs, models, pages, samples
+from service.routes import data, datasets, health, jobs, models, pages, samples
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="ganserve", version="1", lifespan=lifespan,
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
     errors.install(app)
-    for router in (health.router, models.router, samples.router, jobs.router, data.router, pages.router):
+    for router in (health.router, models.router, samples.router, datasets.router, jobs.router, data.router,
+                   pages.router):
         app.include_router(router)
     app.include_router(metrics.router)
     return app

@@ -161,24 +161,27 @@ def score(model: Model, samples: np.ndarray, labels: np.ndarray | None, run: Run
 
 
 def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
-           labels: np.ndarray | None = None, run: Run = direct) -> Samples:
-    """n samples of a model: plain, nice (best n of oversample·n by discriminator score) or rejection."""
-    return run_plan(plan(model, n, seed, mode, oversample, labels), run)
+           labels: np.ndarray | None = None, run: Run = direct, start: int = 0) -> Samples:
+    """n samples of a model: plain, nice (best n of oversample·n by discriminator score) or rejection.
+
+    `start` offsets the sample indices, so a long stream can be sampled in chunks (plain, nice).
+    """
+    return run_plan(plan(model, n, seed, mode, oversample, labels, start), run)
 
 
 def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
-         labels: np.ndarray | None = None) -> Plan:
+         labels: np.ndarray | None = None, start: int = 0) -> Plan:
     """Plan of sample(): the same steps, each onnxruntime call yielded."""
     dim, dist = model.latent_dim, model.card["latent"]["distribution"]
     if mode == "plain":
         # 1. one latent per index, 2. the generator.
-        values = yield from generating(model, latents(seed, 0, n, dim, dist), labels)
+        values = yield from generating(model, latents(seed, start, n, dim, dist), labels)
         return _samples(model, seed, mode, values, labels, None, n)
     if mode == "nice":
         # 1. oversample candidates per requested sample, each slot's candidates carrying its label.
         m = n * oversample
         cand_labels = np.repeat(labels, oversample) if labels is not None else None
-        candidates = yield from generating(model, latents(seed, 0, m, dim, dist), cand_labels)
+        candidates = yield from generating(model, latents(seed, start * oversample, m, dim, dist), cand_labels)
         # 2. score them all, 3. keep the best of each label's own candidates, best first.
         scores = yield from scoring(model, candidates, cand_labels)
         keep = _best_per_label(scores, labels, oversample, n)

@@ -49,3 +49,19 @@ class JobRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     model: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")] | None = None
     seed: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] = 0
+
+
+class DatasetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="the model to sample")
+    version: Annotated[StrictInt, Field(ge=1)] | None = None
+    n: Annotated[StrictInt, Field(ge=1, description="samples in all (at most max_dataset_n); with label "
+                                  "counts and no n, their sum; a conditional model cycles through its labels")] | None = None
+    labels: list[Label] | dict[str, StrictInt] | None = Field(
+        None, description="one label per sample, or {label: count}; conditional models only")
+    seed: Seed | None = None
+    mode: Literal["plain", "nice"] = "plain"
+    oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode")] = 20
+    format: Literal["npz", "zip"] = Field("npz", description="npz: x, y, label_names, scores; "
+                                          "zip: one folder of PNGs per label and index.csv")

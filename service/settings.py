@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     max_oversample: int = 50  # candidates per kept sample in `nice`
     max_candidates: int = 16384  # n × oversample per request, the budget of nice and rejection (≈ 51 MB of MNIST)
     max_grid: int = 4096  # cells of a png grid (rows × cols)
+    max_dataset_n: int = 100_000  # samples per POST /v1/datasets (streamed in chunks)
     max_steps: int = 200_000  # training steps per job
     max_job_seconds: float = 3600.0  # a job running longer is stopped and fails
     job_lost_seconds: float = 30.0  # a running job with no worker heartbeat this long has failed

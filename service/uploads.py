@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from service.jobstore import now
 from service.settings import Settings
 
+NOTES = {".csv", ".txt", ".md", ".json"}  # top-level files that describe an upload rather than hold images
 MAX_RATIO = 200  # compressed -> uncompressed; beyond this a zip entry is treated as a bomb
 
 
@@ -150,6 +151,8 @@ def _from_zip(archive: zipfile.ZipFile, settings: Settings):
     by_class: dict[str, list] = collections.defaultdict(list)
     for p, info in files:
         parts = PurePosixPath(p).parts[strip:]
+        if len(parts) == 1 and PurePosixPath(p).suffix.lower() in NOTES:
+            continue  # an index or readme beside the class folders
         if len(parts) != 2:
             raise UploadError(f"{p}: expected class-folder/image-file (one sub-folder of images per class)")
         by_class[parts[0]].append((p, info))

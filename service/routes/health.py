@@ -19,5 +19,6 @@ def readyz(repository: RepositoryDep) -> dict:
 
 @router.get("/v1/limits")
 def limits(settings: SettingsDep) -> dict:
-    return {"max_n": settings.max_n, "max_oversample": settings.max_oversample,
-            "max_candidates": settings.max_candidates, "max_steps": settings.max_steps}
+    names = ("max_n", "max_oversample", "max_candidates", "max_grid", "max_dataset_n", "max_steps",
+             "max_job_seconds", "max_upload_bytes", "max_upload_files", "max_image_pixels", "max_upload_pixels")
+    return {name: getattr(settings, name) for name in names}
