@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +78,32 @@ def litserve(model_dir: Path, data: Path, max_batch: int, timeout: float) -> tup
             f"http://{HOST}:{port}")
 
 
-def load(url: str, body: dict, concurrency: int, seconds: float, server: Process | None = None) -> dict:
-    """Run the load generator in its own process; add the server's CPU seconds over the same run."""
+def scrape(url: str | None) -> dict[str, float]:
+    """Sums and counts of ganserve's histograms, added over their labels ({} for the peer)."""
+    if url is None:
+        return {}
+    totals: dict[str, float] = {}
+    for line in urllib.request.urlopen(url + "/metrics").read().decode().splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        if name.endswith(("_sum", "_count")) and not line.startswith("#"):
+            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def load(url: str, body: dict, concurrency: int, seconds: float, server: Process | None = None,
+         metrics_url: str | None = None) -> dict:
+    """Run the load generator in its own process; add the server's CPU seconds and metrics over the run."""
     cmd = [sys.executable, str(ROOT / "benchmarks/loadgen.py"), url, json.dumps(body), str(concurrency)]
     subprocess.run(cmd + [str(min(1.0, seconds / 4))], check=True, capture_output=True)  # warm-up
-    cpu0 = server.cpu() if server else 0.0
+    cpu0, m0 = (server.cpu() if server else 0.0), scrape(metrics_url)
     out = json.loads(subprocess.run(cmd + [str(seconds)], check=True, capture_output=True, text=True).stdout)
     out["server_cpu"] = (server.cpu() - cpu0) if server else float("nan")
+    m1 = scrape(metrics_url)
+    d = {k: m1[k] - m0.get(k, 0.0) for k in m1}
+    ratio = lambda a, b: d.get(a, 0.0) / d[b] if d.get(b) else float("nan")
+    out["rows_per_batch"] = ratio("ganserve_batch_rows_sum", "ganserve_batch_rows_count")
+    out["queue_wait"] = ratio("ganserve_batch_queue_wait_seconds_sum", "ganserve_batch_queue_wait_seconds_count")
+    out["in_server"] = ratio("ganserve_sample_latency_seconds_sum", "ganserve_sample_latency_seconds_count")
     out["rps"] = out["requests"] / out["seconds"]
     out["errors"] = sum(v for k, v in out["statuses"].items() if k != "200")
     return out
@@ -94,7 +114,9 @@ def fmt_row(label: str, r: dict, n: int, limit_ips: float | None = None) -> str:
     share = r["cpu"] / (r["cpu"] + r["server_cpu"]) if r["server_cpu"] == r["server_cpu"] else float("nan")
     ratio = f"{ips / limit_ips:6.0%}" if limit_ips else "     -"
     return (f"{label:<34} {r['rps']:8.0f} {ips:9.0f} {r['p50'] * 1e3:8.2f} {r['p99'] * 1e3:8.2f} {ratio} "
-            f"{share:6.0%} {r['errors']:5d}")
+            f"{share:6.0%} {r['errors']:5d} {r.get('rows_per_batch', float('nan')):6.1f} "
+            f"{r.get('queue_wait', float('nan')) * 1e3:6.2f} {r.get('in_server', float('nan')) * 1e3:7.2f} "
+            f"{r['server_cpu'] / max(r['requests'], 1) * 1e6:6.0f}")
 
 
 def main() -> None:
@@ -134,11 +156,11 @@ def main() -> None:
                 for c in (1, 8, 32):
                     body = {"n": n, "seed": 1, "mode": mode, "format": args.format, "oversample": args.oversample}
                     r = results[("ganserve", n, mode, c)] = load(f"{url}/v1/models/{args.model}/samples", body, c,
-                                                                 args.seconds, server)
+                                                                 args.seconds, server, url)
                     rows.append(fmt_row(f"ganserve n={n} {mode} c={c}", r, n, limit(inproc, n, mode, c, args)))
         for n, c in ((1, 32), (64, 8)):  # the default format, base64 PNGs in JSON: encoding's cost
             body = {"n": n, "seed": 1, "format": "json"}
-            r = load(f"{url}/v1/models/{args.model}/samples", body, c, args.seconds, server)
+            r = load(f"{url}/v1/models/{args.model}/samples", body, c, args.seconds, server, url)
             rows.append(fmt_row(f"ganserve n={n} plain c={c} json", r, n, limit(inproc, n, "plain", c, args)))
     finally:
         server.stop()
@@ -152,11 +174,14 @@ def main() -> None:
                     rows.append(fmt_row(f"litserve n={n} plain c={c}", r, n, limit(inproc, n, "plain", c, args)))
         finally:
             peer.stop()
-    print(f"\n{'':<34} {'req/s':>8} {'img/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'limit':>6} {'lg cpu':>6} {'errs':>5}")
+    print(f"\n{'':<34} {'req/s':>8} {'img/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'limit':>6} {'lg cpu':>6} {'errs':>5} "
+          f"{'rows/b':>6} {'wait':>6} {'server':>7} {'cpu µs':>6}")
     print("\n".join(rows))
     print("  limit: images/s as a share of in-process images/s at the batch the load allows (n=64: 64; n=1: c);")
     print("         nice: of in-process G+D over n × oversample candidates per n images")
     print("  lg cpu: the load generator's share of the CPU seconds spent by it and the server together")
+    print("  rows/b: rows per onnxruntime call; wait: ms a call queued for its batch; server: ms from route entry")
+    print("          to body (the rest of p50 is HTTP and the load generator); cpu µs: server CPU per request")
 
     # 3. The issue's targets, as ratios measured in this one run.
     print("\ntargets")
