@@ -186,8 +186,35 @@ def _snapshot(G, family, z, labels) -> np.ndarray:
     return out
 
 
+@torch.no_grad()
+def standing_stats(G: torch.nn.Module, family, family_config, seed: int, batches: int = 16, n: int = 256):
+    """Re-estimate G's batch-norm statistics for its own (EMA) weights; a no-op without batch norm.
+
+    The EMA copy's running statistics are those of the raw G's recent, different weights, and even
+    the raw G's are a lagging average; averaging over fresh batches of the served weights themselves
+    fixes both ("standing statistics", as in BigGAN). Its own seeded generator: the training streams
+    are untouched, so a resumed run stays the same run.
+    """
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return G
+    gen = torch.Generator().manual_seed(seed + 2)
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+    G.train()
+    for _ in range(batches):
+        z = sample_latent(family_config, n, gen)
+        G(z, random_labels(family, n, gen)) if family.LABELS else G(z)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return G.eval()
+
+
 def _checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, step, t0, history) -> Checkpoint:
     served = copy.deepcopy(ema_g if ema_g is not None else G).eval()
+    standing_stats(served, get_family(config.family), cfg, config.seed)
     state = {
         "G": G.state_dict(), "D": D.state_dict(), "ema": ema_g.state_dict() if ema_g is not None else None,
         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
@@ -229,5 +256,6 @@ def load(path: Path) -> Checkpoint:
     state = raw["state"]
     G.load_state_dict(state["ema"] if state["ema"] is not None else state["G"])
     D.load_state_dict(state["D"])
+    standing_stats(G, family, cfg, config.seed)  # as train() serves it
     return Checkpoint(config=config, family_config=cfg, generator=G.eval(), discriminator=D.eval(),
                       step=raw["step"], seconds=raw["seconds"], history=raw["history"], state=state)
