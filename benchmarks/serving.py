@@ -130,7 +130,11 @@ def main() -> None:
     parser.add_argument("--peer-batch", type=int, default=32, help="LitServe max_batch_size")
     parser.add_argument("--peer-timeout", type=float, default=0.002, help="LitServe batch_timeout, seconds")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--memory-only", action="store_true", help="only the RSS run")
     args = parser.parse_args()
+    if args.memory_only:
+        memory(args, [Path(p) for p in args.repository.split(":") if p], Path(tempfile.mkdtemp(prefix="ganserve-bench-")))
+        return
 
     folders = [Path(p) for p in args.repository.split(":") if p]
     model_dir = max((p for f in folders for p in (f / args.model).glob("*") if p.name.isdigit()),
@@ -245,11 +249,11 @@ def memory(args, folders: list[Path], data: Path) -> None:
             subprocess.run([sys.executable, "-c", "import httpx,sys; httpx.post(sys.argv[1], json={'n': 16})",
                             f"{url}/v1/models/{name}/samples"], check=True)
         start = server.rss()
-        per = max(1, 32 // len(names))
-        cmd = lambda name: [sys.executable, str(ROOT / "benchmarks/loadgen.py"), f"{url}/v1/models/{name}/samples",
-                            json.dumps({"n": 16, "mode": "nice", "oversample": 4}), str(per),
-                            str(args.memory_seconds)]
-        loads = [subprocess.Popen(cmd(name), stdout=subprocess.PIPE, text=True) for name in names]
+        per = [32 // len(names) + (i < 32 % len(names)) for i in range(len(names))]  # 32 connections in all
+        cmd = lambda name, c: [sys.executable, str(ROOT / "benchmarks/loadgen.py"), f"{url}/v1/models/{name}/samples",
+                               json.dumps({"n": 16, "mode": "nice", "oversample": 4}), str(c),
+                               str(args.memory_seconds)]
+        loads = [subprocess.Popen(cmd(name, c), stdout=subprocess.PIPE, text=True) for name, c in zip(names, per) if c]
         samples, t0 = [], time.monotonic()
         while any(p.poll() is None for p in loads):
             samples.append((time.monotonic() - t0, server.rss()))
@@ -257,12 +261,14 @@ def memory(args, folders: list[Path], data: Path) -> None:
         done = [json.loads(p.stdout.read()) for p in loads]
         rss = np.array([r for _, r in samples]) / 2**20
         settled = rss[len(rss) // 5:] if len(rss) >= 5 else rss
-        print(f"\nmemory: {len(names)} models ({', '.join(names)}), {per * len(names)} connections, "
+        print(f"\nmemory: {len(names)} models ({', '.join(names)}), {sum(per)} connections, "
               f"{args.memory_seconds:.0f} s, {sum(d['requests'] for d in done)} requests, "
               f"{sum(sum(v for k, v in d['statuses'].items() if k != '200') for d in done)} errors")
         print(f"  RSS loaded {start / 2**20:.0f} MB; under load min {rss.min():.0f}, max {rss.max():.0f}, "
               f"end {rss[-1]:.0f} MB; growth after the first fifth {settled[-1] - settled[0]:+.1f} MB "
               f"(target: < 400 MB and no growth)")
+        marks = [samples[min(len(samples) - 1, round(i * (len(samples) - 1) / 10))] for i in range(11)]
+        print("  RSS over the run: " + ", ".join(f"{t:.0f} s {r / 2**20:.0f} MB" for t, r in marks))
     finally:
         server.stop()
 
