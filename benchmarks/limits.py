@@ -43,8 +43,10 @@ def in_process(model_dir: Path, batches: list[int], oversample: int = 1, quick: 
             seconds = 0.1 if quick else 0.4
             tg = _time(lambda: g.run(None, g_feed), seconds)
             td = _time(lambda: d.run(None, d_feed), seconds)
+            by_threads = {**out.get(b, {}).get("by_threads", {}), threads: tg}
             if b not in out or tg < out[b]["g"]:
                 out[b] = {"g": tg, "d": td, "gd": tg + td, "g_threads": threads, "g_p50": tg}
+            out[b]["by_threads"] = by_threads
     return out
 
 
