@@ -50,6 +50,16 @@ def in_process(model_dir: Path, batches: list[int], oversample: int = 1, quick: 
     return out
 
 
+def default_options_rate(model_dir: Path, batch: int = 64) -> float:
+    """G images/s with onnxruntime's default options (a thread per core, spinning), for comparison."""
+    card = json.loads((model_dir / "card.json").read_text())
+    g = ort.InferenceSession(str(model_dir / "generator.onnx"), providers=["CPUExecutionProvider"])
+    feed = {"z": latents(0, 0, batch, int(card["latent"]["dim"]), card["latent"]["distribution"])}
+    if card.get("labels"):
+        feed["label"] = np.arange(batch, dtype=np.int64) % len(card["labels"])
+    return batch / _time(lambda: g.run(None, feed), 0.4)
+
+
 def matmul_rate(threads: int, size: int = 1024) -> float:
     """FLOP/s of onnxruntime's float32 matmul of two size×size matrices: the machine's practical peak."""
     import onnx

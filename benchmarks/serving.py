@@ -151,6 +151,9 @@ def main() -> None:
               f"{'s' if r['g_threads'] > 1 else ''}; 1 thread {b / r['by_threads'][1]:6.0f}, 2 threads "
               f"{b / r['by_threads'][2]:6.0f} img/s)   G+D {r['gd']*1e3:8.3f} ms")
 
+    print(f"  onnxruntime's default options (a thread per core, spinning): "
+          f"{limits.default_options_rate(model_dir):.0f} img/s at batch 64 — ganserve runs 1 thread, no spinning")
+
     # 2. ganserve and LitServe under the same load generator.
     data = Path(tempfile.mkdtemp(prefix="ganserve-bench-"))
     rows, results = [], {}
