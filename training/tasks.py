@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from celery import Celery
 from celery.signals import worker_shutting_down
 
@@ -21,6 +20,7 @@ from service.sampling import Samples
 from service.settings import get_settings
 from training.config import TrainConfig
 from training.export import export
+from training.families import get_family
 from training.trainer import Cancelled, train
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,6 @@ def _save_snapshot(folder: Path, step: int, kind: str, values: np.ndarray) -> st
 
 
 def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings) -> dict:
-    from training.families import get_family
-
     steps = config_dict["steps"]
     config = TrainConfig.from_dict({**config_dict, "threads": settings.train_threads,
                                     "data": _data_source(config_dict["data"], settings),
