@@ -12,7 +12,7 @@ from training.config import param
 
 KIND = "image"
 LABELS = None
-DEFAULT_STEPS = 3_000
+DEFAULT_STEPS = 4_000
 EPOCH_SIZE = 4_000
 
 REFERENCE = ("z 100 (uniform −1..1) → Dense 1024 tanh → 128·7·7 BN tanh → up ×2 → conv 5×5 64 tanh → up ×2 → "
