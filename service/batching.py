@@ -6,8 +6,9 @@ a batch runs, the next one queues up, so the batch size follows the load. A lane
 `max_wait` for more rows only while more requests of the same model are sampling than the batch
 holds, so a lone request never pays the wait. Rows of one request never depend on the rows beside
 them (latents come from (seed, index), and the kernels are row-independent: a test checks that
-the bytes do not change with concurrency). One call at a time per session also keeps onnxruntime
-from running a dozen batches at once on two cores.
+the bytes do not change with concurrency). A call bigger than `max_rows` runs over several batches,
+shortest remaining call first, so small requests keep flowing beside a large one; and one batch at
+a time per session keeps onnxruntime from running a dozen at once on two cores.
 
 Admission is bounded per model: past `max_queue` requests in flight, `admit` raises Overloaded
 (503 with Retry-After) instead of letting latency grow without bound.
@@ -47,6 +48,12 @@ class _Item:
     rows: int
     settle: Callable[[np.ndarray | None, BaseException | None], None]  # called on the lane's thread
     queued: float = field(default_factory=time.perf_counter)
+    done: int = 0  # rows already run: a call bigger than max_rows runs over several batches
+    outs: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def left(self) -> int:
+        return self.rows - self.done
 
 
 class _Lane:
@@ -59,54 +66,79 @@ class _Lane:
         self.thread.start()
 
     def _loop(self) -> None:
-        carry: _Item | None = None
+        pending: list[_Item] = []  # taken from the queue, not finished
         while True:
-            first = carry or self.queue.get()
-            carry = None
-            if first is None:  # stop
+            if not pending:
+                item = self.queue.get()
+                if item is None:  # stop
+                    return
+                pending.append(item)
+            if not self._gather(pending):
+                for item in pending:
+                    item.settle(None, RuntimeError("the batcher stopped"))
                 return
-            batch, rows = [first], first.rows
-            deadline = time.perf_counter() + self.batcher.max_wait
-            while rows < self.batcher.max_rows:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0 or self.batcher.sampling_now(self.model) <= len(batch):
-                        break
-                    try:
-                        item = self.queue.get(timeout=remaining)
-                    except queue.Empty:
-                        break
-                if item is None:
-                    self.queue.put(None)
-                    break
-                if rows + item.rows > self.batcher.max_rows:
-                    carry = item  # the next batch starts with it
-                    break
-                batch.append(item)
-                rows += item.rows
-            self._run(batch, rows)
+            self._run(self._take(pending))
+            pending = [item for item in pending if item.left]
 
-    def _run(self, batch: list[_Item], rows: int) -> None:
+    def _gather(self, pending: list[_Item]) -> bool:
+        """Add what is queued, waiting briefly while rows are on their way; False once stopped."""
+        max_rows, rows = self.batcher.max_rows, sum(item.left for item in pending)
+        deadline = time.perf_counter() + self.batcher.max_wait
+        while rows < max_rows:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or self.batcher.sampling_now(self.model) <= len(pending):
+                    return True
+                try:
+                    item = self.queue.get(timeout=remaining)
+                except queue.Empty:
+                    return True
+            if item is None:
+                return False
+            pending.append(item)
+            rows += item.rows
+        return True
+
+    def _take(self, pending: list[_Item]) -> list[tuple[_Item, int, int]]:
+        """Rows for one batch, shortest remaining call first: a small request never waits behind a
+        large one, and the large one fills what room is left."""
+        parts, room = [], self.batcher.max_rows
+        for item in sorted(pending, key=lambda item: item.left):
+            take = min(item.left, room)
+            parts.append((item, item.done, item.done + take))
+            room -= take
+            if room == 0:
+                break
+        return parts
+
+    def _run(self, parts: list[tuple[_Item, int, int]]) -> None:
         start = time.perf_counter()
-        for item in batch:
-            metrics.QUEUE_WAIT.labels(self.model).observe(start - item.queued)
+        for item, first, _ in parts:
+            if first == 0:
+                metrics.QUEUE_WAIT.labels(self.model).observe(start - item.queued)
+        rows = sum(stop - first for _, first, stop in parts)
         metrics.BATCH_ROWS.labels(self.model, self.network).observe(rows)
         try:
-            if len(batch) == 1:
-                feed = batch[0].feed
+            if len(parts) == 1 and parts[0][1] == 0 and parts[0][2] == parts[0][0].rows:
+                feed = parts[0][0].feed
             else:
-                feed = {name: np.concatenate([item.feed[name] for item in batch]) for name in batch[0].feed}
+                feed = {name: np.concatenate([item.feed[name][first:stop] for item, first, stop in parts])
+                        for name in parts[0][0].feed}
             out = self.session.run(None, feed)[0]
         except Exception as exc:  # every request of the batch learns of it
-            for item in batch:
+            for item, _, _ in parts:
+                item.done = item.rows
                 item.settle(None, exc)
             return
         offset = 0
-        for item in batch:
-            item.settle(out[offset:offset + item.rows], None)
-            offset += item.rows
+        for item, first, stop in parts:
+            item.outs.append(out[offset:offset + stop - first])
+            offset += stop - first
+            item.done = stop
+            if not item.left:
+                item.settle(item.outs[0] if len(item.outs) == 1 else np.concatenate(item.outs), None)
 
     def stop(self) -> None:
         self.queue.put(None)

@@ -108,16 +108,18 @@ def test_unknown_label_names_the_valid_ones(models):
 
 @pytest.mark.parametrize("mode", ["plain", "nice", "rejection"])
 def test_batched_samples_equal_unbatched_bytes(models, mode):
-    """Requests merged into shared onnxruntime calls come out exactly as when run alone."""
+    """Requests merged into shared onnxruntime calls, or split over several, come out as when run alone."""
     model = models["mnist-cgan"]
     batcher = Batcher(max_rows=64, max_wait=0.005, max_queue=64)
     seeds, oversample = list(range(12)), 40 if mode == "rejection" else 8
-    alone = {s: sampling.sample(model, 3, s, mode, oversample, np.array([1, 2, 1])) for s in seeds}
+    size = {s: 3 if s % 4 else 50 for s in seeds}  # some calls span several batches of 64 rows
+    labels = {s: np.arange(size[s], dtype=np.int64) % 3 for s in seeds}
+    alone = {s: sampling.sample(model, size[s], s, mode, oversample, labels[s]) for s in seeds}
     merged: dict[int, sampling.Samples] = {}
 
     def request(s):
         with batcher.sampling(model.name):
-            merged[s] = sampling.sample(model, 3, s, mode, oversample, np.array([1, 2, 1]), run=batcher.run)
+            merged[s] = sampling.sample(model, size[s], s, mode, oversample, labels[s], run=batcher.run)
 
     with batcher.admit(model.name):
         threads = [threading.Thread(target=request, args=(s,)) for s in seeds]
