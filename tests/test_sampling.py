@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from service import sampling
+from service import rejection, sampling
 from service.batching import Batcher
 from service.repository import load
 from service.sampling import SamplingError
@@ -75,7 +75,7 @@ def test_rejection_is_deterministic_and_reports_acceptance(models, name):
 
 def test_rejection_accepts_by_calibrated_probability(models):
     model = models["quadratic"]
-    cal = sampling.calibration(model)
+    cal = rejection.calibration(model)
     assert cal.accept_probability(np.array([cal.max_logit[0] + 5]))[0] > 0.99  # above the max: accepted
     p = cal.accept_probability(np.array([cal.max_logit[0] - 10, cal.max_logit[0] - 1, cal.max_logit[0]]))
     assert np.all(np.diff(p) > 0)
@@ -88,13 +88,13 @@ def test_rejection_refuses_what_the_budget_cannot_meet(models):
 
 def test_rejection_reads_its_calibration_from_the_card(models):
     model = models["quadratic"]
-    sampling._calibrations.clear()
+    rejection._calibrations.clear()
     model.card["rejection"] = {"max_logit": [100.0], "gamma": [0.0]}
     try:
-        assert sampling.calibration(model).max_logit[0] == 100.0
+        assert rejection.calibration(model).max_logit[0] == 100.0
     finally:
         del model.card["rejection"]
-        sampling._calibrations.clear()
+        rejection._calibrations.clear()
 
 
 def test_unknown_label_names_the_valid_ones(models):
