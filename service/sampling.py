@@ -1,4 +1,7 @@
-"""Latents, plain / nice / conditional sampling as plans -> Samples (rejection: service/rejection.py). Knows nothing of HTTP."""
+"""Latents, plain / nice / conditional sampling as plans -> Samples. Knows nothing of HTTP.
+
+Rejection sampling builds on these plans in service/rejection.py.
+"""
 from __future__ import annotations
 
 import math
