@@ -13,16 +13,16 @@ from training.families.mnist_dcgan import translate
 
 KIND = "image"
 LABELS = [str(d) for d in range(10)]
-DEFAULT_STEPS = 4_000
+DEFAULT_STEPS = 12_000
 EPOCH_SIZE = 4_000
 
 REFERENCE = ("one-hot label joined to z (110) → Dense 7·7·256 BN LeakyReLU → convT 128 → convT 64 (×2) → "
              "convT 1 (×2) tanh / label planes joined to the image (28×28×11) → conv 64 s2 → conv 128 s2 "
              "(LeakyReLU, dropout 0.3) → 1; Adam 1e-4")
-CHANGES = ("G: one-hot joined to z → Dense 128·7·7 BN LeakyReLU → convT 4×4 s2 → 64·14·14 BN LeakyReLU → up ×2 → "
-           "conv 5×5 → 1 tanh (the 7×7 stride-1 convT dropped, 128 instead of 256 channels, and upsample + conv "
-           "instead of a strided convT for the last step, against checkerboard speckle); D: label planes joined "
-           "to the image as in the reference, conv 4×4 s2 32 → 64 (LeakyReLU, dropout 0.3), plus a projection "
+CHANGES = ("G: one-hot joined to z → Dense 128·7·7 BN LeakyReLU → convT 4×4 s2 → 64·14·14 BN LeakyReLU → convT 4×4 "
+           "s2 → 1·28·28 tanh (the 7×7 stride-1 convT dropped, 128 instead of 256 channels); D: label planes "
+           "joined to the image as in the reference, conv 4×4 s2 32 → 64 (LeakyReLU; no dropout: measured, the "
+           "reference's 0.3 cut label accuracy from 92 % to 72 % at 3,000-4,000 steps), plus a projection "
            "term ⟨embed(label), features⟩ (Miyato & Koyama 2018) that ties the score to the label, and real and "
            "fake shifted by up to 2 pixels while D trains; Adam(2e-4, β1 0.5); batch 64; lr decays linearly over "
            "the last half; the served G is an EMA (0.999) of G's weights with batch-norm statistics "
@@ -34,7 +34,7 @@ class Config:
     latent_dim: int = param(100, 1, 512, "size of the normal latent vector z")
     g_channels: int = param(128, 2, 512, "channels at G's 7×7 stage; halved at 14×14")
     d_channels: int = param(32, 1, 512, "channels of D's first convolution; doubled in the second")
-    dropout: float = param(0.3, 0.0, 0.9, "dropout after D's convolutions")
+    dropout: float = param(0.0, 0.0, 0.9, "dropout after D's convolutions (reference: 0.3)")
     batch_size: int = param(64, 1, 1024, "real (and fake) images per step")
     lr: float = param(2e-4, 1e-6, 1.0, "Adam learning rate, both networks (reference: 1e-4)")
     beta1: float = param(0.5, 0.0, 0.999, "Adam β1")
