@@ -62,7 +62,6 @@ def default_options_rate(model_dir: Path, batch: int = 64) -> float:
 
 def matmul_rate(threads: int, size: int = 1024) -> float:
     """FLOP/s of onnxruntime's float32 matmul of two size×size matrices: the machine's practical peak."""
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(

@@ -5,14 +5,15 @@ import secrets
 from typing import Annotated, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from service import encoding, errors, metrics, sampling
 from service.batching import Batcher
+from service.deps import BatcherDep, RepositoryDep, SettingsDep
 from service.errors import LimitError
 from service.repository import Repository
 from service.schemas import SampleRequest
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["samples"])
 
@@ -104,25 +105,6 @@ def _sample_and_encode(name: str, plan: sampling.Plan, request: SampleRequest, b
     with batcher.sampling(name):
         result = sampling.run_plan(plan, batcher.run)
     return result, encoding.encode(result, request.format, request.grid)
-
-
-# Async dependencies: FastAPI runs a plain `def` dependency in the thread pool, a hop that costs
-# about as much as sampling one image (measured ~60 µs each under load).
-async def repository_of(request: Request) -> Repository:
-    return request.app.state.repository
-
-
-async def settings_of() -> Settings:
-    return get_settings()
-
-
-async def batcher_of(request: Request) -> Batcher:
-    return request.app.state.batcher
-
-
-RepositoryDep = Annotated[Repository, Depends(repository_of)]
-SettingsDep = Annotated[Settings, Depends(settings_of)]
-BatcherDep = Annotated[Batcher, Depends(batcher_of)]
 
 
 @router.post("/{name}/samples", response_class=Response, responses={200: {"content": {
