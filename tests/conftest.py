@@ -34,22 +34,22 @@ def wait_for(url: str, timeout: float = 30.0, process: subprocess.Popen | None =
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
-def export_tiny(family: str, repository: Path, model: str | None = None, steps: int = 2, **params):
-    """Train a tiny model for a few steps and publish it with the real exporter."""
-    from training.config import TrainConfig
-    from training.export import export
-    from training.trainer import train
-
-    checkpoint = train(TrainConfig(family=family, steps=steps, model=model, params=params, progress_every=1))
-    return export(checkpoint, repository)
-
-
 @pytest.fixture(scope="session")
 def tiny_repository(tmp_path_factory) -> Path:
     """A model repository with tiny models of several kinds, written by the real exporter."""
     repository = tmp_path_factory.mktemp("models")
-    export_tiny("quadratic", repository, g_hidden=8, d_hidden=8)
+    export_untrained("quadratic", repository, steps=2, evaluate=True, g_hidden=8, d_hidden=8)
     return repository
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within the timeout."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class Server:
@@ -66,11 +66,7 @@ class Server:
         wait_for(self.url + "/readyz", process=self.process)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
         self.log.close()
 
 
@@ -118,22 +114,19 @@ def worker(service_env, server):
     process = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], cwd=ROOT,
                                env={**os.environ, **service_env}, stdout=log, stderr=subprocess.STDOUT)
     yield process
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop(process)
     log.close()
 
 
-def export_untrained(family: str, repository: Path, model: str | None = None, **params) -> Path:
-    """A tiny model after one training step, exported without evaluation (fast; for serving tests)."""
+def export_untrained(family: str, repository: Path, model: str | None = None, steps: int = 1,
+                     evaluate: bool = False, **params) -> Path:
+    """A tiny model after a step or two, published by the real exporter (evaluation off unless asked)."""
     from training.config import TrainConfig
     from training.export import export
     from training.trainer import train
 
-    checkpoint = train(TrainConfig(family=family, steps=1, model=model, params=params, progress_every=1))
-    return export(checkpoint, repository, evaluate=False)
+    checkpoint = train(TrainConfig(family=family, steps=steps, model=model, params=params, progress_every=1))
+    return export(checkpoint, repository, evaluate=evaluate)
 
 
 TINY_SERVED = {  # every kind the sampler serves: points, curves per label, images, images per label

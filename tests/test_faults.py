@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from service.launcher import redis_answers, start_redis
-from tests.conftest import ROOT, Server, free_port
+from tests.conftest import ROOT, Server, free_port, stop
 
 pytestmark = pytest.mark.slow
 SHORT = {"family": "quadratic", "steps": 300, "params": {"g_hidden": 8}}
@@ -46,13 +46,7 @@ class World:
 
     def stop_workers(self) -> None:
         for w in self.workers:
-            if w.poll() is None:
-                w.terminate()
-        for w in self.workers:
-            try:
-                w.wait(20)
-            except subprocess.TimeoutExpired:
-                w.kill()
+            stop(w)
         self.workers = []
 
     def restart_server(self) -> None:
@@ -75,9 +69,7 @@ class World:
     def close(self) -> None:
         self.stop_workers()
         self.server.stop()
-        if self.redis.poll() is None:
-            self.redis.terminate()
-            self.redis.wait(10)
+        stop(self.redis)
 
 
 @pytest.fixture(scope="module")

@@ -94,5 +94,8 @@ def test_job_trains_on_uploaded_data(api, worker):
     done = wait_state(api, job["id"], ("succeeded", "failed"), timeout=180)
     assert done["state"] == "succeeded", done["error"]
     assert done["result"]["model"] == "uploaded-digits"
+    deadline = time.monotonic() + 10  # the service rescans every 0.2 s in the tests
+    while api.get("/v1/models/uploaded-digits").status_code == 404 and time.monotonic() < deadline:
+        time.sleep(0.1)
     sampled = api.post("/v1/models/uploaded-digits/samples", json={"n": 2, "labels": ["3", "4"]})
     assert sampled.status_code == 200 and sampled.json()["labels"] == ["3", "4"]
