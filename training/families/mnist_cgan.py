@@ -13,7 +13,7 @@ from training.families.mnist_dcgan import translate
 
 KIND = "image"
 LABELS = [str(d) for d in range(10)]
-DEFAULT_STEPS = 12_000
+DEFAULT_STEPS = 20_000
 EPOCH_SIZE = 4_000
 
 REFERENCE = ("one-hot label joined to z (110) → Dense 7·7·256 BN LeakyReLU → convT 128 → convT 64 (×2) → "
