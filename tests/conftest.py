@@ -58,6 +58,8 @@ class Server:
     def __init__(self, env: dict[str, str], log: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data = Path(env["GANSERVE_DATA"])
+        self.writable = Path(env["GANSERVE_REPOSITORY"].split(":")[0])  # where jobs publish
         self.log = open(log, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(self.port),
@@ -95,8 +97,6 @@ def service_env(tiny_repository, redis_url, tmp_path_factory) -> dict[str, str]:
 def server(service_env):
     data = Path(service_env["GANSERVE_DATA"])
     srv = Server(service_env, data / "server.log")
-    srv.writable = data / "models"
-    srv.data = data
     yield srv
     srv.stop()
 
@@ -152,10 +152,7 @@ def serve(repository: Path, data: Path, **settings) -> Server:
            "GANSERVE_RELOAD_SECONDS": "0.2", "GANSERVE_API_KEYS": "",
            **{f"GANSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
     data.mkdir(parents=True, exist_ok=True)
-    srv = Server(env, data / "server.log")
-    srv.writable = data / "models"
-    srv.data = data
-    return srv
+    return Server(env, data / "server.log")
 
 
 @pytest.fixture(scope="session")
