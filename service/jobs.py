@@ -23,7 +23,7 @@ class JobError(ValueError):
 
 
 class BrokerUnavailable(RuntimeError):
-    """Redis does not answer: jobs cannot be queued or cancelled right now."""
+    """Redis does not answer: jobs cannot be queued right now (cancelling needs no Redis)."""
 
 
 @lru_cache
