@@ -16,7 +16,6 @@ from service import encoding, sampling
 from service.repository import Model
 
 CHUNK = 256  # samples per step: each step is one bounded generator (and discriminator) pass
-FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entry timestamps: the same request gives the same bytes
 
 
 class _Pipe(io.RawIOBase):
@@ -38,9 +37,7 @@ class _Pipe(io.RawIOBase):
 
 
 def _entry(archive: zipfile.ZipFile, name: str, compress: bool = False):
-    info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
-    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    return archive.open(info, "w", force_zip64=True)
+    return archive.open(encoding.zip_info(name, compress), "w", force_zip64=True)
 
 
 def _chunks(model: Model, n: int, seed: int, mode: str, oversample: int, labels: np.ndarray | None):

@@ -150,6 +150,16 @@ def _json(samples: Samples) -> dict:
     return out
 
 
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: the same request gives the same bytes
+
+
+def zip_info(name: str, compress: bool = False) -> zipfile.ZipInfo:
+    """A zip entry stamped ZIP_TIME (the current time would make every response differ)."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    return info
+
+
 def _zip(samples: Samples) -> bytes:
     """One PNG per sample (images) or one CSV (numbers), plus index.csv with labels and scores."""
     buffer = io.BytesIO()
@@ -158,14 +168,14 @@ def _zip(samples: Samples) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         if samples.kind == "image":
             for i, img in enumerate(to_uint8(samples.values)):
-                archive.writestr(f"{i:06d}.png", png(img))
+                archive.writestr(zip_info(f"{i:06d}.png"), png(img))
                 rows.append(f"{i:06d}.png,{names[i] if names else ''},"
                             f"{'' if samples.scores is None else f'{samples.scores[i]:.6f}'}")
         else:
             lines = [",".join(f"{v:.6f}" for v in row) for row in samples.values.reshape(len(samples.values), -1)]
-            archive.writestr("samples.csv", "\n".join(lines) + "\n")
+            archive.writestr(zip_info("samples.csv"), "\n".join(lines) + "\n")
             for i in range(len(samples.values)):
                 rows.append(f"{i},{names[i] if names else ''},"
                             f"{'' if samples.scores is None else f'{samples.scores[i]:.6f}'}")
-        archive.writestr("index.csv", "\n".join(rows) + "\n")
+        archive.writestr(zip_info("index.csv"), "\n".join(rows) + "\n")
     return buffer.getvalue()

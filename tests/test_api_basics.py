@@ -36,3 +36,12 @@ def test_non_integer_seed_and_malformed_body_are_422(api):
 def test_unknown_model_is_404_listing_known(api):
     response = api.post("/v1/models/nope/samples", json={})
     assert response.status_code == 404 and "quadratic" in response.json()["error"]["message"]
+
+
+def test_zip_is_the_same_bytes_a_second_later(api):
+    import time
+
+    body = {"n": 5, "seed": 11, "format": "zip"}
+    first = api.post("/v1/models/quadratic/samples", json=body).content
+    time.sleep(2.1)  # zip timestamps have a two-second resolution
+    assert api.post("/v1/models/quadratic/samples", json=body).content == first
