@@ -217,3 +217,25 @@ def curves(batch_size: int, rng: np.random.Generator, points: int = 15) -> tuple
     a = rng.uniform(1, 2, size=(batch_size, 1))
     x = np.linspace(-1, 1, points)[None, :]
     return (a * x**2 + (a - 1)).astype(np.float32), a[:, 0]
+
+
+def balanced_clusters(images: np.ndarray, k: int, seed: int = 0, rounds: int = 15) -> np.ndarray:
+    """Pseudo-labels (N,) in 0..k-1: k-means on pixels with every cluster the same size (±1).
+
+    Labels used by nobody but the unconditional families' code: equal sizes let a uniformly drawn
+    code stand for a cluster, so drawing codes uniformly reproduces the data's mix.
+    """
+    x = images.reshape(len(images), -1).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    centres = x[rng.choice(len(x), k, replace=False)]
+    capacity = -(-len(x) // k)
+    for _ in range(rounds):
+        d = (x * x).sum(1)[:, None] + (centres * centres).sum(1)[None, :] - 2 * x @ centres.T  # (N, k)
+        # Greedy: the closest (point, cluster) pairs first, each cluster until it is full.
+        assign, sizes = np.full(len(x), -1), np.zeros(k, dtype=int)
+        for flat in np.argsort(d, axis=None):
+            i, c = divmod(int(flat), k)
+            if assign[i] < 0 and sizes[c] < capacity:
+                assign[i], sizes[c] = c, sizes[c] + 1
+        centres = np.stack([x[assign == c].mean(0) for c in range(k)])
+    return assign.astype(np.int64)

@@ -107,19 +107,20 @@ def train(
             for group, factor in zip(s.optimizer.param_groups, s.lr_lambdas):
                 group["lr"] = group["initial_lr"] * factor(start)
     per_epoch = getattr(family, "EPOCH_SIZE", None)
+    coded = getattr(cfg, "codes", 0) > 0  # an unconditional G with a cluster code (see LatentCode)
     t0 = time.perf_counter() - elapsed
     G.train(), D.train()
     for step in range(start + 1, steps + 1):
         if should_stop is not None and should_stop():
             raise Cancelled(f"cancelled at step {step - 1} of {steps}")
-        real, labels = next(batches)
+        real, labels = next(batches)  # labels: the data's, or for a coded family each image's cluster
         n = real.shape[0]
         # Discriminator: real (smoothed targets) against detached fakes.
         z = sample_latent(cfg, n, gen)
-        fake_labels = labels if labels is not None else None
-        fake = G(z, fake_labels) if family.LABELS else G(z)
-        d_real = D(real, labels) if family.LABELS else D(real)
-        d_fake = D(fake.detach(), fake_labels) if family.LABELS else D(fake.detach())
+        fake = G(z, labels) if family.LABELS else G(z)
+        fake_labels = G.code.index(z) if coded else labels  # a coded G's cluster comes from its latent
+        d_real = D(real, labels) if labels is not None else D(real)
+        d_fake = D(fake.detach(), fake_labels) if labels is not None else D(fake.detach())
         loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, cfg.label_smoothing))
                   + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         opt_d.zero_grad(set_to_none=True)
@@ -129,7 +130,9 @@ def train(
         m = getattr(cfg, "g_batch_size", n)
         z = sample_latent(cfg, m, gen)
         g_labels = random_labels(family, m, gen)
-        g_out = D(G(z, g_labels), g_labels) if family.LABELS else D(G(z))
+        fake = G(z, g_labels) if family.LABELS else G(z)
+        g_labels = G.code.index(z) if coded else g_labels
+        g_out = D(fake, g_labels) if g_labels is not None else D(fake)
         loss_g = F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -153,7 +156,41 @@ def train(
                 on_progress(report)
         if checkpoint_path is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
             save(_checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, step, t0, history), checkpoint_path)
-    return _checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, steps, t0, history)
+    checkpoint = _checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, steps, t0, history)
+    if getattr(cfg, "d_refine", 0):
+        refine_discriminator(checkpoint, family, batches, gen, cfg.d_refine, should_stop)
+        checkpoint.seconds = time.perf_counter() - t0
+    return checkpoint
+
+
+def refine_discriminator(checkpoint: Checkpoint, family, batches, gen: torch.Generator, steps: int,
+                         should_stop: Callable[[], bool] | None = None) -> None:
+    """Train the exported D alone, against the frozen G that is served, so `nice` ranks what users get.
+
+    At the end of training D is tuned to the raw G of the last few steps, not to the EMA G with fresh
+    batch-norm statistics that is served, and it sits at an equilibrium where its scores say little
+    about sample quality. A few steps against the served G, with unsmoothed targets, make it an
+    estimate of real against served (Azadi et al. 2019, "Discriminator Rejection Sampling", §4).
+    """
+    cfg, G, D = checkpoint.family_config, checkpoint.generator, checkpoint.discriminator
+    opt = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(getattr(cfg, "beta1", 0.5), 0.999))
+    D.train()
+    for step in range(steps):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"cancelled while refining the discriminator ({step} of {steps} steps)")
+        real, labels = next(batches)
+        with torch.no_grad():
+            z = sample_latent(cfg, real.shape[0], gen)
+            fake = G(z, labels) if family.LABELS else G(z)
+        d_real = D(real, labels) if family.LABELS else D(real)
+        d_fake = D(fake, labels) if family.LABELS else D(fake)
+        loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    D.eval()
+    log.info("refined D for %d steps against the served G: last loss %.3f", steps, loss.item())
 
 
 def _lr_schedule(opt, cfg, steps):

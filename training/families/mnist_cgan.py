@@ -43,6 +43,8 @@ class Config:
     augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
     label_smoothing: float = param(1.0, 0.5, 1.0, "target for real images in D's loss (one-sided)")
     latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
+    d_refine: int = param(0, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
+                                        "the samples users get")
 
 
 class Generator(nn.Module):

@@ -1,6 +1,7 @@
 """mnist-dcgan: a convolutional MNIST GAN in the keras-dcgan spirit, the one `nice` mode was made for."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,13 +43,18 @@ class Config:
     label_smoothing: float = param(1.0, 0.5, 1.0, "target for real images in D's loss (one-sided)")
     augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
     latent: str = field(default="uniform", metadata={"choices": ["uniform", "normal"], "help": "latent distribution"})
+    d_refine: int = param(0, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
+                                        "the samples users get")
+    codes: int = param(0, 0, 64, "clusters of the training images (k-means, equal sizes) that G and D are "
+                                  "conditioned on; z's first coordinate picks one; 0: a plain unconditional GAN")
 
 
 class Generator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         c = cfg.g_channels
-        self.project = nn.Sequential(nn.Linear(cfg.latent_dim, c * 7 * 7, bias=False), nn.BatchNorm1d(c * 7 * 7),
+        self.code = LatentCode(cfg)
+        self.project = nn.Sequential(nn.Linear(self.code.width, c * 7 * 7, bias=False), nn.BatchNorm1d(c * 7 * 7),
                                      nn.ReLU())
         self.up = nn.Sequential(
             nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(),  # (n, c/2, 14, 14)
@@ -59,7 +65,55 @@ class Generator(nn.Module):
         self.c = c
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.up(self.project(z).view(-1, self.c, 7, 7))  # (n, 1, 28, 28)
+        return self.up(self.project(self.code(z)).view(-1, self.c, 7, 7))  # (n, 1, 28, 28)
+
+
+class LatentCode(nn.Module):
+    """The cluster a coded G draws, picked by the latent the service already samples (self-conditioning).
+
+    The training images are split into `codes` equal clusters (k-means on pixels, no labels), and G and
+    D are trained as a conditional GAN on them (Liu et al. 2020, "Diverse image generation via
+    self-conditioned GANs"). z's first coordinate, mapped through its own CDF to U[0, 1), picks the
+    cluster, so every cluster is drawn as often as it holds images: the data's mix of digits is kept,
+    and G switches between clusters instead of morphing one digit into the next.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.codes, self.normal = cfg.codes, cfg.latent == "normal"
+        self.width = cfg.latent_dim - 1 + cfg.codes if cfg.codes else cfg.latent_dim
+
+    def index(self, z: torch.Tensor) -> torch.Tensor:
+        u = 0.5 * (1 + torch.erf(z[:, 0] / 2**0.5)) if self.normal else (z[:, 0] + 1) / 2  # (n,) in [0, 1]
+        return (u * self.codes).floor().clamp(0, self.codes - 1).long()  # (n,)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if not self.codes:
+            return z
+        one_hot = (self.index(z)[:, None] == torch.arange(self.codes)[None, :]).float()  # (n, codes)
+        return torch.cat([one_hot, z[:, 1:]], 1)  # (n, width)
+
+
+class CodedScore(nn.Module):
+    """D's last layer: a realness logit from features h, plus for a coded family a projection per cluster.
+
+    Trained with each image's cluster, ⟨embed(cluster), h⟩ as in the projection discriminator (Miyato &
+    Koyama 2018). The served D gets no cluster, so it scores an image by the cluster that suits it best,
+    softly: logsumexp over clusters, less log(codes) so that it equals the mean when all agree.
+    """
+
+    def __init__(self, width: int, codes: int):
+        super().__init__()
+        self.out = nn.Linear(width, 1)
+        self.embed = nn.Embedding(codes, width) if codes else None
+
+    def forward(self, h: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
+        score = self.out(h).squeeze(-1)  # (n,)
+        if self.embed is None:
+            return score
+        if code is not None:
+            return score + (self.embed(code) * h).sum(1)
+        return score + torch.logsumexp(h @ self.embed.weight.T, 1) - math.log(self.embed.num_embeddings)
 
 
 def translate(x: torch.Tensor, pixels: int) -> torch.Tensor:
@@ -85,13 +139,14 @@ class Discriminator(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(1, c, 4, 2, 1), nn.LeakyReLU(0.2),  # (n, c, 14, 14)
             nn.Conv2d(c, 2 * c, 4, 2, 1), nn.LeakyReLU(0.2),  # (n, 2c, 7, 7)
-            nn.Flatten(), nn.Linear(2 * c * 7 * 7, 1),
+            nn.Flatten(),  # (n, 2c·49)
         )
+        self.score = CodedScore(2 * c * 7 * 7, cfg.codes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
         if self.training and self.augment:  # never in the exported (eval) D that ranks samples
             x = translate(x, self.augment)
-        return self.net(x).squeeze(-1)  # (n,) logits
+        return self.score(self.net(x), code)  # (n,) logits
 
 
 def optimizers(cfg: Config, G: nn.Module, D: nn.Module):
@@ -104,10 +159,11 @@ def optimizers(cfg: Config, G: nn.Module, D: nn.Module):
 
 
 def real_batches(cfg: Config, source: str, rng: np.random.Generator):
-    """Endless random batches of 28×28 grey images from the data source (labels unused)."""
+    """Endless random batches of 28×28 grey images (labels unused), with their cluster when coded."""
     images, _ = data.load_images(source, size=28, channels=1)
-    for x, _ in data.batches(images, None, cfg.batch_size, rng):
-        yield torch.from_numpy(x), None
+    clusters = data.balanced_clusters(images, cfg.codes) if cfg.codes else None
+    for x, c in data.batches(images, clusters, cfg.batch_size, rng):
+        yield torch.from_numpy(x), None if c is None else torch.from_numpy(c)
 
 
 def card(cfg: Config) -> dict:

@@ -9,7 +9,7 @@ from torch import nn
 
 from training import data
 from training.config import param
-from training.families.mnist_dcgan import translate
+from training.families.mnist_dcgan import CodedScore, LatentCode, translate
 
 KIND = "image"
 LABELS = None
@@ -37,23 +37,28 @@ class Config:
     augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
     label_smoothing: float = param(0.9, 0.5, 1.0, "target for real images in D's loss (one-sided)")
     latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
+    d_refine: int = param(0, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
+                                        "the samples users get")
+    codes: int = param(0, 0, 64, "clusters of the training images (k-means, equal sizes) that G and D are "
+                                  "conditioned on; z's first coordinate picks one; 0: a plain unconditional GAN")
 
 
 class Generator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         h = cfg.g_hidden
+        self.code = LatentCode(cfg)
         self.net = nn.Sequential(
             # Batch norm after the hidden layers (as PyTorch-GAN's gan.py): without it G collapsed to
             # one to four digits against this D within a few thousand steps on 4,000 digits.
-            nn.Linear(cfg.latent_dim, h), nn.LeakyReLU(0.2),
+            nn.Linear(self.code.width, h), nn.LeakyReLU(0.2),
             nn.Linear(h, 2 * h), nn.BatchNorm1d(2 * h), nn.LeakyReLU(0.2),
             nn.Linear(2 * h, 4 * h), nn.BatchNorm1d(4 * h), nn.LeakyReLU(0.2),
             nn.Linear(4 * h, 28 * 28), nn.Tanh(),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(-1, 1, 28, 28)  # (n, 1, 28, 28)
+        return self.net(self.code(z)).view(-1, 1, 28, 28)  # (n, 1, 28, 28)
 
 
 class Discriminator(nn.Module):
@@ -66,20 +71,21 @@ class Discriminator(nn.Module):
             # Dropout, as the write-up's D: it keeps D from winning outright.
             nn.Linear(28 * 28, 2 * h), nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout),
             nn.Linear(2 * h, h), nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout),
-            nn.Linear(h, 1),
         )
+        self.score = CodedScore(h, cfg.codes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
         if self.training and self.augment:  # never in the exported (eval) D that ranks samples
             x = translate(x, self.augment)
-        return self.net(x).squeeze(-1)  # (n,) logits
+        return self.score(self.net(x), code)  # (n,) logits
 
 
 def real_batches(cfg: Config, source: str, rng: np.random.Generator):
-    """Endless random batches of 28×28 grey images from the data source (labels unused)."""
+    """Endless random batches of 28×28 grey images (labels unused), with their cluster when coded."""
     images, _ = data.load_images(source, size=28, channels=1)
-    for x, _ in data.batches(images, None, cfg.batch_size, rng):
-        yield torch.from_numpy(x), None
+    clusters = data.balanced_clusters(images, cfg.codes) if cfg.codes else None
+    for x, c in data.batches(images, clusters, cfg.batch_size, rng):
+        yield torch.from_numpy(x), None if c is None else torch.from_numpy(c)
 
 
 def card(cfg: Config) -> dict:
