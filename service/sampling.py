@@ -5,6 +5,7 @@ Rejection sampling builds on these plans in service/rejection.py.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Callable, Generator, Sequence
 
@@ -196,10 +197,15 @@ def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int =
         # 1. oversample candidates per requested sample, each slot's candidates carrying its label.
         m = n * oversample
         cand_labels = np.repeat(labels, oversample) if labels is not None else None
-        candidates = yield from generating(model, latents(seed, start * oversample, m, dim, dist), cand_labels)
+        z = latents(seed, start * oversample, m, dim, dist)
+        candidates = yield from generating(model, z, cand_labels)
         # 2. score them all, 3. keep the best of each label's own candidates, best first.
         scores = yield from scoring(model, candidates, cand_labels)
-        keep = _best_per_label(scores, labels, oversample, n)
+        if labels is None and model.card["latent"].get("codes"):  # a coded G: each cluster keeps its share
+            cand_codes = latent_codes(z, model.card["latent"])
+            keep = _best_per_group(scores, cand_codes[::oversample], cand_codes)
+        else:
+            keep = _best_per_label(scores, labels, oversample, n)
         return _samples(model, seed, mode, candidates[keep], labels, scores[keep], m)
     if mode == "rejection":
         from service import rejection  # it builds on this module's plans
@@ -212,13 +218,30 @@ def _best_per_label(scores: np.ndarray, labels: np.ndarray | None, oversample: i
     """Candidate indices for each output slot: slot i gets a best-first candidate of its own label."""
     if labels is None:
         return np.argsort(-scores, kind="stable")[:n]
-    keep = np.empty(n, dtype=np.int64)
-    cand_labels = np.repeat(labels, oversample)
-    for label in np.unique(labels):
-        slots = np.flatnonzero(labels == label)
-        pool = np.flatnonzero(cand_labels == label)
+    return _best_per_group(scores, labels, np.repeat(labels, oversample))
+
+
+def _best_per_group(scores: np.ndarray, slot_groups: np.ndarray, cand_groups: np.ndarray) -> np.ndarray:
+    """Candidate indices (len(slot_groups),): each slot gets a best-first candidate of its own group."""
+    keep = np.empty(len(slot_groups), dtype=np.int64)
+    for group in np.unique(slot_groups):
+        slots = np.flatnonzero(slot_groups == group)
+        pool = np.flatnonzero(cand_groups == group)
         keep[slots] = pool[np.argsort(-scores[pool], kind="stable")[:len(slots)]]
     return keep
+
+
+def latent_codes(z: np.ndarray, latent: dict) -> np.ndarray:
+    """The cluster (n,) a coded generator draws for each latent: z's first coordinate, binned by its CDF.
+
+    The same bins as training.families.mnist_dcgan.LatentCode, as thresholds on z itself.
+    """
+    codes = int(latent["codes"])
+    if latent["distribution"] == "normal":
+        edges = [statistics.NormalDist().inv_cdf(j / codes) for j in range(1, codes)]
+    else:
+        edges = [-1 + 2 * j / codes for j in range(1, codes)]
+    return np.searchsorted(np.asarray(edges, np.float32), z[:, 0], side="right")  # (n,)
 
 
 def _samples(model: Model, seed: int, mode: str, values, labels, scores, candidates: int) -> Samples:

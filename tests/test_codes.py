@@ -1,4 +1,4 @@
-"""The unconditional digit families' code (clusters as pseudo-labels) and the refined discriminator."""
+"""The unconditional digit families' code (clusters as pseudo-labels), nice per cluster, the refined D."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from service import sampling
+from service.repository import load
 from training import data
 from training.config import TrainConfig
+from training.export import export
 from training.families import mnist_dcgan, mnist_mlp
 from training.trainer import sample_latent, train
 
@@ -53,3 +56,31 @@ def test_refining_the_discriminator_makes_it_tell_real_from_served_samples():
                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
 
     assert loss(100) < 0.5 * loss(0)
+
+
+@pytest.mark.parametrize("family, latent", [(mnist_dcgan, "uniform"), (mnist_mlp, "normal")])
+def test_the_service_bins_latents_into_the_codes_the_generator_draws(family, latent):
+    cfg = family.Config(latent_dim=8, codes=7, latent=latent)
+    z = sampling.latents(3, 0, 20_000, 8, latent)
+    expected = family.Generator(cfg).code.index(torch.from_numpy(z)).numpy()
+    got = sampling.latent_codes(z, {"distribution": latent, "codes": 7})
+    assert np.mean(got == expected) > 0.9995  # float32 edges against torch's CDF: a rare tie may differ
+
+
+def test_nice_keeps_each_clusters_share_and_takes_its_best(tmp_path):
+    params = {"latent_dim": 8, "g_hidden": 8, "d_hidden": 8, "batch_size": 8, "codes": 4}
+    checkpoint = train(TrainConfig(family="mnist-mlp", steps=2, seed=0, params=params))
+    model = load("mnist-mlp", 1, export(checkpoint, tmp_path, evaluate=False))
+    assert model.card["latent"]["codes"] == 4
+    n, oversample = 40, 5
+    z = sampling.latents(11, 0, n * oversample, 8, "normal")
+    candidates = sampling.generate(model, z, None)
+    scores = sampling.score(model, candidates, None)
+    codes = sampling.latent_codes(z, model.card["latent"])
+    nice = sampling.sample(model, n, 11, mode="nice", oversample=oversample)
+    kept = [int(np.flatnonzero((candidates == v).all(axis=(1, 2, 3)))[0]) for v in nice.values]
+    slot_codes = codes[::oversample]
+    assert sorted(codes[kept]) == sorted(slot_codes)  # every cluster as often as among plain slots
+    for c in np.unique(slot_codes):  # and within it the discriminator's best
+        best = np.sort(scores[codes == c])[::-1][:np.sum(slot_codes == c)]
+        np.testing.assert_allclose(np.sort(scores[kept][codes[kept] == c])[::-1], best)

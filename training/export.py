@@ -101,7 +101,7 @@ def _card(checkpoint: Checkpoint, family, name: str, metrics: dict, extra: dict)
         "family": checkpoint.config.family,
         "kind": family.KIND,
         "description": (family.__doc__ or "").strip(),
-        "latent": {"dim": cfg.latent_dim, "distribution": cfg.latent},
+        "latent": {"dim": cfg.latent_dim, "distribution": cfg.latent, **({"codes": cfg.codes} if getattr(cfg, "codes", 0) else {})},
         "labels": list(family.LABELS) if family.LABELS else None,
         **family.card(cfg),
         "training": {

@@ -106,6 +106,8 @@ class CodedScore(nn.Module):
         super().__init__()
         self.out = nn.Linear(width, 1)
         self.embed = nn.Embedding(codes, width) if codes else None
+        if self.embed is not None:  # from zero: it starts as a plain D (N(0, 1) rows swamp the score at first)
+            nn.init.zeros_(self.embed.weight)
 
     def forward(self, h: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
         score = self.out(h).squeeze(-1)  # (n,)
