@@ -17,7 +17,8 @@ class SampleRequest(BaseModel):
                                   "with labels and no n, the number of labels or the sum of the counts")] = 16
     seed: Seed | None = None
     mode: Literal["plain", "nice", "rejection"] = Field(
-        "plain", description="plain; nice: the best n of oversample·n candidates by discriminator score; "
+        "plain", description="plain; nice: the best n of oversample·n candidates by discriminator score (each label, "
+                             "or each cluster of a coded model, keeping its share); "
                              "rejection: discriminator rejection sampling (Azadi et al. 2019)")
     oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode; the "
                                            "candidate budget per sample in rejection mode")] = 20

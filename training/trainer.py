@@ -158,13 +158,12 @@ def train(
             save(_checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, step, t0, history), checkpoint_path)
     checkpoint = _checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, steps, t0, history)
     if getattr(cfg, "d_refine", 0):
-        refine_discriminator(checkpoint, family, batches, gen, cfg.d_refine, should_stop)
+        refine_discriminator(checkpoint, cfg.d_refine, should_stop)
         checkpoint.seconds = time.perf_counter() - t0
     return checkpoint
 
 
-def refine_discriminator(checkpoint: Checkpoint, family, batches, gen: torch.Generator, steps: int,
-                         should_stop: Callable[[], bool] | None = None) -> None:
+def refine_discriminator(checkpoint: Checkpoint, steps: int, should_stop: Callable[[], bool] | None = None) -> None:
     """Train the exported D alone, against the frozen G that is served, so `nice` ranks what users get.
 
     At the end of training D is tuned to the raw G of the last few steps, not to the EMA G with fresh
@@ -173,6 +172,9 @@ def refine_discriminator(checkpoint: Checkpoint, family, batches, gen: torch.Gen
     estimate of real against served (Azadi et al. 2019, "Discriminator Rejection Sampling", §4).
     """
     cfg, G, D = checkpoint.family_config, checkpoint.generator, checkpoint.discriminator
+    family, seed = get_family(checkpoint.config.family), checkpoint.config.seed + 3  # streams of its own
+    batches = family.real_batches(cfg, checkpoint.config.data, np.random.default_rng(seed))
+    gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(getattr(cfg, "beta1", 0.5), 0.999))
     D.train()
     for step in range(steps):

@@ -13,14 +13,19 @@ from training.families.mnist_dcgan import CodedScore, LatentCode, translate
 
 KIND = "image"
 LABELS = None
-DEFAULT_STEPS = 6_000
+DEFAULT_STEPS = 40_000
 EPOCH_SIZE = 4_000  # the offline training digits
 
 REFERENCE = ("z 100 (normal) → 256 → 512 → 1024 (LeakyReLU 0.2) → 784 tanh / 784 → 1024 → 512 → 256 → 1; "
              "Adam(2e-4, β1 0.5); batch 16; one-sided label smoothing 0.9")
 CHANGES = ("G 100 → 256 → 512 → 784 and D 784 → 512 → 256 → 1 (the 1024-unit layers dropped: 2.9 M → 1.1 M "
-           "weights, ONNX 4.4 MB, and a faster step on 2 cores); batch 64; lr decays linearly to 0 over the last "
-           "half of the steps; EMA (0.999) of G's weights served")
+           "weights, and a faster step on 2 cores); self-conditioned (Liu et al. 2020): the 4,000 digits split "
+           "into 20 equal pixel k-means clusters (no labels), G takes the cluster one-hot (picked by z's first "
+           "coordinate, so each is drawn equally often) and D adds a projection term per cluster, scoring an "
+           "unlabelled image by logsumexp over clusters (at 6,000 steps: digits at 5.9-17.4 % without it, "
+           "5.2-14.9 % with it); 40,000 steps instead of 6,000 (Fréchet ratio 40 → 18.6 at 20,000 → 9.8); batch 64; lr "
+           "decays linearly to 0 over the last half of the steps; real and fake shifted by up to 2 pixels while "
+           "D trains; EMA (0.999) of G's weights served")
 
 
 @dataclass
@@ -39,7 +44,7 @@ class Config:
     latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
     d_refine: int = param(0, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
                                         "the samples users get")
-    codes: int = param(0, 0, 64, "clusters of the training images (k-means, equal sizes) that G and D are "
+    codes: int = param(20, 0, 64, "clusters of the training images (k-means, equal sizes) that G and D are "
                                   "conditioned on; z's first coordinate picks one; 0: a plain unconditional GAN")
 
 
