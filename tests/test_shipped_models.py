@@ -45,9 +45,6 @@ BARS = {  # family -> bar name -> check on the measured metrics {"plain": ..., "
 
 SHORT_OF_BAR = {  # (model, bar) -> what was measured (n = 1,000, seed 1234)
     ("mnist-cgan", "nice label accuracy no worse"): "98.0 % nice vs 98.3 % plain",
-    ("mnist-dcgan", "every digit 5-15 %"): "5.1-17.0 %",
-    ("mnist-dcgan", "Fréchet within 10x of real halves"): "35.3x",
-    ("mnist-dcgan", "nice has higher precision"): "0.667 both",
 }
 
 

@@ -13,7 +13,7 @@ from training.config import param
 
 KIND = "image"
 LABELS = None
-DEFAULT_STEPS = 8_000
+DEFAULT_STEPS = 16_000
 EPOCH_SIZE = 4_000
 
 REFERENCE = ("z 100 (uniform −1..1) → Dense 1024 tanh → 128·7·7 BN tanh → up ×2 → conv 5×5 64 tanh → up ×2 → "
@@ -21,18 +21,24 @@ REFERENCE = ("z 100 (uniform −1..1) → Dense 1024 tanh → 128·7·7 BN tanh 
              "SGD 5e-4 Nesterov 0.9; batch 128 (96 MFLOP per generated image)")
 CHANGES = ("G: Dense → 128·7·7 BN ReLU → 4×4 stride-2 transposed convolutions to 64·14·14 (BN ReLU) and to "
            "1·28·28 tanh, instead of Dense 1024 → 128·7·7 → up → conv 5×5 64 → up → conv 5×5 1 (the 5×5 "
-           "convolution at 14×14 held most of the 96 MFLOP; G now costs 14.6 MFLOP); ReLU instead of tanh; D: two 4×4 stride-2 convolutions (64, 128) with LeakyReLU 0.2 instead of conv + pool + "
+           "convolution at 14×14 held most of the 96 MFLOP; G now costs 14.6 MFLOP); ReLU instead of tanh; D: two 4×4 stride-2 convolutions (32, 64) with LeakyReLU 0.2 instead of conv + pool + "
            "tanh and Dense 1024, and real and fake shifted by up to 2 pixels while D trains (differentiable "
-           "augmentation: 4,000 digits are few); Adam(2e-4, β1 0.5) instead of SGD Nesterov (SGD at 5e-4 had not "
-           "formed digits by the step budget; optimizer=sgd keeps it); batch 64; lr decays linearly over the last "
-           "half; the served G is an EMA (0.999) of G's weights with batch-norm statistics re-estimated for them")
+           "augmentation: 4,000 digits are few); self-conditioned (Liu et al. 2020): the digits split into 20 "
+           "equal pixel k-means clusters (no labels), G takes the cluster one-hot (picked by z's first coordinate, "
+           "so each is drawn equally often), D adds a projection term per cluster and scores an unlabelled "
+           "image by logsumexp over clusters (at 8,000 steps, together with D's channels halved to "
+           "32 and 64: Fréchet ratio 35 → 9.6, digits 5.1-17.0 % → 6.6-15.8 %); 16,000 steps (ratio 5.9); Adam(2e-4, β1 0.5) instead of SGD Nesterov (SGD at 5e-4 "
+           "had not formed digits by the step budget; optimizer=sgd keeps it); batch 64; lr decays linearly over "
+           "the last half; the served G is an EMA (0.999) of G's weights with batch-norm statistics re-estimated "
+           "for them; the served D is trained 1,000 more steps alone against that G (nice: recall 0.68 → 0.76 "
+           "at the same precision and confidence)")
 
 
 @dataclass
 class Config:
     latent_dim: int = param(100, 1, 512, "size of the uniform latent vector z")
     g_channels: int = param(128, 1, 512, "channels at G's 7×7 stage; halved at 14×14")
-    d_channels: int = param(64, 1, 512, "channels of D's first convolution; doubled in the second")
+    d_channels: int = param(32, 1, 512, "channels of D's first convolution; doubled in the second")
     batch_size: int = param(64, 1, 1024, "real (and fake) images per step (reference: 128)")
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"],
                                                       "help": "adam, or the reference's SGD with Nesterov momentum"})
@@ -43,9 +49,9 @@ class Config:
     label_smoothing: float = param(1.0, 0.5, 1.0, "target for real images in D's loss (one-sided)")
     augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
     latent: str = field(default="uniform", metadata={"choices": ["uniform", "normal"], "help": "latent distribution"})
-    d_refine: int = param(0, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
+    d_refine: int = param(1000, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
                                         "the samples users get")
-    codes: int = param(0, 0, 64, "clusters of the training images (k-means, equal sizes) that G and D are "
+    codes: int = param(20, 0, 64, "clusters of the training images (k-means, equal sizes) that G and D are "
                                   "conditioned on; z's first coordinate picks one; 0: a plain unconditional GAN")
 
 
