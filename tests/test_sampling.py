@@ -39,7 +39,7 @@ def test_latent_streams_are_independent_of_each_other():
 
 
 def test_nice_keeps_highest_scores(models):
-    model = models["mnist-dcgan"]
+    model = models["quadratic"]  # unconditional, without clusters (a coded model: tests/test_codes.py)
     nice = sampling.sample(model, 4, seed=3, mode="nice", oversample=5)
     z = sampling.latents(3, 0, 20, model.latent_dim, model.card["latent"]["distribution"])
     scores = sampling.score(model, sampling.generate(model, z, None), None)
