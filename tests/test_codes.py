@@ -84,3 +84,8 @@ def test_nice_keeps_each_clusters_share_and_takes_its_best(tmp_path):
     for c in np.unique(slot_codes):  # and within it the discriminator's best
         best = np.sort(scores[codes == c])[::-1][:np.sum(slot_codes == c)]
         np.testing.assert_allclose(np.sort(scores[kept][codes[kept] == c])[::-1], best)
+
+
+def test_too_few_images_for_the_clusters_is_refused_by_name():
+    with pytest.raises(ValueError, match="codes: 20 clusters need at least 20 training images, the data has 5"):
+        data.balanced_clusters(np.zeros((5, 1, 28, 28), np.float32), 20)

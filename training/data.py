@@ -225,6 +225,9 @@ def balanced_clusters(images: np.ndarray, k: int, seed: int = 0, rounds: int = 1
     Labels used by nobody but the unconditional families' code: equal sizes let a uniformly drawn
     code stand for a cluster, so drawing codes uniformly reproduces the data's mix.
     """
+    if len(images) < k:
+        raise ValueError(f"codes: {k} clusters need at least {k} training images, the data has {len(images)} "
+                         "(use fewer codes, or 0)")
     x = images.reshape(len(images), -1).astype(np.float64)
     rng = np.random.default_rng(seed)
     centres = x[rng.choice(len(x), k, replace=False)]
@@ -232,10 +235,12 @@ def balanced_clusters(images: np.ndarray, k: int, seed: int = 0, rounds: int = 1
     for _ in range(rounds):
         d = (x * x).sum(1)[:, None] + (centres * centres).sum(1)[None, :] - 2 * x @ centres.T  # (N, k)
         # Greedy: the closest (point, cluster) pairs first, each cluster until it is full.
-        assign, sizes = np.full(len(x), -1), np.zeros(k, dtype=int)
+        assign, sizes, placed = np.full(len(x), -1), np.zeros(k, dtype=int), 0
         for flat in np.argsort(d, axis=None):
             i, c = divmod(int(flat), k)
             if assign[i] < 0 and sizes[c] < capacity:
-                assign[i], sizes[c] = c, sizes[c] + 1
+                assign[i], sizes[c], placed = c, sizes[c] + 1, placed + 1
+                if placed == len(x):
+                    break
         centres = np.stack([x[assign == c].mean(0) for c in range(k)])
     return assign.astype(np.int64)

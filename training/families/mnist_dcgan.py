@@ -21,7 +21,7 @@ REFERENCE = ("z 100 (uniform −1..1) → Dense 1024 tanh → 128·7·7 BN tanh 
              "SGD 5e-4 Nesterov 0.9; batch 128 (96 MFLOP per generated image)")
 CHANGES = ("G: Dense → 128·7·7 BN ReLU → 4×4 stride-2 transposed convolutions to 64·14·14 (BN ReLU) and to "
            "1·28·28 tanh, instead of Dense 1024 → 128·7·7 → up → conv 5×5 64 → up → conv 5×5 1 (the 5×5 "
-           "convolution at 14×14 held most of the 96 MFLOP; G now costs 14.6 MFLOP); ReLU instead of tanh; D: two 4×4 stride-2 convolutions (32, 64) with LeakyReLU 0.2 instead of conv + pool + "
+           "convolution at 14×14 held most of the 96 MFLOP; G now costs 14.8 MFLOP); ReLU instead of tanh; D: two 4×4 stride-2 convolutions (32, 64) with LeakyReLU 0.2 instead of conv + pool + "
            "tanh and Dense 1024, and real and fake shifted by up to 2 pixels while D trains (differentiable "
            "augmentation: 4,000 digits are few); self-conditioned (Liu et al. 2020): the digits split into 20 "
            "equal pixel k-means clusters (no labels), G takes the cluster one-hot (picked by z's first coordinate, "
