@@ -26,7 +26,8 @@ CHANGES = ("G: one-hot joined to z → Dense 128·7·7 BN LeakyReLU → convT 4�
            "term ⟨embed(label), features⟩ (Miyato & Koyama 2018) that ties the score to the label, and real and "
            "fake shifted by up to 2 pixels while D trains; Adam(2e-4, β1 0.5); batch 64; lr decays linearly over "
            "the last half; the served G is an EMA (0.999) of G's weights with batch-norm statistics "
-           "re-estimated for them")
+           "re-estimated for them; the served D is trained 300 more steps alone against that G (nice's label "
+           "accuracy minus plain's, mean of six seeds: −0.04 pt unrefined, +0.36 pt at 300 steps, −0.60 at 1,000)")
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Config:
     augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
     label_smoothing: float = param(1.0, 0.5, 1.0, "target for real images in D's loss (one-sided)")
     latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
-    d_refine: int = param(0, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
+    d_refine: int = param(300, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
                                         "the samples users get")
 
 
