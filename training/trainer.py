@@ -170,6 +170,8 @@ def refine_discriminator(checkpoint: Checkpoint, steps: int, should_stop: Callab
     batch-norm statistics that is served, and it sits at an equilibrium where its scores say little
     about sample quality. A few steps against the served G, with unsmoothed targets, make it an
     estimate of real against served (Azadi et al. 2019, "Discriminator Rejection Sampling", §4).
+    Only a few: run longer, it learns the served G's quirks and `nice` gets worse again (measured per
+    family, 300-3,000 steps; each family's `d_refine` default is its best).
     """
     cfg, G, D = checkpoint.family_config, checkpoint.generator, checkpoint.discriminator
     family, seed = get_family(checkpoint.config.family), checkpoint.config.seed + 3  # streams of its own
