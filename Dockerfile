@@ -3,6 +3,7 @@ FROM python:3.11-slim AS base
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 GANSERVE_DATA=/data GANSERVE_REPOSITORY=/data/models:/app/models
 COPY pyproject.toml README.md ./
+COPY ganserve ./ganserve
 COPY service ./service
 COPY training ./training
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test catalog pictures benchmark clean
+.PHONY: run test test-fast install install-test catalog pictures benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# Everything but the slow system tests (worker processes, faults, browser, real training): the inner loop.
+test-fast: install-test
+	$(BIN)/python -m pytest -q -m "not slow"
 
 catalog:
 	$(BIN)/python -m training.catalog

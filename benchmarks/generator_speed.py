@@ -21,7 +21,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from service.repository import session_options
+from service.repository import Card, session_options
 
 
 class KerasDcganGenerator(nn.Module):
@@ -90,14 +90,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    card = json.loads((args.model / "card.json").read_text())
+    card = Card.load(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         reference_flops = export_reference(Path(tmp) / "reference.onnx")
         options = session_options(args.threads)
         providers = ["CPUExecutionProvider"]
         sessions = {"reference": ort.InferenceSession(str(Path(tmp) / "reference.onnx"), options, providers=providers),
                     "shipped": ort.InferenceSession(str(args.model / "generator.onnx"), options, providers=providers)}
-        dims = {"reference": 100, "shipped": card["latent"]["dim"]}
+        dims = {"reference": 100, "shipped": card.latent.dim}
         rng = np.random.default_rng(0)
         speeds = {name: [] for name in sessions}
         for _ in range(args.rounds):  # alternate, so both see the same background load

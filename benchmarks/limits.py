@@ -1,14 +1,13 @@
 """What this machine can do without HTTP: in-process onnxruntime times, FLOPs per image, the matmul rate."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from service.repository import session_options
+from service.repository import Card, session_options
 from service.sampling import latents
 
 
@@ -25,9 +24,9 @@ def _time(fn, seconds: float) -> float:
 
 def in_process(model_dir: Path, batches: list[int], oversample: int = 1, quick: bool = False) -> dict[int, dict]:
     """batch -> median seconds of G, D and G+D calls, best of 1 and 2 intra-op threads (spinning off)."""
-    card = json.loads((model_dir / "card.json").read_text())
-    dim, dist = int(card["latent"]["dim"]), card["latent"]["distribution"]
-    conditional = bool(card.get("labels"))
+    card = Card.load(model_dir)
+    dim, dist = card.latent.dim, card.latent.distribution
+    conditional = bool(card.labels)
     out: dict[int, dict] = {}
     for threads in (1, 2):
         g = ort.InferenceSession(str(model_dir / "generator.onnx"), session_options(threads),
@@ -37,7 +36,7 @@ def in_process(model_dir: Path, batches: list[int], oversample: int = 1, quick: 
         for b in batches:
             g_feed = {"z": latents(0, 0, b, dim, dist)}
             if conditional:
-                g_feed["label"] = np.arange(b, dtype=np.int64) % len(card["labels"])
+                g_feed["label"] = np.arange(b, dtype=np.int64) % len(card.labels)
             x = g.run(None, g_feed)[0]
             d_feed = {"sample": x, **({"label": g_feed["label"]} if conditional else {})}
             seconds = 0.1 if quick else 0.4
@@ -52,11 +51,11 @@ def in_process(model_dir: Path, batches: list[int], oversample: int = 1, quick: 
 
 def default_options_rate(model_dir: Path, batch: int = 64) -> float:
     """G images/s with onnxruntime's default options (a thread per core, spinning), for comparison."""
-    card = json.loads((model_dir / "card.json").read_text())
+    card = Card.load(model_dir)
     g = ort.InferenceSession(str(model_dir / "generator.onnx"), providers=["CPUExecutionProvider"])
-    feed = {"z": latents(0, 0, batch, int(card["latent"]["dim"]), card["latent"]["distribution"])}
-    if card.get("labels"):
-        feed["label"] = np.arange(batch, dtype=np.int64) % len(card["labels"])
+    feed = {"z": latents(0, 0, batch, card.latent.dim, card.latent.distribution)}
+    if card.labels:
+        feed["label"] = np.arange(batch, dtype=np.int64) % len(card.labels)
     return batch / _time(lambda: g.run(None, feed), 0.4)
 
 

@@ -9,7 +9,6 @@ the same work per request.
 from __future__ import annotations
 
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -18,9 +17,9 @@ import numpy as np
 import onnxruntime as ort
 from fastapi import Response
 
-from service.encoding import to_uint8
-from service.repository import session_options
+from service.repository import Card, session_options
 from service.sampling import latents
+from service.sampling.encoding import to_uint8
 
 
 class GeneratorAPI(ls.LitAPI):
@@ -29,8 +28,8 @@ class GeneratorAPI(ls.LitAPI):
         self.model_dir = model_dir
 
     def setup(self, device):
-        card = json.loads((self.model_dir / "card.json").read_text())
-        self.dim, self.dist = int(card["latent"]["dim"]), card["latent"]["distribution"]
+        card = Card.load(self.model_dir)
+        self.dim, self.dist = card.latent.dim, card.latent.distribution
         self.session = ort.InferenceSession(str(self.model_dir / "generator.onnx"), session_options(1),
                                             providers=["CPUExecutionProvider"])
 

@@ -8,12 +8,12 @@ import logging
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from service import errors, metrics
-from service.batching import Batcher
-from service.jobs import celery_app
-from service.jobstore import JobStore
+from service import errors
+from service.api import data, datasets, health, jobs, models, pages, samples
+from service.jobs.store import JobStore
+from service.jobs.submit import celery_app
 from service.repository import Repository
-from service.routes import data, datasets, health, jobs, models, pages, samples
+from service.sampling.batching import Batcher
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ def create_app() -> FastAPI:
     for router in (health.router, models.router, samples.router, datasets.router, jobs.router, data.router,
                    pages.router):
         app.include_router(router)
-    app.include_router(metrics.router)
     return app
 
 

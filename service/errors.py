@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from service.batching import Overloaded
-from service.encoding import EncodingError
-from service.jobs import BrokerUnavailable, JobError
-from service.jobstore import UnknownJob
+from service.jobs.store import UnknownJob
+from service.jobs.submit import BrokerUnavailable, JobError
+from service.jobs.uploads import UnknownUpload, UploadError, UploadTooLarge
 from service.repository import UnknownModel
-from service.sampling import SamplingError
-from service.uploads import UnknownUpload, UploadError, UploadTooLarge
+from service.sampling.batching import Overloaded
+from service.sampling.encoding import EncodingError
+from service.sampling.samples import SamplingError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""catalog.json: every family's hyper-parameters and limits, so the service validates jobs without torch.
+"""service/jobs/catalog.json: every family's hyper-parameters and limits, so the service validates jobs
+without torch.
 
 Regenerate after changing a family: `python -m training.catalog` (a test fails when it is stale).
 """
@@ -7,10 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from service.jobs import protocol
 from training.config import family_params
 from training.families import FAMILIES
 
-PATH = Path(__file__).with_name("catalog.json")
+PATH = Path(protocol.__file__).with_name(protocol.CATALOG)
 
 
 def build() -> dict:

@@ -5,6 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.jobs.protocol import check_params
+
 
 @dataclass
 class TrainConfig:
@@ -57,29 +59,3 @@ def build_family_config(config_cls, params: dict[str, Any]):
     if unknown:
         raise ValueError(f"unknown params {sorted(unknown)}; known: {sorted(specs)}")
     return config_cls(**check_params(specs, params))
-
-
-def check_params(specs: dict[str, dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-    """Values coerced to each param's type and checked against its limits (no torch needed)."""
-    checked = {}
-    for name, value in params.items():
-        spec = specs[name]
-        kind = spec["type"]
-        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"params.{name} must be an integer, got {value!r}")
-        if kind == "float":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"params.{name} must be a number, got {value!r}")
-            value = float(value)
-        if kind == "bool" and not isinstance(value, bool):
-            raise ValueError(f"params.{name} must be true or false, got {value!r}")
-        if kind == "str" and not isinstance(value, str):
-            raise ValueError(f"params.{name} must be a string, got {value!r}")
-        if "min" in spec and value < spec["min"]:
-            raise ValueError(f"params.{name} must be >= {spec['min']}, got {value}")
-        if "max" in spec and value > spec["max"]:
-            raise ValueError(f"params.{name} must be <= {spec['max']}, got {value}")
-        if "choices" in spec and value not in spec["choices"]:
-            raise ValueError(f"params.{name} must be one of {spec['choices']}, got {value!r}")
-        checked[name] = value
-    return checked

@@ -170,9 +170,9 @@ MEASURES = {"points": points, "curves": curves, "image": image}
 
 def evaluate(model: Model, n: int = 1000, seed: int = EVAL_SEED, modes=("plain", "nice")) -> dict:
     """Metrics per sampling mode for a loaded model, from n samples each."""
-    measure = MEASURES.get(model.card["kind"])
+    measure = MEASURES.get(model.card.kind)
     if measure is None:
-        raise ValueError(f"no evaluator for kind {model.card['kind']!r}; known: {sorted(MEASURES)}")
+        raise ValueError(f"no evaluator for kind {model.card.kind!r}; known: {sorted(MEASURES)}")
     out = {"n": n, "seed": seed}
     for mode in modes:
         if mode != "plain" and model.discriminator is None:

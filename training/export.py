@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,11 +11,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from service.repository import load as load_model
+from service.repository import Card, load, publish, stage
 from training import evaluate as evaluation
 from training.families import get_family
 from training.trainer import Checkpoint, sample_latent
-from training.versions import next_version
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -42,12 +38,9 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
 
     `others` are the repository's other folders: version numbers are merged across all of them.
     """
-    repository = Path(repository)
     name = checkpoint.config.model_name
     family = get_family(checkpoint.config.family)
-    model_dir = repository / name
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_dir))  # not numeric: the service ignores it
+    tmp = stage(name, Path(repository))
     try:
         G, D = checkpoint.generator.eval(), checkpoint.discriminator.eval()
         cfg = checkpoint.family_config
@@ -66,11 +59,12 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
         _to_onnx(scorer, d_inputs, tmp / "discriminator.onnx", d_names, "score")
         _verify(G, g_inputs, tmp / "generator.onnx", g_names)
         _verify(scorer, d_inputs, tmp / "discriminator.onnx", d_names)
-        card = _card(checkpoint, family, name, {}, extra_card or {})
+        card = _card(checkpoint, family, name, extra_card or {})
+        card.save(tmp)
+        served = load(name, 0, tmp)  # the card checked against the ONNX files, as the service will
         if evaluate:  # measured on the ONNX files exactly as the service will run them
-            (tmp / "card.json").write_text(json.dumps(card))
-            card["metrics"] = evaluation.evaluate(load_model(name, 0, tmp))
-        return _publish(tmp, model_dir, card, [Path(o) / name for o in others])
+            card.metrics = evaluation.evaluate(served)
+        return publish(tmp, card, [Path(repository), *map(Path, others)])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -94,7 +88,7 @@ def _verify(module, inputs, path: Path, input_names) -> None:
                            f"(max |diff| {np.abs(got - expected).max():.2e} > {TOLERANCE})")
 
 
-def _card(checkpoint: Checkpoint, family, name: str, metrics: dict, extra: dict) -> dict:
+def _card(checkpoint: Checkpoint, family, name: str, extra: dict) -> Card:
     cfg = checkpoint.family_config
     card = {
         "name": name,
@@ -111,27 +105,7 @@ def _card(checkpoint: Checkpoint, family, name: str, metrics: dict, extra: dict)
             "seconds": round(checkpoint.seconds, 1),
             "torch": torch.__version__,
         },
-        "metrics": metrics,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     card.update(extra)
-    return card
-
-
-def _publish(tmp: Path, model_dir: Path, card: dict, others: list[Path]) -> Path:
-    """Rename the finished folder into place; a taken number (a concurrent publisher) moves us on."""
-    for _ in range(100):
-        number = next_version(model_dir, *others)
-        card["version"] = number
-        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-        tmp.chmod(0o755)  # mkdtemp makes it private; the service may run as another user
-        target = model_dir / str(number)
-        try:
-            os.rename(tmp, target)  # atomic; fails if the target exists and is not empty
-        except OSError:
-            if not target.exists():
-                raise
-            continue
-        log.info("published %s version %s", model_dir.name, number)
-        return target
-    raise RuntimeError(f"could not find a free version number under {model_dir}")
+    return Card.model_validate(card)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from service import encoding, sampling
+from service import sampling
+from service.sampling import encoding
 from service.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ CAPTION = 18
 
 def render(model, seed: int = SEED, scale: int = 2) -> np.ndarray:
     """One RGB picture of a model: plain on the left, nice on the right, captioned."""
-    if model.card["kind"] == "image":
+    if model.card.kind == "image":
         if model.labels:
             per = len(model.labels)
             labels = np.repeat(np.arange(per, dtype=np.int64), per)  # row r: label r

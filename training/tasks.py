@@ -1,7 +1,6 @@
 """The Celery worker's tasks: thin wrappers around trainer + export."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -13,10 +12,11 @@ import numpy as np
 from celery import Celery
 from celery.signals import worker_shutting_down
 
-from service import encoding, uploads
-from service.jobs import QUEUE, TASK
-from service.jobstore import HEARTBEAT_SECONDS, HISTORY_LIMIT, JobStore, now
-from service.sampling import Samples
+from service.jobs import uploads
+from service.jobs.protocol import HEARTBEAT_SECONDS, HISTORY_LIMIT, QUEUE, TASK, now
+from service.jobs.store import JobStore
+from service.repository import Card
+from service.sampling import Samples, encoding
 from service.settings import get_settings
 from training.config import TrainConfig
 from training.export import export
@@ -164,8 +164,8 @@ def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings
     checkpoint = train(config, on_progress=on_progress, should_stop=should_stop)
     repositories = settings.repositories
     path = export(checkpoint, repositories[0], others=tuple(repositories[1:]))
-    card = json.loads((path / "card.json").read_text())
-    return {"model": card["name"], "version": int(path.name), "metrics": card["metrics"]}
+    card = Card.load(path)
+    return {"model": card.name, "version": card.version, "metrics": card.metrics}
 
 
 def run_worker() -> None:

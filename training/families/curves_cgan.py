@@ -1,14 +1,12 @@
 """curves-cgan: the curves a·x² + (a − 1), conditioned on label 1 = "upper" (a > 1.5) or 0 = "lower"."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 from torch import nn
 
 from training import data
-from training.config import param
+from training.families import parts
 
 KIND = "curves"
 LABELS = ["lower", "upper"]
@@ -20,17 +18,7 @@ CHANGES = ("latent 2-D instead of 5; the label enters both nets as a one-hot pai
            "Adam lr 1e-3 (β1 0.5) with linear decay over the last 60 % of steps; EMA (0.999) of G served")
 
 
-@dataclass
-class Config:
-    latent_dim: int = param(2, 1, 256, "size of the normal latent vector z (reference: 5)")
-    hidden: int = param(128, 1, 2048, "hidden units of G and D")
-    batch_size: int = param(64, 1, 4096, "real (and fake) curves per discriminator step")
-    lr: float = param(1e-3, 1e-6, 1.0, "Adam learning rate, both networks (reference: 1e-4)")
-    beta1: float = param(0.5, 0.0, 0.999, "Adam β1")
-    lr_decay: float = param(0.6, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
-    ema: float = param(0.999, 0.0, 0.9999, "decay of an EMA of G's weights; 0: off")
-    label_smoothing: float = param(1.0, 0.5, 1.0, "target for real curves in D's loss (one-sided)")
-    latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
+Config = parts.CurvesConfig  # the same hyper-parameters for both curve families
 
 
 def _one_hot(label: torch.Tensor) -> torch.Tensor:

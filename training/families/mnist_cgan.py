@@ -1,7 +1,7 @@
 """mnist-cgan: label-conditioned MNIST digits 0–9 (the conditional GAN of the GAN survey write-up)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -9,7 +9,8 @@ from torch import nn
 
 from training import data
 from training.config import param
-from training.families.mnist_dcgan import translate
+from training.families import parts
+from training.families.parts import translate
 
 KIND = "image"
 LABELS = [str(d) for d in range(10)]
@@ -37,15 +38,14 @@ class Config:
     d_channels: int = param(32, 1, 512, "channels of D's first convolution; doubled in the second")
     dropout: float = param(0.0, 0.0, 0.9, "dropout after D's convolutions (reference: 0.3)")
     batch_size: int = param(64, 1, 1024, "real (and fake) images per step")
-    lr: float = param(2e-4, 1e-6, 1.0, "Adam learning rate, both networks (reference: 1e-4)")
-    beta1: float = param(0.5, 0.0, 0.999, "Adam β1")
-    lr_decay: float = param(0.5, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
-    ema: float = param(0.999, 0.0, 0.9999, "decay of an EMA of G's weights; 0: off")
-    augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
-    label_smoothing: float = param(1.0, 0.5, 1.0, "target for real images in D's loss (one-sided)")
-    latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
-    d_refine: int = param(300, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
-                                        "the samples users get")
+    lr: float = parts.lr(2e-4, " (reference: 1e-4)")
+    beta1: float = parts.beta1()
+    lr_decay: float = parts.lr_decay(0.5)
+    ema: float = parts.ema()
+    augment: int = parts.augment()
+    label_smoothing: float = parts.label_smoothing(1.0)
+    latent: str = parts.latent("normal")
+    d_refine: int = parts.d_refine(300)
 
 
 class Generator(nn.Module):

@@ -1,15 +1,14 @@
 """mnist-dcgan: a convolutional MNIST GAN in the keras-dcgan spirit, the one `nice` mode was made for."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
-from training import data
 from training.config import param
+from training.families import parts
+from training.families.parts import CodedScore, LatentCode, translate
 
 KIND = "image"
 LABELS = None
@@ -42,17 +41,15 @@ class Config:
     batch_size: int = param(64, 1, 1024, "real (and fake) images per step (reference: 128)")
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"],
                                                       "help": "adam, or the reference's SGD with Nesterov momentum"})
-    lr: float = param(2e-4, 1e-6, 1.0, "learning rate, both networks (reference SGD: 5e-4)")
-    beta1: float = param(0.5, 0.0, 0.999, "Adam β1 (or SGD momentum when optimizer is sgd)")
-    lr_decay: float = param(0.5, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
-    ema: float = param(0.999, 0.0, 0.9999, "decay of an EMA of G's weights; 0: off")
-    label_smoothing: float = param(1.0, 0.5, 1.0, "target for real images in D's loss (one-sided)")
-    augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
-    latent: str = field(default="uniform", metadata={"choices": ["uniform", "normal"], "help": "latent distribution"})
-    d_refine: int = param(1000, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
-                                        "the samples users get")
-    codes: int = param(20, 0, 64, "clusters of the training images (k-means, equal sizes) that G and D are "
-                                  "conditioned on; z's first coordinate picks one; 0: a plain unconditional GAN")
+    lr: float = parts.lr(2e-4, " (reference SGD: 5e-4)")
+    beta1: float = parts.beta1()
+    lr_decay: float = parts.lr_decay(0.5)
+    ema: float = parts.ema()
+    label_smoothing: float = parts.label_smoothing(1.0)
+    augment: int = parts.augment()
+    latent: str = parts.latent("uniform")
+    d_refine: int = parts.d_refine(1000)
+    codes: int = parts.codes(20)
 
 
 class Generator(nn.Module):
@@ -72,71 +69,6 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.up(self.project(self.code(z)).view(-1, self.c, 7, 7))  # (n, 1, 28, 28)
-
-
-class LatentCode(nn.Module):
-    """The cluster a coded G draws, picked by the latent the service already samples (self-conditioning).
-
-    The training images are split into `codes` equal clusters (k-means on pixels, no labels), and G and
-    D are trained as a conditional GAN on them (Liu et al. 2020, "Diverse image generation via
-    self-conditioned GANs"). z's first coordinate, mapped through its own CDF to U[0, 1), picks the
-    cluster, so every cluster is drawn as often as it holds images: the data's mix of digits is kept,
-    and G switches between clusters instead of morphing one digit into the next.
-    """
-
-    def __init__(self, cfg):
-        super().__init__()
-        self.codes, self.normal = cfg.codes, cfg.latent == "normal"
-        self.width = cfg.latent_dim - 1 + cfg.codes if cfg.codes else cfg.latent_dim
-
-    def index(self, z: torch.Tensor) -> torch.Tensor:
-        u = 0.5 * (1 + torch.erf(z[:, 0] / 2**0.5)) if self.normal else (z[:, 0] + 1) / 2  # (n,) in [0, 1]
-        return (u * self.codes).floor().clamp(0, self.codes - 1).long()  # (n,)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if not self.codes:
-            return z
-        one_hot = (self.index(z)[:, None] == torch.arange(self.codes)[None, :]).float()  # (n, codes)
-        return torch.cat([one_hot, z[:, 1:]], 1)  # (n, width)
-
-
-class CodedScore(nn.Module):
-    """D's last layer: a realness logit from features h, plus for a coded family a projection per cluster.
-
-    Trained with each image's cluster, ⟨embed(cluster), h⟩ as in the projection discriminator (Miyato &
-    Koyama 2018). The served D gets no cluster, so it scores an image by the cluster that suits it best,
-    softly: logsumexp over clusters, less log(codes) so that it equals the mean when all agree.
-    """
-
-    def __init__(self, width: int, codes: int):
-        super().__init__()
-        self.out = nn.Linear(width, 1)
-        self.embed = nn.Embedding(codes, width) if codes else None
-        if self.embed is not None:  # from zero: it starts as a plain D (N(0, 1) rows swamp the score at first)
-            nn.init.zeros_(self.embed.weight)
-
-    def forward(self, h: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
-        score = self.out(h).squeeze(-1)  # (n,)
-        if self.embed is None:
-            return score
-        if code is not None:
-            return score + (self.embed(code) * h).sum(1)
-        return score + torch.logsumexp(h @ self.embed.weight.T, 1) - math.log(self.embed.num_embeddings)
-
-
-def translate(x: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Each image shifted by a random whole number of pixels in [-pixels, pixels], background filled in.
-
-    Differentiable augmentation (Zhao et al. 2020): applied to real and fake alike inside D while it
-    trains, it keeps D from memorising 4,000 digits without teaching G to draw shifted ones.
-    """
-    n, _, h, w = x.shape
-    shift = torch.randint(-pixels, pixels + 1, (n, 2)).float()  # torch's generator: restored on resume
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, 0, 2], theta[:, 1, 2] = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h
-    grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)  # (n, h, w, 2)
-    return nn.functional.grid_sample(x + 1, grid, mode="nearest", align_corners=False) - 1  # (n, c, h, w)
 
 
 class Discriminator(nn.Module):
@@ -166,12 +98,7 @@ def optimizers(cfg: Config, G: nn.Module, D: nn.Module):
             torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)))
 
 
-def real_batches(cfg: Config, source: str, rng: np.random.Generator):
-    """Endless random batches of 28×28 grey images (labels unused), with their cluster when coded."""
-    images, _ = data.load_images(source, size=28, channels=1)
-    clusters = data.balanced_clusters(images, cfg.codes) if cfg.codes else None
-    for x, c in data.batches(images, clusters, cfg.batch_size, rng):
-        yield torch.from_numpy(x), None if c is None else torch.from_numpy(c)
+real_batches = parts.coded_digit_batches
 
 
 def card(cfg: Config) -> dict:

@@ -1,15 +1,14 @@
 """mnist-mlp: a fully connected MNIST GAN with LeakyReLU and one-sided label smoothing (the FCGAN write-up)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from training import data
 from training.config import param
-from training.families.mnist_dcgan import CodedScore, LatentCode, translate
+from training.families import parts
+from training.families.parts import CodedScore, LatentCode, translate
 
 KIND = "image"
 LABELS = None
@@ -34,18 +33,16 @@ class Config:
     g_hidden: int = param(256, 1, 4096, "G's first hidden layer; each next one twice as wide")
     d_hidden: int = param(256, 1, 4096, "D's last hidden layer; the one before is twice as wide")
     batch_size: int = param(64, 1, 1024, "real (and fake) images per step (reference: 16)")
-    lr: float = param(2e-4, 1e-6, 1.0, "Adam learning rate, both networks")
-    beta1: float = param(0.5, 0.0, 0.999, "Adam β1")
-    lr_decay: float = param(0.5, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
-    ema: float = param(0.999, 0.0, 0.9999, "decay of an EMA of G's weights; 0: off")
+    lr: float = parts.lr(2e-4)
+    beta1: float = parts.beta1()
+    lr_decay: float = parts.lr_decay(0.5)
+    ema: float = parts.ema()
     dropout: float = param(0.3, 0.0, 0.9, "dropout after each of D's hidden layers")
-    augment: int = param(2, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
-    label_smoothing: float = param(0.9, 0.5, 1.0, "target for real images in D's loss (one-sided)")
-    latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
-    d_refine: int = param(0, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks "
-                                        "the samples users get")
-    codes: int = param(20, 0, 64, "clusters of the training images (k-means, equal sizes) that G and D are "
-                                  "conditioned on; z's first coordinate picks one; 0: a plain unconditional GAN")
+    augment: int = parts.augment()
+    label_smoothing: float = parts.label_smoothing(0.9)
+    latent: str = parts.latent("normal")
+    d_refine: int = parts.d_refine(0)
+    codes: int = parts.codes(20)
 
 
 class Generator(nn.Module):
@@ -85,12 +82,7 @@ class Discriminator(nn.Module):
         return self.score(self.net(x), code)  # (n,) logits
 
 
-def real_batches(cfg: Config, source: str, rng: np.random.Generator):
-    """Endless random batches of 28×28 grey images (labels unused), with their cluster when coded."""
-    images, _ = data.load_images(source, size=28, channels=1)
-    clusters = data.balanced_clusters(images, cfg.codes) if cfg.codes else None
-    for x, c in data.batches(images, clusters, cfg.batch_size, rng):
-        yield torch.from_numpy(x), None if c is None else torch.from_numpy(c)
+real_batches = parts.coded_digit_batches
 
 
 def card(cfg: Config) -> dict:

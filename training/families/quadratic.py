@@ -1,13 +1,14 @@
 """quadratic: a GAN that learns points (x, x²) for x ~ U[-0.5, 0.5] (the 1-D Keras GAN write-up)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from training.config import param
+from training.families import parts
 
 KIND = "points"
 LABELS = None
@@ -26,11 +27,11 @@ class Config:
     d_hidden: int = param(64, 1, 1024, "discriminator hidden units (reference: 25)")
     batch_size: int = param(64, 1, 4096, "real (and fake) points per discriminator step")
     g_batch_size: int = param(128, 1, 8192, "points per generator step")
-    lr: float = param(1e-3, 1e-6, 1.0, "Adam learning rate, both networks")
-    lr_decay: float = param(0.7, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
-    ema: float = param(0.999, 0.0, 0.9999, "decay of an exponential moving average of G's weights; 0: off")
-    label_smoothing: float = param(1.0, 0.5, 1.0, "target for real points in D's loss (one-sided)")
-    latent: str = field(default="normal", metadata={"choices": ["normal"], "help": "latent distribution"})
+    lr: float = parts.lr(1e-3)
+    lr_decay: float = parts.lr_decay(0.7)
+    ema: float = parts.ema()
+    label_smoothing: float = parts.label_smoothing(1.0)
+    latent: str = parts.latent("normal", ("normal",))
 
 
 class Generator(nn.Module):

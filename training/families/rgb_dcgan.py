@@ -1,7 +1,7 @@
 """rgb-dcgan: 3×32×32 colour images from a user's image folder (the CIFAR-10 one-class DCGAN write-up)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -9,6 +9,7 @@ from torch import nn
 
 from training import data
 from training.config import param
+from training.families import parts
 
 KIND = "image"
 LABELS = None
@@ -27,12 +28,12 @@ class Config:
     g_channels: int = param(128, 4, 1024, "channels of G's first (size/8) stage")
     d_channels: int = param(32, 1, 512, "channels of D's first convolution")
     batch_size: int = param(64, 1, 1024, "real (and fake) images per step")
-    lr: float = param(2e-4, 1e-6, 1.0, "Adam learning rate, both networks")
-    beta1: float = param(0.5, 0.0, 0.999, "Adam β1")
-    lr_decay: float = param(0.5, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
-    ema: float = param(0.999, 0.0, 0.9999, "decay of an EMA of G's weights; 0: off")
-    label_smoothing: float = param(0.9, 0.5, 1.0, "target for real images in D's loss (one-sided)")
-    latent: str = field(default="normal", metadata={"choices": ["normal", "uniform"], "help": "latent distribution"})
+    lr: float = parts.lr(2e-4)
+    beta1: float = parts.beta1()
+    lr_decay: float = parts.lr_decay(0.5)
+    ema: float = parts.ema()
+    label_smoothing: float = parts.label_smoothing(0.9)
+    latent: str = parts.latent("normal")
 
     def __post_init__(self):
         if self.image_size % 8:

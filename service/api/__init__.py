@@ -1,0 +1,1 @@
+"""HTTP: one router per resource; each route validates, calls one function of the flow, encodes."""

@@ -1,0 +1,39 @@
+"""Uploaded training data: POST a zip of class folders or an .npz, then train on its id."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import KeyDep, SettingsDep
+from service.jobs import uploads
+from service.jobs.uploads import UploadTooLarge
+
+router = APIRouter(prefix="/v1/data", tags=["data"])
+CHUNK = 1 << 20
+
+
+@router.post("", status_code=201, dependencies=[KeyDep])
+async def upload(request: Request, file: Annotated[UploadFile, File(description="a .zip or .npz")],
+                 settings: SettingsDep) -> JSONResponse:
+    """Store training data whole or not at all; the answer's id goes into a job's `data`."""
+    limit = settings.max_upload_bytes
+    raw = bytearray()
+    while chunk := await file.read(CHUNK):
+        raw += chunk
+        if len(raw) > limit:
+            raise UploadTooLarge(f"file: over the upload limit of {limit} bytes")
+    meta = await run_in_threadpool(uploads.store, bytes(raw), file.filename or "upload", settings)
+    return JSONResponse(meta, status_code=201)
+
+
+@router.get("")
+def list_uploads(settings: SettingsDep) -> dict:
+    return {"data": uploads.list_all(settings)}
+
+
+@router.get("/{upload_id}")
+def get_upload(upload_id: str, settings: SettingsDep) -> dict:
+    return uploads.read(upload_id, settings)

@@ -1,0 +1,42 @@
+"""Bulk labelled samples for augmentation pipelines, streamed as npz or a zip of class folders."""
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from service.api.deps import RepositoryDep, SettingsDep
+from service.api.schemas import DatasetRequest
+from service.errors import LimitError
+from service.sampling import datasets, resolve_labels
+
+router = APIRouter(prefix="/v1", tags=["datasets"])
+
+
+@router.post("/datasets", response_class=StreamingResponse,
+             responses={200: {"content": {"application/zip": {}, "application/octet-stream": {}}}})
+def post_dataset(request: DatasetRequest, repository: RepositoryDep, settings: SettingsDep) -> StreamingResponse:
+    """Thousands of labelled samples in one streamed archive; memory stays flat however many."""
+    model = repository.get(request.model, request.version)
+    if isinstance(request.labels, dict) and sum(request.labels.values()) > settings.max_dataset_n:
+        raise LimitError(f"labels: the counts add up to at most {settings.max_dataset_n} (max_dataset_n), "
+                         f"got {sum(request.labels.values())}")
+    if isinstance(request.labels, list) and len(request.labels) > settings.max_dataset_n:
+        raise LimitError(f"labels: at most {settings.max_dataset_n} labels (max_dataset_n), got {len(request.labels)}")
+    labels = resolve_labels(model, request.labels, request.n)
+    n = request.n or (len(labels) if labels is not None else None)
+    if n is None:
+        raise LimitError("n: required (or label counts whose sum is n)")
+    if n > settings.max_dataset_n:
+        raise LimitError(f"n: at most {settings.max_dataset_n} samples per dataset (max_dataset_n), got {n}")
+    if request.mode == "nice" and request.oversample > settings.max_oversample:
+        raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
+    datasets.check(model, request.format)
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+    body = datasets.stream(model, n, seed, request.mode, request.oversample, labels, request.format)
+    filename = f"{model.name}-v{model.version}-seed{seed}-{n}.{request.format}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "X-Model": model.name,
+               "X-Model-Version": str(model.version), "X-Seed": str(seed)}
+    return StreamingResponse(body, media_type="application/zip" if request.format == "zip"
+                             else "application/octet-stream", headers=headers)

@@ -1,0 +1,112 @@
+"""Training jobs: submit (202), list, read, cancel."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import CeleryDep, JobStoreDep, KeyDep, SettingsDep
+from service.api.schemas import JobRequest
+from service.jobs import submit as jobs
+from service.jobs.protocol import FINAL, catalog
+from service.jobs.store import UnknownJob
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+
+def _view(record: dict, request: Request) -> dict:
+    """A job record with its links."""
+    base = str(request.url_for("get_job", job_id=record["id"]))
+    snapshots = [{**s, "url": f"{base}/snapshots/{s['file']}"} for s in record.get("snapshots", [])]
+    links = {"self": base, "events": base + "/events"}
+    if record.get("result"):
+        result = record["result"]
+        links["model"] = str(request.url_for("get_model", name=result["model"])) + f"?version={result['version']}"
+    return {**record, "snapshots": snapshots, "links": links}
+
+
+@router.get("/families")
+def list_families() -> dict:
+    """Each family with its hyper-parameters, defaults and limits."""
+    return {"families": catalog()}
+
+
+@router.post("/jobs", status_code=202, dependencies=[KeyDep])
+async def submit_job(body: JobRequest, request: Request, settings: SettingsDep, store: JobStoreDep,
+                     celery: CeleryDep) -> JSONResponse:
+    record = await run_in_threadpool(jobs.submit, body.model_dump(), settings, store, celery)
+    view = _view(record, request)
+    return JSONResponse(view, status_code=202, headers={"Location": view["links"]["self"]})
+
+
+@router.get("/jobs")
+def list_jobs(request: Request, store: JobStoreDep,
+              state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None) -> dict:
+    return {"jobs": [_view(r, request) for r in store.list(state)]}
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, request: Request, store: JobStoreDep) -> dict:
+    return _view(store.read(job_id), request)
+
+
+@router.delete("/jobs/{job_id}", dependencies=[KeyDep])
+def cancel_job(job_id: str, request: Request, store: JobStoreDep) -> dict:
+    return _view(jobs.cancel(job_id, store), request)
+
+
+POLL_SECONDS = 0.25
+KEEPALIVE_SECONDS = 15.0
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def job_events(job_id: str, request: Request, store: JobStoreDep) -> StreamingResponse:
+    """Server-sent events: `progress` for each new report, `state` for each change; ends when the job does."""
+    store.read(job_id)  # 404 before the stream starts
+
+    async def stream():
+        last_state, last_step, quiet = None, None, 0.0
+        while not await request.is_disconnected():
+            record = await run_in_threadpool(store.read, job_id)
+            step = record["progress"]["step"]
+            if record["latest"] and step != last_step:
+                last_step = step
+                yield _event("progress", {"progress": record["progress"], "latest": record["latest"],
+                                          "snapshots": record["snapshots"][-1:]})
+                quiet = 0.0
+            if record["state"] != last_state:  # after progress: a stream's last event is its final state
+                last_state = record["state"]
+                yield _event("state", {"id": job_id, "state": last_state, "error": record["error"],
+                                       "result": record["result"]})
+            if last_state in FINAL:
+                return
+            await asyncio.sleep(POLL_SECONDS)
+            quiet += POLL_SECONDS
+            if quiet >= KEEPALIVE_SECONDS:  # keeps proxies from closing an idle stream
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _event(name: str, data: dict) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.get("/jobs/{job_id}/snapshots/{file}", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}}})
+def job_snapshot(job_id: str, file: str, settings: SettingsDep, store: JobStoreDep) -> FileResponse:
+    """A sample grid (or plot) the trainer drew at some step."""
+    store.read(job_id)
+    if not file.removesuffix(".png").isdigit():
+        raise UnknownJob(f"job {job_id} has no snapshot {file!r}")
+    path = settings.jobs_dir / job_id / file
+    if not path.exists():
+        raise UnknownJob(f"job {job_id} has no snapshot {file!r}")
+    return FileResponse(path, media_type="image/png")

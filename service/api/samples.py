@@ -1,0 +1,156 @@
+"""Samples: validate, get the model, sample, encode. Blocking work runs off the event loop."""
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Query, Response
+
+from service import errors
+from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
+from service.api.schemas import SampleRequest
+from service.errors import LimitError
+from service.repository import Repository
+from service.sampling import encoding, metrics, plan, resolve_labels
+from service.sampling import plans
+from service.sampling.batching import Batcher
+from service.sampling.samples import Samples
+from service.settings import Settings
+
+router = APIRouter(prefix="/v1/models", tags=["samples"])
+
+
+def check_limits(request: SampleRequest, settings: Settings) -> None:
+    """Every configured limit, before any work; the message names the field and the limit."""
+    if isinstance(request.labels, list) and len(request.labels) > settings.max_n:
+        raise LimitError(f"labels: at most {settings.max_n} labels (max_n), got {len(request.labels)}")
+    if isinstance(request.labels, dict):
+        if any(count < 0 for count in request.labels.values()):
+            raise LimitError("labels: counts must be non-negative")
+        if sum(request.labels.values()) > settings.max_n:
+            raise LimitError(f"labels: the counts add up to at most {settings.max_n} (max_n), "
+                             f"got {sum(request.labels.values())}")
+    if request.n > settings.max_n:
+        raise LimitError(f"n: at most {settings.max_n} samples per request (max_n), got {request.n}")
+    if request.mode != "plain":
+        if request.oversample > settings.max_oversample:
+            raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
+        if request.n * request.oversample > settings.max_candidates:
+            raise LimitError(f"oversample: n × oversample is at most {settings.max_candidates} candidates "
+                             f"(max_candidates), got {request.n * request.oversample}")
+    if request.grid is not None:
+        rows, cols = request.grid
+        if request.format != "png":
+            raise LimitError(f"grid: only for format 'png', not {request.format!r}")
+        if rows * cols > settings.max_grid:
+            raise LimitError(f"grid: at most {settings.max_grid} cells (max_grid), got {rows * cols}")
+        if rows * cols < request.n:
+            raise LimitError(f"grid: {rows}×{cols} holds {rows * cols} images, fewer than n={request.n}")
+
+
+def with_label_counts(request: SampleRequest) -> SampleRequest:
+    """Labels without an n: n is the number of labels, or the sum of the counts."""
+    if request.labels is None or "n" in request.model_fields_set:
+        return request
+    n = sum(request.labels.values()) if isinstance(request.labels, dict) else len(request.labels)
+    if n < 1:
+        raise LimitError("labels: no samples asked for; give at least one label or a count of at least 1")
+    return request.model_copy(update={"n": n})
+
+
+async def respond(name: str, request: SampleRequest, repository: Repository, settings: Settings,
+                  batcher: Batcher) -> Response:
+    with metrics.Observed(request.mode, request.format, errors.status_of) as observed:
+        request = with_label_counts(request)
+        check_limits(request, settings)
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+        model = observed.model = repository.get(name, request.version)
+        labels = resolve_labels(model, request.labels, request.n)
+        if request.grid is not None and model.card.kind != "image":
+            raise LimitError(f"grid: only for image models; {model.name!r} makes {model.card.kind}")
+        steps = plan(model, request.n, seed, request.mode, request.oversample, labels)
+        with batcher.admit(model.name):  # a full queue refuses here, before any work
+            result, body = await sample_and_encode(model.name, steps, request, settings, batcher)
+        observed.result = result
+    headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Seed": str(seed),
+               "X-Candidates": str(result.candidates)}
+    if result.acceptance is not None:
+        headers["X-Acceptance-Rate"] = f"{result.acceptance:.6f}"
+    return Response(body, media_type=encoding.MEDIA_TYPES[request.format], headers=headers)
+
+
+async def sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest, settings: Settings,
+                            batcher: Batcher) -> tuple[Samples, bytes]:
+    """Run a sampling plan with batched calls, and encode; what takes long runs off the event loop.
+
+    Small requests run their plan on the event loop, awaiting each batched call, since a thread
+    hop would cost more than the numpy work around the calls; encoding leaves the loop unless it
+    is a plain copy. Large requests run plan and encoder in one thread.
+    """
+    if candidates(request) > settings.batch_rows:
+        return await anyio.to_thread.run_sync(_sample_and_encode, name, steps, request, batcher,
+                                              limiter=batcher.limiter)
+    with batcher.sampling(name):
+        result = await plans.run_async(steps, batcher.run_async)
+    if encoding.is_cheap(result, request.format):
+        return result, encoding.encode(result, request.format, request.grid)
+    return result, await anyio.to_thread.run_sync(encoding.encode, result, request.format, request.grid,
+                                                  limiter=batcher.limiter)
+
+
+def candidates(request: SampleRequest) -> int:
+    return request.n if request.mode == "plain" else request.n * request.oversample
+
+
+def _sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest, batcher: Batcher):
+    """Large requests: one thread runs the plan (its calls still batched) and the encoder."""
+    with batcher.sampling(name):
+        result = plans.run(steps, batcher.run)
+    return result, encoding.encode(result, request.format, request.grid)
+
+
+@router.post("/{name}/samples", response_class=Response, responses={200: {"content": {
+    "application/json": {}, "image/png": {}, "application/zip": {}, "application/octet-stream": {}}}})
+async def post_samples(name: str, body: SampleRequest, repository: RepositoryDep, settings: SettingsDep,
+                       batcher: BatcherDep) -> Response:
+    """Samples as JSON, a PNG grid or plot, a zip of PNGs, or .npy/.npz arrays."""
+    return await respond(name, body, repository, settings, batcher)
+
+
+@router.get("/{name}/samples.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+async def get_samples_png(
+    name: str, repository: RepositoryDep, settings: SettingsDep, batcher: BatcherDep,
+    n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,
+    seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    mode: Literal["plain", "nice", "rejection"] = "plain",
+    oversample: Annotated[int, Query(ge=1)] = 20,
+    labels: Annotated[str | None, Query(description="comma-separated, one per sample (3,3,7), "
+                                        "or label:count pairs (0:4,1:4)")] = None,
+    grid: Annotated[str | None, Query(pattern=r"^\d{1,6}x\d{1,6}$", description="ROWSxCOLS")] = None,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """A PNG grid (or plot) a browser or an <img> can show."""
+    fields = {"seed": seed, "mode": mode, "oversample": oversample, "format": "png", "version": version,
+              "labels": parse_labels(labels)}
+    if n is not None:
+        fields["n"] = n
+    if grid is not None:
+        fields["grid"] = tuple(int(x) for x in grid.split("x"))
+    return await respond(name, SampleRequest(**fields), repository, settings, batcher)
+
+
+def parse_labels(text: str | None) -> list[str] | dict[str, int] | None:
+    """'3,3,7' -> ['3', '3', '7']; '0:4,1:4' -> {'0': 4, '1': 4}."""
+    if not text:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(":" in p for p in parts):
+        return parts
+    counts = {}
+    for part in parts:
+        label, _, count = part.rpartition(":")
+        if not count.isdigit() or len(count) > 6:
+            raise LimitError(f"labels: {part!r} is not label:count with a count of at most 6 digits")
+        counts[label] = counts.get(label, 0) + int(count)
+    return counts

@@ -1,0 +1,1 @@
+"""The job path: submit (API) → Celery by name → worker (training/tasks.py) → publish → reload."""

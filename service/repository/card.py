@@ -1,0 +1,102 @@
+"""Card: the typed card.json beside a version's ONNX files, shared by the exporter and the service.
+
+The card describes its weights fully (family, kind, latent, labels, sample shape, value range,
+training, metrics), so the service needs no training code to serve a model. It is checked against
+the ONNX files' inputs and outputs when a version loads: a card that lies is a load error, never a
+failing request later.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+KINDS = ("points", "curves", "image")
+
+
+class CardError(ValueError):
+    """A card that is unreadable or does not match its ONNX files; the message names the field."""
+
+
+class Latent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dim: int = Field(ge=1)
+    distribution: Literal["normal", "uniform"]
+    codes: int = Field(0, ge=0, description="clusters a coded generator picks by z's first coordinate; 0: none")
+
+
+class Card(BaseModel):
+    # Descriptive keys a family adds (reference, changes, label_meaning, ...) are kept as they are.
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    family: str
+    kind: Literal["points", "curves", "image"]
+    latent: Latent
+    sample_shape: list[int] = Field(min_length=1)
+    labels: list[str] | None = None
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    version: int | None = None
+    description: str = ""
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    created: str | None = None
+    rejection: dict[str, list[float]] | None = None  # a card's own rejection-sampling constants, if any
+
+    @classmethod
+    def load(cls, path: Path) -> "Card":
+        """The card in a version folder (or at a card.json path); CardError names what is wrong."""
+        path = Path(path)
+        path = path / "card.json" if path.is_dir() else path
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CardError(f"card.json: not readable JSON ({type(exc).__name__})") from None
+        if not isinstance(raw, dict):
+            raise CardError(f"card.json: must be a JSON object, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "card"
+            raise CardError(f"card.{field}: {first['msg']}") from None
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / "card.json"
+        path.write_text(self.model_dump_json(indent=2, exclude_none=False) + "\n")
+        return path
+
+    def check(self, generator, discriminator=None) -> None:
+        """Raise CardError unless the ONNX sessions take and give what this card says."""
+        conditional = self.labels is not None
+        g_inputs = {i.name: i for i in generator.get_inputs()}
+        _expect(set(g_inputs) == ({"z", "label"} if conditional else {"z"}), "labels",
+                f"the generator's inputs are {sorted(g_inputs)}, but the card "
+                f"{'lists labels' if conditional else 'lists no labels'}")
+        width = g_inputs["z"].shape[-1]
+        _expect(not isinstance(width, int) or width == self.latent.dim, "latent.dim",
+                f"the card says {self.latent.dim}, the generator takes z of width {width}")
+        out = generator.get_outputs()[0].shape[1:]
+        _expect(_fits(out, self.sample_shape), "sample_shape",
+                f"the card says {self.sample_shape}, the generator gives {list(out)}")
+        if discriminator is not None:
+            d_inputs = {i.name: i for i in discriminator.get_inputs()}
+            _expect(set(d_inputs) == ({"sample", "label"} if conditional else {"sample"}), "labels",
+                    f"the discriminator's inputs are {sorted(d_inputs)}, but the card "
+                    f"{'lists labels' if conditional else 'lists no labels'}")
+            _expect(_fits(d_inputs["sample"].shape[1:], self.sample_shape), "sample_shape",
+                    f"the card says {self.sample_shape}, the discriminator takes {list(d_inputs['sample'].shape[1:])}")
+
+
+def _fits(onnx_shape, card_shape: list[int]) -> bool:
+    """Symbolic ONNX dimensions (names, None) match anything; fixed ones must be equal."""
+    return len(onnx_shape) == len(card_shape) and all(
+        not isinstance(a, int) or a == b for a, b in zip(onnx_shape, card_shape))
+
+
+def _expect(ok: bool, field: str, message: str) -> None:
+    if not ok:
+        raise CardError(f"card.{field}: {message}")

@@ -1,0 +1,122 @@
+"""The model repository on disk: the one contract between training and serving.
+
+    <folder>/<name>/<version>/card.json, generator.onnx [, discriminator.onnx]
+
+A repository may span several folders (the first is writable); the versions of a name are merged
+across them and numbered once for all of them. A version appears whole or not at all: `publish`
+renames a finished temporary folder into the next free number, and `scan` ignores everything that
+is not a plain decimal folder with a card (temporary folders start with a dot).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from service.repository.card import Card
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Model:
+    """One loaded version: its card and its shared onnxruntime sessions (run() is thread-safe)."""
+    name: str
+    version: int
+    path: Path
+    card: Card
+    generator: ort.InferenceSession
+    discriminator: ort.InferenceSession | None
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.card.labels
+
+    @property
+    def latent_dim(self) -> int:
+        return self.card.latent.dim
+
+
+def is_version(name: str) -> bool:
+    """Plain ASCII decimals only: '²'.isdigit() is true, and int('٣') is 3."""
+    return name.isascii() and name.isdigit()
+
+
+def versions(model_dir: Path) -> list[int]:
+    """The version numbers in one folder of a model."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and is_version(p.name))
+
+
+def next_version(name: str, folders: list[Path]) -> int:
+    """One above the highest version of `name` in any of the repository's folders."""
+    return max([0, *(v for folder in folders for v in versions(Path(folder) / name))]) + 1
+
+
+def scan(folders: list[Path]) -> dict[str, dict[int, Path]]:
+    """name -> version -> folder, merged across folders; an earlier folder wins a shared number."""
+    found: dict[str, dict[int, Path]] = {}
+    for root in folders:
+        if not root.is_dir():
+            continue
+        for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for version_dir in model_dir.iterdir():
+                if version_dir.is_dir() and is_version(version_dir.name) and (version_dir / "card.json").exists():
+                    found.setdefault(model_dir.name, {}).setdefault(int(version_dir.name), version_dir)
+    return found
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Spinning threads burn the cores that request handling and the other sessions need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def load(name: str, version: int, path: Path, threads: int = 1) -> Model:
+    """Read a version folder and check its card against its ONNX files (CardError names the field)."""
+    card = Card.load(path)
+    options = session_options(threads)
+    providers = ["CPUExecutionProvider"]
+    generator = ort.InferenceSession(str(path / "generator.onnx"), options, providers=providers)
+    d_path = path / "discriminator.onnx"
+    discriminator = ort.InferenceSession(str(d_path), options, providers=providers) if d_path.exists() else None
+    card.check(generator, discriminator)
+    return Model(name=name, version=version, path=path, card=card, generator=generator, discriminator=discriminator)
+
+
+def stage(name: str, folder: Path) -> Path:
+    """A new temporary folder for a version of `name`, beside where it will be published."""
+    model_dir = Path(folder) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_dir))  # not a number: scan() ignores it
+
+
+def publish(tmp: Path, card: Card, folders: list[Path]) -> Path:
+    """Rename a finished temp folder (inside the first folder's model directory) into the next version.
+
+    A number taken meanwhile (a concurrent publisher) moves us on to the next one.
+    """
+    model_dir = Path(folders[0]) / card.name
+    for _ in range(100):
+        card.version = next_version(card.name, folders)
+        card.save(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the service may run as another user
+        target = model_dir / str(card.version)
+        try:
+            os.rename(tmp, target)  # atomic; fails if the target exists and is not empty
+        except OSError:
+            if not target.exists():
+                raise
+            continue
+        log.info("published %s version %s", card.name, card.version)
+        return target
+    raise RuntimeError(f"could not find a free version number under {model_dir}")

@@ -1,0 +1,115 @@
+"""Bulk labelled samples for augmentation pipelines, written as a stream in bounded chunks.
+
+A dataset of n samples is sampled CHUNK at a time: sample i takes the latent (seed, i) as in
+/samples (in `nice`, slot i's candidates are (seed, i·oversample …)), and the archive is written
+as it goes, so memory stays flat however large n is. The same request gives the same bytes.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Iterator
+
+import numpy as np
+
+from service.repository import Model
+from service.sampling import encoding
+from service.sampling.modes import sample
+from service.sampling.samples import SamplingError
+
+CHUNK = 256  # samples per step: each step is one bounded generator (and discriminator) pass
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only stream whose bytes the response drains after each chunk (zipfile streams into it)."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.buffer += data
+        return len(data)
+
+    def drain(self) -> bytes:
+        out, self.buffer = bytes(self.buffer), bytearray()
+        return out
+
+
+def _entry(archive: zipfile.ZipFile, name: str, compress: bool = False):
+    return archive.open(encoding.zip_info(name, compress), "w", force_zip64=True)
+
+
+def _chunks(model: Model, n: int, seed: int, mode: str, oversample: int, labels: np.ndarray | None):
+    for start in range(0, n, CHUNK):
+        size = min(CHUNK, n - start)
+        part = None if labels is None else labels[start:start + size]
+        yield start, sample(model, size, seed, mode, oversample, part, start=start)
+
+
+def check(model: Model, fmt: str) -> None:
+    """Refuse what cannot be streamed before the response starts."""
+    if fmt == "zip" and model.card.kind != "image":
+        raise SamplingError(f"format: 'zip' holds images; model {model.name!r} makes {model.card.kind}: use 'npz'")
+
+
+def stream(model: Model, n: int, seed: int, mode: str, oversample: int, labels: np.ndarray | None,
+           fmt: str) -> Iterator[bytes]:
+    """The archive's bytes, chunk by chunk: npz (x, y, label_names, scores) or zip (class folders)."""
+    pipe = _Pipe()
+    with zipfile.ZipFile(pipe, "w", allowZip64=True) as archive:
+        if fmt == "npz":
+            yield from _npz(archive, pipe, model, n, seed, mode, oversample, labels)
+        else:
+            yield from _zip(archive, pipe, model, n, seed, mode, oversample, labels)
+    yield pipe.drain()
+
+
+def _npz(archive, pipe, model, n, seed, mode, oversample, labels) -> Iterator[bytes]:
+    image = model.card.kind == "image"
+    sample_shape = tuple(model.card.sample_shape)
+    if image:  # served as uint8 (n, h, w[, c]), as the samples endpoint's npy
+        c, h, w = sample_shape
+        shape, dtype = ((n, h, w) if c == 1 else (n, h, w, c)), np.uint8
+    else:
+        shape, dtype = (n, *sample_shape), np.float32
+    scores = []
+    with _entry(archive, "x.npy") as f:
+        np.lib.format.write_array_header_2_0(f, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                 "shape": shape})
+        for _, part in _chunks(model, n, seed, mode, oversample, labels):
+            values = encoding.to_uint8(part.values) if image else part.values.astype(np.float32)
+            f.write(np.ascontiguousarray(values).tobytes())
+            if part.scores is not None:
+                scores.append(part.scores)
+            yield pipe.drain()
+    extra = {}
+    if labels is not None:
+        extra["y"] = labels.astype(np.int64)
+        extra["label_names"] = np.asarray(model.labels)
+    if scores:
+        extra["scores"] = np.concatenate(scores).astype(np.float32)
+    for name, array in extra.items():
+        with _entry(archive, f"{name}.npy") as f:
+            np.lib.format.write_array(f, array, allow_pickle=False)
+    yield pipe.drain()
+
+
+def _zip(archive, pipe, model, n, seed, mode, oversample, labels) -> Iterator[bytes]:
+    """PNGs in one folder per label (the layout POST /v1/data accepts back) and an index.csv."""
+    rows = ["file,label,score"]
+    for start, part in _chunks(model, n, seed, mode, oversample, labels):
+        names = part.label_names_per_sample()
+        for j, img in enumerate(encoding.to_uint8(part.values)):
+            i = start + j
+            folder = names[j] if names else "samples"
+            name = f"{folder}/{i:07d}.png"
+            with _entry(archive, name) as f:
+                f.write(encoding.png(img))
+            score = "" if part.scores is None else f"{part.scores[j]:.6f}"
+            rows.append(f"{name},{names[j] if names else ''},{score}")
+        yield pipe.drain()
+    with _entry(archive, "index.csv", compress=True) as f:
+        f.write(("\n".join(rows) + "\n").encode())

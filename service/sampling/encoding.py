@@ -1,0 +1,181 @@
+"""Samples -> JSON / PNG / grid / npy / npz / zip bytes."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import zipfile
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from service.sampling.samples import Samples
+
+FORMATS = ("json", "png", "npy", "npz", "zip")
+MEDIA_TYPES = {"json": "application/json", "png": "image/png", "npy": "application/octet-stream",
+               "npz": "application/octet-stream", "zip": "application/zip"}
+
+
+class EncodingError(ValueError):
+    """A format the samples cannot be written in; the message names the field."""
+
+
+def to_uint8(values: np.ndarray) -> np.ndarray:
+    """Generator images (n, c, h, w) in [-1, 1] -> uint8 (n, h, w) or (n, h, w, c)."""
+    pixels = np.clip(np.rint((values + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    pixels = pixels.transpose(0, 2, 3, 1)  # (n, h, w, c)
+    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """(rows, cols) as the classic combine_images lays them out: cols ⌊√n⌋, rows ⌈n / cols⌉."""
+    cols = max(1, int(math.sqrt(n)))
+    return math.ceil(n / cols), cols
+
+
+def combine(images: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 images (n, h, w[, c]) tiled into one (rows·h, cols·w[, c]) image, row by row."""
+    n, h, w = images.shape[:3]
+    rows, cols = shape or grid_shape(n)
+    if rows * cols < n:
+        raise EncodingError(f"grid: {rows}×{cols} holds {rows * cols} images, fewer than n={n}")
+    out = np.zeros((rows * h, cols * w, *images.shape[3:]), dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        out[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
+    return out
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+
+
+def plot(samples: Samples, size: int = 480, title: str | None = None) -> np.ndarray:
+    """Points or curves drawn as an RGB picture with the real curve (or bounds) in grey."""
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    if samples.kind == "points":
+        xs, ys = samples.values[:, 0], samples.values[:, 1]
+        truth_x = np.linspace(-0.5, 0.5, 101)
+        truth = [(truth_x, truth_x**2)]
+        x_lim, y_lim = (-0.6, 0.6), (-0.05, 0.3)
+    else:  # curves: a·x² + (a−1) for a in [1, 2] bounds the real ones
+        grid_x = np.linspace(-1, 1, samples.values.shape[1])
+        truth = [(grid_x, a * grid_x**2 + (a - 1)) for a in (1.0, 2.0)]
+        x_lim, y_lim = (-1.1, 1.1), (-0.2, 3.2)
+
+    def to_px(x, y):
+        px = (np.asarray(x) - x_lim[0]) / (x_lim[1] - x_lim[0]) * (size - 1)
+        py = (1 - (np.asarray(y) - y_lim[0]) / (y_lim[1] - y_lim[0])) * (size - 1)
+        return list(zip(px.tolist(), py.tolist()))
+
+    for tx, ty in truth:
+        draw.line(to_px(tx, ty), fill=(160, 160, 160), width=3)
+    if samples.kind == "curves" and samples.labels is not None:  # conditional: the a = 1.5 boundary
+        draw.line(to_px(grid_x, 1.5 * grid_x**2 + 0.5), fill=(200, 200, 200), width=1)
+    if samples.kind == "points":
+        for x, y in to_px(xs, ys):
+            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(31, 119, 180))
+    else:
+        grid_x = np.linspace(-1, 1, samples.values.shape[1])
+        labels = samples.labels if samples.labels is not None else np.zeros(len(samples.values), np.int64)
+        for curve, label in zip(samples.values[:64], labels[:64]):
+            draw.line(to_px(grid_x, curve), fill=PALETTE[int(label) % len(PALETTE)], width=1)
+    if title:
+        draw.text((8, 6), title, fill=(0, 0, 0))
+    if samples.labels is not None and samples.label_names:  # a legend: label name in its colour
+        for i, name in enumerate(samples.label_names[:len(PALETTE)]):
+            draw.text((8, 22 + 14 * i), name, fill=PALETTE[i])
+    return np.asarray(image)
+
+
+def is_cheap(samples: Samples, fmt: str) -> bool:
+    """Whether encoding is a copy of at most a megabyte (no PNG, no zip): cheaper than a thread hop."""
+    return samples.values.nbytes <= 2**20 and (fmt in ("npy", "npz") or (fmt == "json" and samples.kind != "image"))
+
+
+def encode(samples: Samples, fmt: str, grid: tuple[int, int] | None = None) -> bytes:
+    """The bytes of one response body in the requested format."""
+    if fmt == "json":
+        return json.dumps(_json(samples), separators=(",", ":")).encode()
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, _array(samples))
+        return buffer.getvalue()
+    if fmt == "npz":
+        buffer = io.BytesIO()
+        extra = {}
+        if samples.labels is not None:
+            extra["labels"] = samples.labels
+        if samples.scores is not None:
+            extra["scores"] = samples.scores
+        if samples.label_names is not None:
+            extra["label_names"] = np.asarray(samples.label_names, dtype=str)
+        np.savez(buffer, samples=_array(samples), **extra)
+        return buffer.getvalue()
+    if fmt == "png":
+        if samples.kind == "image":
+            return png(combine(to_uint8(samples.values), grid))
+        return png(plot(samples))
+    if fmt == "zip":
+        return _zip(samples)
+    raise EncodingError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+def _array(samples: Samples) -> np.ndarray:
+    return to_uint8(samples.values) if samples.kind == "image" else samples.values.astype(np.float32)
+
+
+def _json(samples: Samples) -> dict:
+    if samples.kind == "image":
+        body = [base64.b64encode(png(img)).decode() for img in to_uint8(samples.values)]
+    else:
+        body = np.round(samples.values.astype(np.float64), 6).tolist()
+    out = {"model": samples.model, "version": samples.version, "seed": samples.seed, "mode": samples.mode,
+           "samples": body}
+    if samples.labels is not None:
+        out["labels"] = samples.label_names_per_sample()
+    if samples.scores is not None:
+        out["scores"] = np.round(samples.scores.astype(np.float64), 6).tolist()
+    if samples.mode != "plain":
+        out["candidates"] = samples.candidates
+    if samples.acceptance is not None:
+        out["acceptance_rate"] = round(samples.acceptance, 6)
+    return out
+
+
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: the same request gives the same bytes
+
+
+def zip_info(name: str, compress: bool = False) -> zipfile.ZipInfo:
+    """A zip entry stamped ZIP_TIME (the current time would make every response differ)."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    return info
+
+
+def _zip(samples: Samples) -> bytes:
+    """One PNG per sample (images) or one CSV (numbers), plus index.csv with labels and scores."""
+    buffer = io.BytesIO()
+    names = samples.label_names_per_sample()
+    rows = ["file,label,score"]
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        if samples.kind == "image":
+            for i, img in enumerate(to_uint8(samples.values)):
+                archive.writestr(zip_info(f"{i:06d}.png"), png(img))
+                rows.append(f"{i:06d}.png,{names[i] if names else ''},"
+                            f"{'' if samples.scores is None else f'{samples.scores[i]:.6f}'}")
+        else:
+            lines = [",".join(f"{v:.6f}" for v in row) for row in samples.values.reshape(len(samples.values), -1)]
+            archive.writestr(zip_info("samples.csv"), "\n".join(lines) + "\n")
+            for i in range(len(samples.values)):
+                rows.append(f"{i},{names[i] if names else ''},"
+                            f"{'' if samples.scores is None else f'{samples.scores[i]:.6f}'}")
+        archive.writestr(zip_info("index.csv"), "\n".join(rows) + "\n")
+    return buffer.getvalue()

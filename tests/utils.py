@@ -1,0 +1,125 @@
+"""Test helpers: real servers, workers and Redis on free ports, tiny models by the real exporter."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+# One tiny config per family: small nets, and the expensive extras (clusters, D refinement) off;
+# tests/training/test_codes.py turns each of those on.
+TINY = {
+    "quadratic": {"latent_dim": 2, "g_hidden": 8, "d_hidden": 8},
+    "curves": {"latent_dim": 8, "hidden": 8},
+    "curves-cgan": {"latent_dim": 8, "hidden": 8},
+    "mnist-mlp": {"latent_dim": 8, "g_hidden": 8, "d_hidden": 8, "batch_size": 8, "codes": 0, "d_refine": 0},
+    "mnist-dcgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8, "codes": 0, "d_refine": 0},
+    "mnist-cgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8, "d_refine": 0},
+    "rgb-dcgan": {"latent_dim": 8, "image_size": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8},
+}
+TINY_SERVED = ("quadratic", "curves-cgan", "mnist-dcgan", "mnist-cgan")  # points, curves per label, images (per label)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], T], timeout: float = 15.0, what: str = "condition", every: float = 0.1) -> T:
+    """Call check until it returns something truthy, and return that; AssertionError after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout:g} s (last: {value!r})")
+        time.sleep(every)
+
+
+def answers(url: str, process: subprocess.Popen | None = None) -> bool:
+    """Whether url answers 200 (RuntimeError if the process serving it has exited)."""
+    if process is not None and process.poll() is not None:
+        raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within the timeout."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def export_tiny(family: str, repository: Path, model: str | None = None, steps: int = 1, evaluate: bool = False,
+                **params) -> Path:
+    """A tiny model of a family after a step or two, published by the real exporter (evaluation off unless asked)."""
+    from training.config import TrainConfig
+    from training.export import export
+    from training.trainer import train
+
+    config = TrainConfig(family=family, steps=steps, model=model, params={**TINY[family], **params}, progress_every=1)
+    return export(train(config), repository, evaluate=evaluate)
+
+
+class Server:
+    """A real uvicorn process serving the app on a free port."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = Path(env["GANSERVE_DATA"])
+        self.writable = Path(env["GANSERVE_REPOSITORY"].split(":")[0])  # where jobs publish
+        self.log = open(log, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(self.port),
+             "--log-level", "warning"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: answers(self.url + "/readyz", self.process), 30, f"{self.url}/readyz answering")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def stop(self) -> None:
+        stop(self.process)
+        self.log.close()
+
+
+def serve(repository: Path, data: Path, **settings) -> Server:
+    """A real server on `repository` (behind a writable folder data/models), with GANSERVE_ settings."""
+    env = {"GANSERVE_REPOSITORY": f"{data / 'models'}:{repository}", "GANSERVE_DATA": str(data),
+           "GANSERVE_RELOAD_SECONDS": "0.2", "GANSERVE_API_KEYS": "",
+           **{f"GANSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
+    data.mkdir(parents=True, exist_ok=True)
+    return Server(env, data / "server.log")
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A real Celery worker process (`ganserve worker`) with the given GANSERVE_ environment."""
+    out = open(log, "a")
+    process = subprocess.Popen([sys.executable, "-m", "ganserve.cli", "worker"], cwd=ROOT,
+                               env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    process.log_path = log
+    out.close()  # the child holds its own copy
+    return process
+
+
+def wait_job(api: httpx.Client, job_id: str, states: tuple[str, ...], timeout: float = 120) -> dict:
+    """A job's record once it reaches one of the states."""
+    return wait_until(lambda: (job := api.get(f"/v1/jobs/{job_id}").json())["state"] in states and job,
+                      timeout, f"job {job_id} in {states}", every=0.2)

@@ -1,0 +1,144 @@
+"""Parts several families share: common hyper-parameters, the latent code, the coded score, augmentation.
+
+A family file imports from here, never from another family's file.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from service.sampling.latents import code_edges
+from training import data
+from training.config import param
+
+
+# Hyper-parameters most families take; each family picks its defaults.
+def lr(default: float, note: str = "") -> float:
+    return param(default, 1e-6, 1.0, f"learning rate, both networks{note}")
+
+
+def beta1(default: float = 0.5) -> float:
+    return param(default, 0.0, 0.999, "Adam β1 (or SGD momentum where the optimizer is sgd)")
+
+
+def lr_decay(default: float) -> float:
+    return param(default, 0.0, 1.0, "share of steps at the end over which lr decays linearly to 0")
+
+
+def ema(default: float = 0.999) -> float:
+    return param(default, 0.0, 0.9999, "decay of an exponential moving average of G's weights; 0: off")
+
+
+def label_smoothing(default: float) -> float:
+    return param(default, 0.5, 1.0, "target for real samples in D's loss (one-sided)")
+
+
+def latent(default: str, choices: tuple[str, ...] = ("normal", "uniform")) -> str:
+    return field(default=default, metadata={"choices": list(choices), "help": "latent distribution"})
+
+
+def augment(default: int = 2) -> int:
+    return param(default, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
+
+
+def d_refine(default: int) -> int:
+    return param(default, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks the "
+                                     "samples users get")
+
+
+def codes(default: int) -> int:
+    return param(default, 0, 64, "clusters of the training images (k-means, equal sizes) that G and D are "
+                                 "conditioned on; z's first coordinate picks one; 0: a plain unconditional GAN")
+
+
+@dataclass
+class CurvesConfig:
+    """The curve families' hyper-parameters (curves and curves-cgan)."""
+    latent_dim: int = param(2, 1, 256, "size of the normal latent vector z (reference: 5)")
+    hidden: int = param(128, 1, 2048, "hidden units of G and D")
+    batch_size: int = param(64, 1, 4096, "real (and fake) curves per discriminator step")
+    lr: float = lr(1e-3, " (reference: 1e-4)")
+    beta1: float = beta1()
+    lr_decay: float = lr_decay(0.6)
+    ema: float = ema()
+    label_smoothing: float = label_smoothing(1.0)
+    latent: str = latent("normal")
+
+
+class LatentCode(nn.Module):
+    """The cluster a coded G draws, picked by the latent the service already samples (self-conditioning).
+
+    The training images are split into `codes` equal clusters (k-means on pixels, no labels), and G and
+    D are trained as a conditional GAN on them (Liu et al. 2020, "Diverse image generation via
+    self-conditioned GANs"). z's first coordinate picks the cluster by thresholds at its quantiles
+    (service.sampling.latents.code_edges, the same ones the service bins by), so every cluster is drawn
+    as often as it holds images: the data's mix is kept, and G switches between clusters instead of
+    morphing one digit into the next.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.codes = cfg.codes
+        self.width = cfg.latent_dim - 1 + cfg.codes if cfg.codes else cfg.latent_dim
+        edges = code_edges(cfg.codes, cfg.latent) if cfg.codes else []
+        self.register_buffer("edges", torch.tensor(edges, dtype=torch.float32), persistent=False)
+
+    def index(self, z: torch.Tensor) -> torch.Tensor:
+        return (z[:, :1] >= self.edges[None, :]).sum(1)  # (n,): how many edges lie at or below z's first value
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if not self.codes:
+            return z
+        one_hot = (self.index(z)[:, None] == torch.arange(self.codes)[None, :]).float()  # (n, codes)
+        return torch.cat([one_hot, z[:, 1:]], 1)  # (n, width)
+
+
+class CodedScore(nn.Module):
+    """D's last layer: a realness logit from features h, plus for a coded family a projection per cluster.
+
+    Trained with each image's cluster, ⟨embed(cluster), h⟩ as in the projection discriminator (Miyato &
+    Koyama 2018). The served D gets no cluster, so it scores an image by the cluster that suits it best,
+    softly: logsumexp over clusters, less log(codes) so that it equals the mean when all agree.
+    """
+
+    def __init__(self, width: int, codes: int):
+        super().__init__()
+        self.out = nn.Linear(width, 1)
+        self.embed = nn.Embedding(codes, width) if codes else None
+        if self.embed is not None:  # from zero: it starts as a plain D (N(0, 1) rows swamp the score at first)
+            nn.init.zeros_(self.embed.weight)
+
+    def forward(self, h: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
+        score = self.out(h).squeeze(-1)  # (n,)
+        if self.embed is None:
+            return score
+        if code is not None:
+            return score + (self.embed(code) * h).sum(1)
+        return score + torch.logsumexp(h @ self.embed.weight.T, 1) - math.log(self.embed.num_embeddings)
+
+
+def translate(x: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Each image shifted by a random whole number of pixels in [-pixels, pixels], background filled in.
+
+    Differentiable augmentation (Zhao et al. 2020): applied to real and fake alike inside D while it
+    trains, it keeps D from memorising 4,000 digits without teaching G to draw shifted ones.
+    """
+    n, _, h, w = x.shape
+    shift = torch.randint(-pixels, pixels + 1, (n, 2)).float()  # torch's generator: restored on resume
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2], theta[:, 1, 2] = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h
+    grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)  # (n, h, w, 2)
+    return nn.functional.grid_sample(x + 1, grid, mode="nearest", align_corners=False) - 1  # (n, c, h, w)
+
+
+def coded_digit_batches(cfg, source: str, rng: np.random.Generator):
+    """Endless random batches of 28×28 grey images (labels unused), with their cluster when coded."""
+    images, _ = data.load_images(source, size=28, channels=1)
+    clusters = data.balanced_clusters(images, cfg.codes) if cfg.codes else None
+    for x, c in data.batches(images, clusters, cfg.batch_size, rng):
+        yield torch.from_numpy(x), None if c is None else torch.from_numpy(c)
