@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from service.api.deps import RepositoryDep, SettingsDep
+from service.api.limits import label_total
 from service.api.schemas import DatasetRequest
 from service.errors import LimitError
 from service.sampling import datasets, resolve_labels
@@ -18,20 +19,18 @@ router = APIRouter(prefix="/v1", tags=["datasets"])
              responses={200: {"content": {"application/zip": {}, "application/octet-stream": {}}}})
 def post_dataset(request: DatasetRequest, repository: RepositoryDep, settings: SettingsDep) -> StreamingResponse:
     """Thousands of labelled samples in one streamed archive; memory stays flat however many."""
-    model = repository.get(request.model, request.version)
-    if isinstance(request.labels, dict) and sum(request.labels.values()) > settings.max_dataset_n:
-        raise LimitError(f"labels: the counts add up to at most {settings.max_dataset_n} (max_dataset_n), "
-                         f"got {sum(request.labels.values())}")
-    if isinstance(request.labels, list) and len(request.labels) > settings.max_dataset_n:
-        raise LimitError(f"labels: at most {settings.max_dataset_n} labels (max_dataset_n), got {len(request.labels)}")
-    labels = resolve_labels(model, request.labels, request.n)
-    n = request.n or (len(labels) if labels is not None else None)
-    if n is None:
-        raise LimitError("n: required (or label counts whose sum is n)")
+    # 1. every limit on the request alone, before the model is touched or a label list is built.
+    n = request.n or label_total(request.labels, settings.max_dataset_n, "max_dataset_n")
+    if not n:
+        raise LimitError("n: required, at least 1 (or labels whose counts add up to n)")
     if n > settings.max_dataset_n:
         raise LimitError(f"n: at most {settings.max_dataset_n} samples per dataset (max_dataset_n), got {n}")
-    if request.mode == "nice" and request.oversample > settings.max_oversample:
+    label_total(request.labels, settings.max_dataset_n, "max_dataset_n")  # labels beside an explicit n
+    if request.mode != "plain" and request.oversample > settings.max_oversample:
         raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
+    # 2. what depends on the model.
+    model = repository.get(request.model, request.version)
+    labels = resolve_labels(model, request.labels, n if request.n else None)
     datasets.check(model, request.format)
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
     body = datasets.stream(model, n, seed, request.mode, request.oversample, labels, request.format)

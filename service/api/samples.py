@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from service import errors
 from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
+from service.api.limits import check_candidates, label_total
 from service.api.schemas import SampleRequest
 from service.errors import LimitError
 from service.repository import Repository
@@ -23,22 +24,10 @@ router = APIRouter(prefix="/v1/models", tags=["samples"])
 
 def check_limits(request: SampleRequest, settings: Settings) -> None:
     """Every configured limit, before any work; the message names the field and the limit."""
-    if isinstance(request.labels, list) and len(request.labels) > settings.max_n:
-        raise LimitError(f"labels: at most {settings.max_n} labels (max_n), got {len(request.labels)}")
-    if isinstance(request.labels, dict):
-        if any(count < 0 for count in request.labels.values()):
-            raise LimitError("labels: counts must be non-negative")
-        if sum(request.labels.values()) > settings.max_n:
-            raise LimitError(f"labels: the counts add up to at most {settings.max_n} (max_n), "
-                             f"got {sum(request.labels.values())}")
+    label_total(request.labels, settings.max_n, "max_n")
     if request.n > settings.max_n:
         raise LimitError(f"n: at most {settings.max_n} samples per request (max_n), got {request.n}")
-    if request.mode != "plain":
-        if request.oversample > settings.max_oversample:
-            raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
-        if request.n * request.oversample > settings.max_candidates:
-            raise LimitError(f"oversample: n × oversample is at most {settings.max_candidates} candidates "
-                             f"(max_candidates), got {request.n * request.oversample}")
+    check_candidates(request.mode, request.n, request.oversample, settings)
     if request.grid is not None:
         rows, cols = request.grid
         if request.format != "png":
@@ -49,11 +38,11 @@ def check_limits(request: SampleRequest, settings: Settings) -> None:
             raise LimitError(f"grid: {rows}×{cols} holds {rows * cols} images, fewer than n={request.n}")
 
 
-def with_label_counts(request: SampleRequest) -> SampleRequest:
+def with_label_counts(request: SampleRequest, settings: Settings) -> SampleRequest:
     """Labels without an n: n is the number of labels, or the sum of the counts."""
-    if request.labels is None or "n" in request.model_fields_set:
+    n = label_total(request.labels, settings.max_n, "max_n")
+    if n is None or "n" in request.model_fields_set:
         return request
-    n = sum(request.labels.values()) if isinstance(request.labels, dict) else len(request.labels)
     if n < 1:
         raise LimitError("labels: no samples asked for; give at least one label or a count of at least 1")
     return request.model_copy(update={"n": n})
@@ -62,7 +51,7 @@ def with_label_counts(request: SampleRequest) -> SampleRequest:
 async def respond(name: str, request: SampleRequest, repository: Repository, settings: Settings,
                   batcher: Batcher) -> Response:
     with metrics.Observed(request.mode, request.format, errors.status_of) as observed:
-        request = with_label_counts(request)
+        request = with_label_counts(request, settings)
         check_limits(request, settings)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
         model = observed.model = repository.get(name, request.version)

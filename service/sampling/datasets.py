@@ -99,17 +99,10 @@ def _npz(archive, pipe, model, n, seed, mode, oversample, labels) -> Iterator[by
 
 def _zip(archive, pipe, model, n, seed, mode, oversample, labels) -> Iterator[bytes]:
     """PNGs in one folder per label (the layout POST /v1/data accepts back) and an index.csv."""
-    rows = ["file,label,score"]
+    rows = [encoding.INDEX_HEADER]
     for start, part in _chunks(model, n, seed, mode, oversample, labels):
-        names = part.label_names_per_sample()
-        for j, img in enumerate(encoding.to_uint8(part.values)):
-            i = start + j
-            folder = names[j] if names else "samples"
-            name = f"{folder}/{i:07d}.png"
-            with _entry(archive, name) as f:
-                f.write(encoding.png(img))
-            score = "" if part.scores is None else f"{part.scores[j]:.6f}"
-            rows.append(f"{name},{names[j] if names else ''},{score}")
+        folders = part.label_names_per_sample() or ["samples"] * len(part.values)
+        rows += encoding.write_pngs(archive, part, [f"{folder}/{start + j:07d}.png" for j, folder in enumerate(folders)])
         yield pipe.drain()
     with _entry(archive, "index.csv", compress=True) as f:
         f.write(("\n".join(rows) + "\n").encode())

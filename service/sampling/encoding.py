@@ -160,22 +160,33 @@ def zip_info(name: str, compress: bool = False) -> zipfile.ZipInfo:
     return info
 
 
+INDEX_HEADER = "file,label,score"
+
+
+def index_rows(files: list[str], samples: Samples) -> list[str]:
+    """index.csv rows beside a zip's samples: file (or row), label name, discriminator score."""
+    names = samples.label_names_per_sample()
+    return [f"{file},{names[i] if names else ''},{'' if samples.scores is None else f'{samples.scores[i]:.6f}'}"
+            for i, file in enumerate(files)]
+
+
+def write_pngs(archive: zipfile.ZipFile, samples: Samples, files: list[str]) -> list[str]:
+    """One PNG entry per image sample, named by files; returns their index.csv rows."""
+    for file, img in zip(files, to_uint8(samples.values)):
+        with archive.open(zip_info(file), "w") as entry:
+            entry.write(png(img))
+    return index_rows(files, samples)
+
+
 def _zip(samples: Samples) -> bytes:
     """One PNG per sample (images) or one CSV (numbers), plus index.csv with labels and scores."""
     buffer = io.BytesIO()
-    names = samples.label_names_per_sample()
-    rows = ["file,label,score"]
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         if samples.kind == "image":
-            for i, img in enumerate(to_uint8(samples.values)):
-                archive.writestr(zip_info(f"{i:06d}.png"), png(img))
-                rows.append(f"{i:06d}.png,{names[i] if names else ''},"
-                            f"{'' if samples.scores is None else f'{samples.scores[i]:.6f}'}")
+            rows = write_pngs(archive, samples, [f"{i:06d}.png" for i in range(len(samples.values))])
         else:
             lines = [",".join(f"{v:.6f}" for v in row) for row in samples.values.reshape(len(samples.values), -1)]
             archive.writestr(zip_info("samples.csv"), "\n".join(lines) + "\n")
-            for i in range(len(samples.values)):
-                rows.append(f"{i},{names[i] if names else ''},"
-                            f"{'' if samples.scores is None else f'{samples.scores[i]:.6f}'}")
-        archive.writestr(zip_info("index.csv"), "\n".join(rows) + "\n")
+            rows = index_rows([str(i) for i in range(len(samples.values))], samples)
+        archive.writestr(zip_info("index.csv"), "\n".join([INDEX_HEADER, *rows]) + "\n")
     return buffer.getvalue()

@@ -1,6 +1,7 @@
 """Hot reload through real HTTP: new versions appear without a restart, broken ones never replace a working one."""
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -83,3 +84,14 @@ def test_post_reload_picks_up_a_version_at_once(manual):
 def test_reload_of_an_unknown_model_is_404(manual):
     api, _ = manual
     assert api.post("/v1/models/nothing-here/reload").status_code == 404
+
+
+def test_a_version_whose_card_lies_is_reported_by_field_and_the_old_one_keeps_serving(watching):
+    api, repository = watching
+    lying = repository / "dots" / "2"
+    shutil.copytree(repository / "dots" / "1", lying)
+    card = json.loads((lying / "card.json").read_text())
+    (lying / "card.json").write_text(json.dumps({**card, "latent": {**card["latent"], "dim": 50}}))
+    listed = wait_until(lambda: api.get("/v1/models/dots").json()["errors"])
+    assert "card.latent.dim" in listed["2"]
+    assert version_served(api, "dots") == 1
