@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--model", help="name to publish under (default: the family's name)")
     train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="a family hyper-parameter (JSON value), repeatable")
-    train.add_argument("--repository", type=Path, default=Path("models"), help="where to publish")
+    train.add_argument("--repository", type=Path, help="where to publish (default: the writable repository folder, "
+                       "var/models; the shipped models/ only when named); versions are numbered across all folders")
     train.add_argument("--threads", type=int, default=0)
 
     evaluate = commands.add_parser("evaluate", help="print a published model's quality measures")
@@ -71,6 +72,7 @@ def _train(args) -> int:
     from tqdm import tqdm
 
     from service.repository import Card
+    from service.settings import get_settings
     from training.config import TrainConfig
     from training.export import export
     from training.trainer import train
@@ -95,7 +97,9 @@ def _train(args) -> int:
     checkpoint = train(config, on_progress=on_progress)
     bar.close()
     print("exporting and evaluating ...", file=sys.stderr)
-    path = export(checkpoint, args.repository)
+    folders = get_settings().repositories
+    target = args.repository or folders[0]
+    path = export(checkpoint, target, others=tuple(f for f in folders if f.resolve() != target.resolve()))
     print(json.dumps({"published": str(path), "metrics": Card.load(path).metrics}, indent=2))
 
 

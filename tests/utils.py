@@ -67,14 +67,14 @@ def stop(process: subprocess.Popen, timeout: float = 20) -> None:
 
 
 def export_tiny(family: str, repository: Path, model: str | None = None, steps: int = 1, evaluate: bool = False,
-                **params) -> Path:
+                others: tuple[Path, ...] = (), **params) -> Path:
     """A tiny model of a family after a step or two, published by the real exporter (evaluation off unless asked)."""
     from training.config import TrainConfig
     from training.export import export
     from training.trainer import train
 
     config = TrainConfig(family=family, steps=steps, model=model, params={**TINY[family], **params}, progress_every=1)
-    return export(train(config), repository, evaluate=evaluate)
+    return export(train(config), repository, others=others, evaluate=evaluate)
 
 
 class Server:

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.repository.store import Model, load, scan
+from service.repository.store import Model, load, scan, signature
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ class Entry:
     folders: dict[int, Path] = field(default_factory=dict)
     loaded: dict[int, Model] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
+    failed: dict[int, tuple] = field(default_factory=dict)  # what an errored folder held when it failed
 
     @property
     def latest(self) -> int | None:
@@ -42,12 +43,18 @@ class Repository:
         """Rescan the folders and load each name's newest version; returns what was newly loaded."""
         found = scan(self.folders)
         loaded = []
-        for name, folders in found.items():
+        for name, versions in found.items():
             if only is not None and name != only:
                 continue
             with self._lock:
                 entry = self._entries.setdefault(name, Entry())
-                entry.folders = folders
+                entry.folders = {v: paths[0] for v, paths in versions.items()}
+                self._forget_stale_errors(entry)
+                for v, paths in versions.items():
+                    if len(paths) > 1:
+                        entry.errors[v] = (f"RepositoryConflict: version {v} of {name!r} is in more than one "
+                                           f"folder ({', '.join(map(str, paths))}); keep one")
+                        entry.failed.pop(v, None)
             newest = entry.latest
             if newest is not None and newest not in entry.loaded and self._load(name, newest):
                 loaded.append((name, newest))
@@ -64,11 +71,22 @@ class Repository:
             log.error("model %s version %s failed to load: %s", name, version, exc)
             with self._lock:
                 entry.errors[version] = f"{type(exc).__name__}: {exc}"
+                entry.failed[version] = _signature(entry.folders[version])
             return False
         with self._lock:
             entry.loaded[version] = model
         log.info("loaded model %s version %s from %s", name, version, entry.folders[version])
         return True
+
+    @staticmethod
+    def _forget_stale_errors(entry: Entry) -> None:
+        """Errors of versions that are gone, or whose files changed since they failed, no longer apply."""
+        for version in list(entry.errors):
+            path = entry.folders.get(version)
+            if path is None or entry.failed.get(version) != _signature(path):
+                entry.errors.pop(version)
+                entry.failed.pop(version, None)
+                entry.loaded.pop(version, None)
 
     def get(self, name: str, version: int | None = None) -> Model:
         """A loaded model, the latest version unless one is named; UnknownModel lists the choices."""
@@ -106,3 +124,10 @@ class Repository:
             "errors": {str(v): e for v, e in entry.errors.items()},
             "card": latest.card.model_dump() if latest else None,
         }
+
+
+def _signature(path: Path) -> tuple | None:
+    try:
+        return signature(path)
+    except OSError:  # removed meanwhile
+        return None

@@ -58,17 +58,40 @@ def next_version(name: str, folders: list[Path]) -> int:
     return max([0, *(v for folder in folders for v in versions(Path(folder) / name))]) + 1
 
 
-def scan(folders: list[Path]) -> dict[str, dict[int, Path]]:
-    """name -> version -> folder, merged across folders; an earlier folder wins a shared number."""
-    found: dict[str, dict[int, Path]] = {}
+def scan(folders: list[Path]) -> dict[str, dict[int, list[Path]]]:
+    """name -> version -> the folders that hold it, merged across the repository's folders.
+
+    Two folders holding one name/version is the caller's load error (see Repository), never a
+    silent pick. Anything that is not a plain decimal folder with a card is skipped, with a warning
+    the first time it is seen (dot-folders, publishing's temporary ones, are skipped quietly).
+    """
+    found: dict[str, dict[int, list[Path]]] = {}
     for root in folders:
         if not root.is_dir():
             continue
         for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for version_dir in model_dir.iterdir():
-                if version_dir.is_dir() and is_version(version_dir.name) and (version_dir / "card.json").exists():
-                    found.setdefault(model_dir.name, {}).setdefault(int(version_dir.name), version_dir)
+            for version_dir in sorted(model_dir.iterdir()):
+                if version_dir.name.startswith("."):
+                    continue
+                if not (version_dir.is_dir() and is_version(version_dir.name)):
+                    _warn_once(version_dir, "not a version folder (plain decimal digits); ignored")
+                elif (version_dir / "card.json").exists():
+                    found.setdefault(model_dir.name, {}).setdefault(int(version_dir.name), []).append(version_dir)
     return found
+
+
+_warned: set[Path] = set()
+
+
+def _warn_once(path: Path, why: str) -> None:
+    if path not in _warned:
+        _warned.add(path)
+        log.warning("%s: %s", path, why)
+
+
+def signature(path: Path) -> tuple:
+    """What a version folder holds now (names, sizes, times): a load error is retried once it changes."""
+    return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir() if f.is_file()))
 
 
 def session_options(threads: int) -> ort.SessionOptions:
