@@ -14,6 +14,7 @@ from service.jobs.store import UnknownJob
 from service.jobs.submit import BrokerUnavailable, JobError
 from service.jobs.uploads import UnknownUpload, UploadError, UploadTooLarge
 from service.repository import UnknownModel
+from service.repository.store import Conflict
 from service.sampling.batching import Overloaded
 from service.sampling.encoding import EncodingError
 from service.sampling.samples import SamplingError
@@ -27,6 +28,7 @@ class LimitError(ValueError):
 
 STATUS = {
     UnknownModel: 404,
+    Conflict: 409,
     UnknownJob: 404,
     SamplingError: 422,
     EncodingError: 422,

@@ -67,14 +67,15 @@ def stop(process: subprocess.Popen, timeout: float = 20) -> None:
 
 
 def export_tiny(family: str, repository: Path, model: str | None = None, steps: int = 1, evaluate: bool = False,
-                others: tuple[Path, ...] = (), **params) -> Path:
-    """A tiny model of a family after a step or two, published by the real exporter (evaluation off unless asked)."""
+                others: tuple[Path, ...] = (), promote: bool | None = True, **params) -> Path:
+    """A tiny model of a family after a step or two, published by the real exporter (evaluation off unless
+    asked; made the default, as a version that passed its gate would be, unless promote says otherwise)."""
     from training.config import TrainConfig
     from training.export import export
     from training.trainer import train
 
     config = TrainConfig(family=family, steps=steps, model=model, params={**TINY[family], **params}, progress_every=1)
-    return export(train(config), repository, others=others, evaluate=evaluate)
+    return export(train(config), repository, others=others, evaluate=evaluate, promote=promote)
 
 
 class Server:

@@ -23,6 +23,7 @@ def build() -> dict:
             "description": (module.__doc__ or "").strip(),
             "default_steps": module.DEFAULT_STEPS,
             "params": family_params(module.Config),
+            "gate": [{"metric": m, "op": op, "limit": limit} for m, op, limit in module.GATE],
         }
         for name, module in sorted(FAMILIES.items())
     }

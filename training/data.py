@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import logging
 import struct
 from pathlib import Path
@@ -47,6 +48,24 @@ def mnist_split() -> dict[str, np.ndarray]:
     train, test = rng.permutation(np.flatnonzero(~held)), rng.permutation(np.flatnonzero(held))
     return {"train_x": images[train], "train_y": y[train].astype(np.int64),
             "test_x": images[test], "test_y": y[test].astype(np.int64)}
+
+
+def fingerprint(source: str, kind: str) -> str | None:
+    """sha256 of the data a run trains on, for the card's lineage; None for data drawn fresh each step."""
+    if kind != "image":
+        return None
+    digest = hashlib.sha256()
+    if source in ("default", "mnist"):
+        split = mnist_split()
+        digest.update(split["train_x"].tobytes())
+        digest.update(split["train_y"].tobytes())
+        return digest.hexdigest()
+    path = Path(source)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def load_images(data: str, size: int = 28, channels: int = 1) -> tuple[np.ndarray, np.ndarray | None]:

@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import logging
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
-from service.repository import Card, load, publish, stage
+from service.repository import Card, load, next_version, publish, stage
+from service.repository.card import Bar, Gate, Lineage
+from service.repository.store import write_alias
+from training import data
 from training import evaluate as evaluation
 from training.families import get_family
 from training.trainer import Checkpoint, sample_latent
@@ -32,13 +38,19 @@ class _Scorer(torch.nn.Module):
         return self.D(*inputs)
 
 
-def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = (),
-           evaluate: bool = True, extra_card: dict | None = None) -> Path:
-    """Write G and D to a temp folder, verify ORT against torch, evaluate, rename into the next version.
+def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = (), evaluate: bool = True,
+           extra_card: dict | None = None, promote: bool | None = None, job: str | None = None,
+           data_name: str | None = None) -> Path:
+    """Write G and D to a temp folder, verify ORT against torch, evaluate and gate, rename into the next version.
 
-    `others` are the repository's other folders: version numbers are merged across all of them.
+    `others` are the repository's other folders: version numbers are merged across all of them. The
+    new version becomes the model's default (its `default` alias) only if it passes its family's gate
+    and `promote` says so; `promote` None means: yes for a new model name, no for an existing one.
+    `job` and `data_name` (the data as the user named it, e.g. an upload id) go into the card's lineage.
     """
     name = checkpoint.config.model_name
+    folders = [Path(repository), *map(Path, others)]
+    promote = next_version(name, folders) == 1 if promote is None else promote
     family = get_family(checkpoint.config.family)
     tmp = stage(name, Path(repository))
     try:
@@ -60,11 +72,19 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
         _verify(G, g_inputs, tmp / "generator.onnx", g_names)
         _verify(scorer, d_inputs, tmp / "discriminator.onnx", d_names)
         card = _card(checkpoint, family, name, extra_card or {})
+        card.lineage = _lineage(checkpoint, tmp, job, data_name)
         card.save(tmp)
         served = load(name, 0, tmp)  # the card checked against the ONNX files, as the service will
         if evaluate:  # measured on the ONNX files exactly as the service will run them
             card.metrics = evaluation.evaluate(served)
-        return publish(tmp, card, [Path(repository), *map(Path, others)])
+            card.gate = Gate.check([Bar(metric=m, op=op, limit=limit) for m, op, limit in family.GATE], card.metrics)
+        card.promoted = promote and (card.gate is None or card.gate.outcome == "passed")
+        path = publish(tmp, card, folders)
+        if card.promoted:
+            write_alias(name, "default", card.version, folders[0])
+        log.info("%s version %s: gate %s; %s", name, card.version, card.gate.summary() if card.gate else "not checked",
+                 "now the default" if card.promoted else "the default is unchanged")
+        return path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -109,3 +129,30 @@ def _card(checkpoint: Checkpoint, family, name: str, extra: dict) -> Card:
     }
     card.update(extra)
     return Card.model_validate(card)
+
+
+def _lineage(checkpoint: Checkpoint, folder: Path, job: str | None, data_name: str | None) -> Lineage:
+    """Where this version comes from: job, data (with a hash of what was trained on), code and runtimes."""
+    source = checkpoint.config.data
+    return Lineage(
+        job=job, data=data_name or source, data_sha256=data.fingerprint(source, get_family(checkpoint.config.family).KIND),
+        project_version=_project_version(), git_commit=_git_commit(), torch=torch.__version__, onnx_opset=OPSET,
+        onnx_ir=onnx.load(str(folder / "generator.onnx"), load_external_data=False).ir_version,
+        onnxruntime=ort.__version__, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def _project_version() -> str | None:
+    try:
+        return importlib.metadata.version("ganserve")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit, when the code runs from one (a wheel install has none)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None

@@ -73,7 +73,7 @@ def run_job(job_id: str) -> dict | None:
     beating = threading.Event()
     threading.Thread(target=_heartbeat, args=(store, job_id, beating), daemon=True).start()
     try:
-        result = _train_and_publish(job_id, record["config"], store, settings)
+        result = _train_and_publish(job_id, record["config"], store, settings, record.get("promote"))
     except Cancelled as exc:
         outcome = {"state": "cancelled", "error": None}
         log.info("job %s: %s", job_id, exc)
@@ -121,7 +121,7 @@ def _save_snapshot(folder: Path, step: int, kind: str, values: np.ndarray) -> st
     return f"{step}.png"
 
 
-def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings) -> dict:
+def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings, promote: bool | None) -> dict:
     steps = config_dict["steps"]
     config = TrainConfig.from_dict({**config_dict, "threads": settings.train_threads,
                                     "data": _data_source(config_dict["data"], settings),
@@ -163,9 +163,20 @@ def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings
 
     checkpoint = train(config, on_progress=on_progress, should_stop=should_stop)
     repositories = settings.repositories
-    path = export(checkpoint, repositories[0], others=tuple(repositories[1:]))
+    path = export(checkpoint, repositories[0], others=tuple(repositories[1:]), promote=promote, job=job_id,
+                  data_name=config_dict["data"])
     card = Card.load(path)
-    return {"model": card.name, "version": card.version, "metrics": card.metrics}
+    return {"model": card.name, "version": card.version, "metrics": card.metrics, "promoted": card.promoted,
+            "gate": card.gate.model_dump() if card.gate else None, "message": _outcome(card)}
+
+
+def _outcome(card: Card) -> str:
+    """What the job did to the model's default, in one sentence for the record, the page and the events."""
+    gate = f"gate {card.gate.outcome} ({card.gate.summary()})" if card.gate else "no gate checked"
+    if card.promoted:
+        return f"{card.name} version {card.version} published and made the default; {gate}"
+    why = "it failed its quality gate" if card.gate and card.gate.outcome == "failed" else "the job did not promote it"
+    return f"{card.name} version {card.version} published, but the default is unchanged: {why}; {gate}"
 
 
 def run_worker() -> None:

@@ -1,28 +1,106 @@
-"""The model repository: models, versions and cards; forced reload."""
-from fastapi import APIRouter
+"""The model repository over HTTP: models, versions with their cards and lineage, aliases, retention, reload."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import RepositoryDep, SettingsDep
+from service.api.deps import KeyDep, RepositoryDep, SettingsDep
 from service.api.health import limits
+from service.repository import Card, Repository, UnknownModel
+from service.repository.card import Gate, Lineage
+from service.repository.store import delete_version, write_alias
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+AliasName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="e.g. default")]
 
 
-@router.get("")
-def list_models(repository: RepositoryDep, settings: SettingsDep) -> dict:
-    return {"models": [repository.describe(name) for name in repository.names()], "limits": limits(settings)}
+class VersionView(BaseModel):
+    version: int
+    source: str = Field(description="'writable' (published by a job or offline run) or 'shipped' (read-only)")
+    loaded: bool
+    error: str | None = None
+    promoted: bool | None = None
+    gate: Gate | None = None
+    lineage: Lineage | None = None
+    created: str | None = None
 
 
-@router.get("/{name}")
-def get_model(name: str, repository: RepositoryDep, version: int | None = None) -> dict:
-    described = repository.describe(name)
-    if version is not None:
-        described["card"] = repository.get(name, version).card.model_dump()
-    return described
+class ModelView(BaseModel):
+    name: str
+    default: int | None = Field(description="the version unversioned requests get")
+    latest: int | None = Field(description="the highest version that loads")
+    versions: list[int]
+    aliases: dict[str, int]
+    errors: dict[str, str] = Field(description="version -> why it does not load")
+    card: Card | None = Field(description="the default version's card (or the requested version's)")
+    version_details: list[VersionView]
 
 
-@router.post("/{name}/reload")
-async def reload_model(name: str, repository: RepositoryDep) -> dict:
+class ModelList(BaseModel):
+    models: list[ModelView]
+    limits: dict[str, int]
+
+
+class AliasRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: Annotated[StrictInt, Field(ge=1)]
+
+
+def view(repository: Repository, name: str, version: int | None = None) -> ModelView:
+    entry = repository.entry(name)
+    shown = version if version is not None else entry.default
+    details = []
+    for v in sorted(entry.folders):
+        card = entry.card(v)
+        details.append(VersionView(
+            version=v, source="shipped" if repository.is_shipped(entry.folders[v]) else "writable",
+            loaded=v in entry.loaded, error=entry.errors.get(v), promoted=card.promoted if card else None,
+            gate=card.gate if card else None, lineage=card.lineage if card else None,
+            created=card.created if card else None))
+    return ModelView(name=name, default=entry.default, latest=entry.latest, versions=sorted(entry.folders),
+                     aliases=entry.aliases, errors={str(v): e for v, e in entry.errors.items()},
+                     card=repository.get(name, shown).card if shown is not None else None, version_details=details)
+
+
+@router.get("", response_model=ModelList)
+def list_models(repository: RepositoryDep, settings: SettingsDep) -> ModelList:
+    """Every model: its default and versions, aliases, load errors and the default's card."""
+    return ModelList(models=[view(repository, name) for name in repository.names()], limits=limits(settings))
+
+
+@router.get("/{name}", response_model=ModelView)
+def get_model(name: str, repository: RepositoryDep, version: int | None = None) -> ModelView:
+    """One model; `?version=` shows that version's card instead of the default's."""
+    return view(repository, name, version)
+
+
+@router.post("/{name}/reload", response_model=ModelView, dependencies=[KeyDep])
+async def reload_model(name: str, repository: RepositoryDep) -> ModelView:
     """Rescan now instead of waiting for the watcher; a version that fails to load is reported."""
-    loaded = await run_in_threadpool(repository.refresh, name)
-    return {**repository.describe(name), "loaded": [v for _, v in loaded]}
+    await run_in_threadpool(repository.refresh, name)
+    return view(repository, name)
+
+
+@router.put("/{name}/aliases/{alias}", response_model=ModelView, dependencies=[KeyDep])
+async def move_alias(name: str, alias: AliasName, body: AliasRequest, repository: RepositoryDep,
+                     settings: SettingsDep) -> ModelView:
+    """Point an alias (e.g. `default`) at a version that loads; every API process follows within a rescan."""
+    model = await run_in_threadpool(repository.get, name, body.version)  # 404 unless it exists and loads
+    await run_in_threadpool(write_alias, name, alias, model.version, settings.writable_repository)
+    await run_in_threadpool(repository.refresh, name)
+    return view(repository, name)
+
+
+@router.delete("/{name}/versions/{version}", response_model=ModelView, dependencies=[KeyDep])
+async def delete_model_version(name: str, version: int, repository: RepositoryDep, settings: SettingsDep):
+    """Remove a job-made version that no alias points at; shipped versions are read-only (409)."""
+    entry = repository.entry(name)
+    if version not in entry.folders:
+        raise UnknownModel(f"model {name!r} has no version {version}; versions: {sorted(entry.folders)}")
+    aliases = {**entry.aliases, "default": entry.default}  # the default is never deleted, alias or not
+    await run_in_threadpool(delete_version, name, version, repository.folders, aliases)
+    await run_in_threadpool(repository.refresh, name)
+    return view(repository, name)

@@ -48,8 +48,12 @@ class JobRequest(BaseModel):
     steps: Annotated[StrictInt, Field(ge=1)] | None = None
     data: str = "default"
     params: dict[str, Any] = Field(default_factory=dict)
-    model: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")] | None = None
+    model: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+                                description="the name to publish under; default: <family>-<short job id>. "
+                                            "An existing name only when named here")] | None = None
     seed: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] = 0
+    promote: bool | None = Field(None, description="make the new version the model's default if it passes its "
+                                 "family's quality gate; default: true for a new model name, false for an existing one")
 
 
 class DatasetRequest(BaseModel):

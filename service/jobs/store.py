@@ -31,10 +31,10 @@ class JobStore:
             raise UnknownJob(f"unknown job {job_id!r}")
         return self.folder / f"{job_id}.json"
 
-    def create(self, config: dict, **fields) -> dict:
+    def create(self, config: dict, job_id: str | None = None, **fields) -> dict:
         """A new queued record, written whole before anyone can see it."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        job_id = uuid.uuid4().hex
+        job_id = job_id or uuid.uuid4().hex
         record = {
             "id": job_id, "state": "queued", "family": config["family"],
             "model": config.get("model") or config["family"], "config": config,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from celery import Celery
 
@@ -58,13 +59,16 @@ def validate(payload: dict, settings: Settings) -> dict:
         if spec["labels"] and not meta["labelled"]:
             raise JobError(f"data: family {family} needs labelled data; upload {data} has no labels")
     return {"family": family, "steps": steps, "data": data, "params": params,
-            "model": payload.get("model") or family, "seed": payload.get("seed") or 0}
+            "model": payload.get("model"), "seed": payload.get("seed") or 0}
 
 
 def submit(payload: dict, settings: Settings, store: JobStore, app: Celery) -> dict:
     """Record the job, then queue it; if Redis is down the record is removed and nothing is queued."""
     config = validate(payload, settings)
-    record = store.create(config)
+    job_id = uuid.uuid4().hex
+    # A job that names no model publishes under a name of its own, never over a shipped one.
+    config["model"] = config["model"] or f"{config['family']}-{job_id[:8]}"
+    record = store.create(config, job_id=job_id, promote=payload.get("promote"))
     try:
         app.send_task(TASK, args=[record["id"]], task_id=record["id"], queue=QUEUE)
     except Exception as exc:  # kombu raises several types for a broker that is not there

@@ -28,6 +28,51 @@ class Latent(BaseModel):
     codes: int = Field(0, ge=0, description="clusters a coded generator picks by z's first coordinate; 0: none")
 
 
+class Bar(BaseModel):
+    """One quality bar of a family's gate: a metric (mode.key in the card's metrics), a comparison, a limit."""
+    metric: str
+    op: Literal["<=", ">="]
+    limit: float
+    value: float | None = None  # measured, once checked
+    passed: bool | None = None
+
+    def check(self, metrics: dict[str, Any]) -> "Bar":
+        mode, _, key = self.metric.partition(".")
+        value = metrics.get(mode, {}).get(key)
+        ok = value is not None and (value <= self.limit if self.op == "<=" else value >= self.limit)
+        return self.model_copy(update={"value": value, "passed": bool(ok)})
+
+
+class Gate(BaseModel):
+    """The family's quality bars checked on a new version's own metrics, before it may become default."""
+    outcome: Literal["passed", "failed"]
+    bars: list[Bar] = Field(default_factory=list)
+
+    @classmethod
+    def check(cls, bars: list[Bar], metrics: dict[str, Any]) -> "Gate":
+        """Every bar against the metrics; no bars (a family with no measure of its data) passes."""
+        checked = [bar.check(metrics) for bar in bars]
+        return cls(outcome="passed" if all(b.passed for b in checked) else "failed", bars=checked)
+
+    def summary(self) -> str:
+        return "; ".join(f"{b.metric} {b.value if b.value is None else round(b.value, 4)} {b.op} {b.limit}"
+                         f" {'ok' if b.passed else 'MISSED'}" for b in self.bars) or "no bars"
+
+
+class Lineage(BaseModel):
+    """Where a version came from: enough to trace it back to its job, data and code."""
+    job: str | None = None  # the job id, for versions published by a training job
+    data: str = "default"  # the data source: default, mnist, or an upload id
+    data_sha256: str | None = None  # of the training arrays (or the upload's data file), when known
+    project_version: str | None = None
+    git_commit: str | None = None
+    torch: str | None = None
+    onnx_opset: int | None = None
+    onnx_ir: int | None = None
+    onnxruntime: str | None = None
+    created: str | None = None
+
+
 class Card(BaseModel):
     # Descriptive keys a family adds (reference, changes, label_meaning, ...) are kept as they are.
     model_config = ConfigDict(extra="allow")
@@ -45,6 +90,15 @@ class Card(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     created: str | None = None
     rejection: dict[str, list[float]] | None = None  # a card's own rejection-sampling constants, if any
+    gate: Gate | None = None  # None: shipped before gates existed, or published without evaluation
+    lineage: Lineage | None = None
+    promoted: bool | None = None  # whether publishing made it the default (None: shipped, no say)
+
+    @property
+    def candidate(self) -> bool:
+        """A version that must not become the default by being the newest: it failed its gate or was
+        published without promotion. Only an explicit alias makes such a version the default."""
+        return self.promoted is False or (self.gate is not None and self.gate.outcome == "failed")
 
     @classmethod
     def load(cls, path: Path) -> "Card":

@@ -1,4 +1,4 @@
-"""The models being served: the newest loadable version of each name, reloaded while serving."""
+"""The models being served: each name's default version (an alias, or the newest good one), reloaded live."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.repository.store import Model, load, scan, signature
+from service.repository.card import Card, CardError
+from service.repository.store import Model, load, read_aliases, scan, signature
 
 log = logging.getLogger(__name__)
 
@@ -17,16 +18,32 @@ class UnknownModel(LookupError):
 
 @dataclass
 class Entry:
-    """What the repository knows of a name: version -> folder, loaded models, load errors."""
+    """What the repository knows of a name: version -> folder and card, loaded models, errors, aliases."""
     folders: dict[int, Path] = field(default_factory=dict)
+    cards: dict[int, tuple[int, Card]] = field(default_factory=dict)  # version -> (card.json mtime, card)
     loaded: dict[int, Model] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
     failed: dict[int, tuple] = field(default_factory=dict)  # what an errored folder held when it failed
+    aliases: dict[str, int] = field(default_factory=dict)
+    checked: set[int] = field(default_factory=set)  # versions loaded once to check them, card against ONNX
+
+    def card(self, version: int) -> Card | None:
+        return self.cards[version][1] if version in self.cards else None
 
     @property
     def latest(self) -> int | None:
-        """The highest version that loaded (a broken newer one never hides a working one)."""
+        """The highest version that loads (a broken newer one never hides a working one)."""
         good = [v for v in self.folders if v not in self.errors]
+        return max(good) if good else None
+
+    @property
+    def default(self) -> int | None:
+        """What an unversioned request gets: the `default` alias, else the newest version that loads and
+        is no candidate (a version that failed its gate or was published without promotion)."""
+        alias = self.aliases.get("default")
+        if alias in self.folders and alias not in self.errors:
+            return alias
+        good = [v for v in self.folders if v not in self.errors and not (self.card(v) and self.card(v).candidate)]
         return max(good) if good else None
 
 
@@ -40,7 +57,7 @@ class Repository:
         self._lock = threading.Lock()
 
     def refresh(self, only: str | None = None) -> list[tuple[str, int]]:
-        """Rescan the folders and load each name's newest version; returns what was newly loaded."""
+        """Rescan the folders and load each name's default version; returns what was newly loaded."""
         found = scan(self.folders)
         loaded = []
         for name, versions in found.items():
@@ -49,19 +66,54 @@ class Repository:
             with self._lock:
                 entry = self._entries.setdefault(name, Entry())
                 entry.folders = {v: paths[0] for v, paths in versions.items()}
+                entry.aliases = read_aliases(name, self.folders)
                 self._forget_stale_errors(entry)
                 for v, paths in versions.items():
                     if len(paths) > 1:
                         entry.errors[v] = (f"RepositoryConflict: version {v} of {name!r} is in more than one "
                                            f"folder ({', '.join(map(str, paths))}); keep one")
                         entry.failed.pop(v, None)
-            newest = entry.latest
-            if newest is not None and newest not in entry.loaded and self._load(name, newest):
-                loaded.append((name, newest))
+                self._read_cards(name, entry)
+            # Every new version is loaded once, so a broken one is reported (and never becomes the default)
+            # before anyone asks for it; only the default stays loaded.
+            for version in sorted(set(entry.folders) - entry.checked - set(entry.errors) - set(entry.loaded)):
+                if self._load(name, version) and version != entry.default:
+                    with self._lock:
+                        entry.loaded.pop(version, None)
+                entry.checked.add(version)
+            default = entry.default
+            if default is not None and default not in entry.loaded and self._load(name, default):
+                loaded.append((name, default))
         with self._lock:  # a name whose folders vanished is no longer served
             for name in [n for n in self._entries if n not in found and (only is None or n == only)]:
                 del self._entries[name]
         return loaded
+
+    @staticmethod
+    def _read_cards(name: str, entry: Entry) -> None:
+        """Each version's card, re-read only when its card.json changed; an unreadable one is a load error."""
+        entry.cards = {v: c for v, c in entry.cards.items() if v in entry.folders}
+        for version, path in entry.folders.items():
+            try:
+                stamp = (path / "card.json").stat().st_mtime_ns
+                if entry.cards.get(version, (None,))[0] != stamp:
+                    entry.cards[version] = (stamp, Card.load(path))
+            except (OSError, CardError) as exc:
+                entry.cards.pop(version, None)
+                if version not in entry.errors:
+                    entry.errors[version] = f"{type(exc).__name__}: {exc}"
+                    entry.failed[version] = _signature(path)
+
+    @staticmethod
+    def _forget_stale_errors(entry: Entry) -> None:
+        """Errors of versions that are gone, or whose files changed since they failed, no longer apply."""
+        for version in list(entry.errors):
+            path = entry.folders.get(version)
+            if path is None or entry.failed.get(version) != _signature(path):
+                entry.errors.pop(version)
+                entry.failed.pop(version, None)
+                entry.loaded.pop(version, None)
+                entry.checked.discard(version)
 
     def _load(self, name: str, version: int) -> bool:
         entry = self._entries[name]
@@ -78,25 +130,16 @@ class Repository:
         log.info("loaded model %s version %s from %s", name, version, entry.folders[version])
         return True
 
-    @staticmethod
-    def _forget_stale_errors(entry: Entry) -> None:
-        """Errors of versions that are gone, or whose files changed since they failed, no longer apply."""
-        for version in list(entry.errors):
-            path = entry.folders.get(version)
-            if path is None or entry.failed.get(version) != _signature(path):
-                entry.errors.pop(version)
-                entry.failed.pop(version, None)
-                entry.loaded.pop(version, None)
-
     def get(self, name: str, version: int | None = None) -> Model:
-        """A loaded model, the latest version unless one is named; UnknownModel lists the choices."""
-        entry = self._entries.get(name)
-        if entry is None:
-            raise UnknownModel(f"unknown model {name!r}; known: {sorted(self._entries)}")
+        """A loaded model, its default version unless one is named; UnknownModel lists the choices."""
+        entry = self.entry(name)
         if version is None:
-            version = entry.latest
+            version = entry.default
             if version is None:
-                raise UnknownModel(f"model {name!r} has no version that loads: {entry.errors}")
+                raise UnknownModel(f"model {name!r} has no default version: versions {sorted(entry.folders)} "
+                                   "failed to load or their gate; name a version, or move the default alias")
+            if version not in entry.loaded and version not in entry.errors:
+                self._load(name, version)  # an alias moved since the last refresh
         if version not in entry.folders:
             raise UnknownModel(f"model {name!r} has no version {version}; versions: {sorted(entry.folders)}")
         if version in entry.errors:
@@ -113,17 +156,9 @@ class Repository:
             raise UnknownModel(f"unknown model {name!r}; known: {sorted(self._entries)}")
         return self._entries[name]
 
-    def describe(self, name: str) -> dict:
-        """A model's versions, load errors and the latest card, for /v1/models."""
-        entry = self.entry(name)
-        latest = self.get(name) if entry.latest is not None else None
-        return {
-            "name": name,
-            "latest": entry.latest,
-            "versions": sorted(entry.folders),
-            "errors": {str(v): e for v, e in entry.errors.items()},
-            "card": latest.card.model_dump() if latest else None,
-        }
+    def is_shipped(self, path: Path) -> bool:
+        """Whether a version folder lies in a read-only repository folder (any but the first)."""
+        return path.parent.parent != self.folders[0]
 
 
 def _signature(path: Path) -> tuple | None:

@@ -9,17 +9,26 @@ is not a plain decimal folder with a card (temporary folders start with a dot).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
-from service.repository.card import Card
+from service.repository.card import Card, CardError
 
 log = logging.getLogger(__name__)
+ALIASES = "aliases.json"  # beside a model's version folders: {"default": 3}
+
+
+class Conflict(RuntimeError):
+    """A change the repository refuses in its current state (409): a shipped version, an aliased one."""
 
 
 @dataclass
@@ -71,9 +80,9 @@ def scan(folders: list[Path]) -> dict[str, dict[int, list[Path]]]:
             continue
         for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             for version_dir in sorted(model_dir.iterdir()):
-                if version_dir.name.startswith("."):
+                if version_dir.name.startswith(".") or not version_dir.is_dir():  # aliases.json, temp folders
                     continue
-                if not (version_dir.is_dir() and is_version(version_dir.name)):
+                if not is_version(version_dir.name):
                     _warn_once(version_dir, "not a version folder (plain decimal digits); ignored")
                 elif (version_dir / "card.json").exists():
                     found.setdefault(model_dir.name, {}).setdefault(int(version_dir.name), []).append(version_dir)
@@ -113,7 +122,89 @@ def load(name: str, version: int, path: Path, threads: int = 1) -> Model:
     d_path = path / "discriminator.onnx"
     discriminator = ort.InferenceSession(str(d_path), options, providers=providers) if d_path.exists() else None
     card.check(generator, discriminator)
+    probe(card, generator, discriminator)
     return Model(name=name, version=version, path=path, card=card, generator=generator, discriminator=discriminator)
+
+
+def probe(card: Card, generator, discriminator) -> None:
+    """Run the networks on two latents, with the first and the last label, as the service will.
+
+    Catches what the graph's declared shapes cannot: a card listing more labels than G embeds, a
+    sample shape or value range the outputs contradict, a D that does not score one logit each.
+    """
+    z = np.zeros((2, card.latent.dim), np.float32)
+    feed = {"z": z}
+    if card.labels is not None:
+        feed["label"] = np.array([0, len(card.labels) - 1], np.int64)
+    try:
+        out = generator.run(None, feed)[0]
+    except Exception as exc:
+        field = "labels" if card.labels is not None else "latent"
+        raise CardError(f"card.{field}: the generator refuses the card's inputs ({type(exc).__name__})") from None
+    if list(out.shape) != [2, *card.sample_shape]:
+        raise CardError(f"card.sample_shape: the card says {card.sample_shape}, the generator gives {list(out.shape[1:])}")
+    low, high = card.value_range
+    if card.kind == "image" and (out.min() < low - 1e-3 or out.max() > high + 1e-3):
+        raise CardError(f"card.value_range: the card says [{low}, {high}], the generator gives "
+                        f"[{out.min():.3g}, {out.max():.3g}]")
+    if discriminator is not None:
+        d_feed = {"sample": out} if card.labels is None else {"sample": out, "label": feed["label"]}
+        score = discriminator.run(None, d_feed)[0]
+        if score.shape != (2,):
+            raise CardError(f"card: the discriminator gives scores of shape {list(score.shape[1:])} per sample, "
+                            "not one logit")
+
+
+def read_aliases(name: str, folders: list[Path]) -> dict[str, int]:
+    """A model's aliases; the earlier folder wins an alias set in more than one."""
+    aliases: dict[str, int] = {}
+    for folder in reversed(folders):
+        path = Path(folder) / name / ALIASES
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            log.error("%s: unreadable (%s); its aliases are ignored", path, exc)
+            continue
+        aliases.update({k: v for k, v in raw.items() if isinstance(k, str) and type(v) is int})
+    return aliases
+
+
+def write_alias(name: str, alias: str, version: int, folder: Path) -> dict[str, int]:
+    """Point an alias of `name` at a version, in the writable folder, atomically (temp file, rename)."""
+    model_dir = Path(folder) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / ALIASES
+    try:
+        aliases = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        aliases = {}
+    aliases[alias] = version
+    tmp = model_dir / f".{ALIASES}.{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps(aliases, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return aliases
+
+
+def delete_version(name: str, version: int, folders: list[Path], aliases: dict[str, int]) -> Path:
+    """Remove a version from the writable folder: renamed aside at once (scan stops seeing it), then deleted.
+
+    Conflict for a version in a read-only folder (shipped) or one an alias points at.
+    """
+    held = [Path(f) / name / str(version) for f in folders if (Path(f) / name / str(version)).is_dir()]
+    if not held:
+        raise LookupError(f"model {name!r} has no version {version}")
+    if held[0].parent.parent != Path(folders[0]):
+        raise Conflict(f"version: {name} {version} is shipped in a read-only folder; only job-made versions "
+                       "can be deleted")
+    pointing = sorted(a for a, v in aliases.items() if v == version)
+    if pointing:
+        raise Conflict(f"version: {name} {version} is aliased as {', '.join(pointing)}; move the alias first")
+    trash = held[0].parent / f".trash-{version}-{uuid.uuid4().hex[:8]}"
+    os.rename(held[0], trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    return held[0]
 
 
 def stage(name: str, folder: Path) -> Path:

@@ -52,7 +52,10 @@ def test_job_shows_live_progress_plots_and_result(page, worker, tmp_path):
     page.wait_for_function("(() => { const p = document.querySelector('.job progress');"
                            " return p.value > 0 && p.value < 1; })()", timeout=60_000)
     page.wait_for_function("document.querySelector('.job .state').textContent === 'succeeded'", timeout=120_000)
-    assert "published v" in job.query_selector(".detail").inner_text()
+    # 3,000 steps collapse the quadratic: published, and the page says plainly the default did not move.
+    detail = job.query_selector(".detail").inner_text()
+    assert "published, but the default is unchanged" in detail and "gate failed" in detail, detail
+    assert "gate-failed" in job.get_attribute("class")
     # The loss plot has lines drawn on it, and a snapshot of samples is shown.
     drawn = page.evaluate("""(() => { const c = document.querySelector('.job canvas.loss');
         const d = c.getContext('2d').getImageData(0, 20, c.width, c.height - 20).data;

@@ -11,31 +11,53 @@ from tests.utils import wait_until
 pytestmark = pytest.mark.slow
 
 
-def test_job_trains_publishes_and_is_served_without_restart(api, worker, server):
-    before = api.get("/v1/models/quadratic").json()["latest"]
+def test_the_readme_job_passes_its_gate_and_is_served_as_a_new_model_without_restart(api, worker, server):
     started = time.monotonic()
-    response = api.post("/v1/jobs", json={"family": "quadratic", "steps": 300, "params": {"g_hidden": 8}})
+    response = api.post("/v1/jobs", json={"family": "quadratic"})  # the README's example: the family's defaults
     assert response.status_code == 202
     assert time.monotonic() - started < 2, "submission must answer at once"
     job = response.json()
     assert job["state"] == "queued" and job["links"]["self"].endswith(job["id"])
+    assert job["model"] == f"quadratic-{job['id'][:8]}"  # a name of its own, never over the shipped model
 
+    done = wait_state(api, job["id"], ("succeeded", "failed", "cancelled"), timeout=300)
+    assert done["state"] == "succeeded", done["error"]
+    assert {"loss_d", "loss_g", "acc_real", "acc_fake"} <= set(done["latest"])
+    result = done["result"]
+    assert result["gate"]["outcome"] == "passed" and result["promoted"], result["message"]
+    assert (server.writable / job["model"] / "1" / "generator.onnx").exists()
+
+    wait_until(lambda: api.get(f"/v1/models/{job['model']}").status_code == 200, 10, "the rescan")
+    model = api.get(f"/v1/models/{job['model']}").json()
+    assert model["default"] == 1 and model["aliases"] == {"default": 1}
+    lineage = model["card"]["lineage"]
+    assert lineage["job"] == job["id"] and lineage["data"] == "default" and lineage["onnx_opset"] == 17
+    sampled = api.post(f"/v1/models/{job['model']}/samples", json={"n": 4, "seed": 1})
+    assert sampled.json()["version"] == 1 and sampled.headers["x-model-version"] == "1"
+
+
+def test_a_job_that_fails_its_gate_is_published_but_never_becomes_the_default(api, worker, server):
+    body = {"n": 16, "seed": 3, "format": "npy"}
+    before = api.post("/v1/models/quadratic/samples", json=body)
+    default = api.get("/v1/models/quadratic").json()["default"]
+    job = api.post("/v1/jobs", json={"family": "quadratic", "steps": 10, "model": "quadratic", "promote": True}).json()
     done = wait_state(api, job["id"], ("succeeded", "failed", "cancelled"))
     assert done["state"] == "succeeded", done["error"]
-    assert done["progress"]["step"] == 300
-    assert {"loss_d", "loss_g", "acc_real", "acc_fake"} <= set(done["latest"])
+    assert done["result"]["gate"]["outcome"] == "failed" and not done["result"]["promoted"]
+    assert "default is unchanged" in done["result"]["message"]
     version = done["result"]["version"]
-    assert version == before + 1
-    assert (server.writable / "quadratic" / str(version) / "generator.onnx").exists()
-
-    wait_until(lambda: api.get("/v1/models/quadratic").json()["latest"] == version, 10, "the rescan")
-    sampled = api.post("/v1/models/quadratic/samples", json={"n": 4, "seed": 1}).json()
-    assert sampled["version"] == version
+    wait_until(lambda: version in api.get("/v1/models/quadratic").json()["versions"], 10, "the rescan")
+    model = api.get("/v1/models/quadratic").json()
+    assert model["default"] == default and model["latest"] == version
+    after = api.post("/v1/models/quadratic/samples", json=body)
+    assert after.headers["x-model-version"] == str(default) and after.content == before.content
+    explicit = api.post("/v1/models/quadratic/samples", json={**body, "version": version})
+    assert explicit.status_code == 200 and explicit.headers["x-model-version"] == str(version)
 
 
 def test_cancelled_running_job_stops_and_publishes_nothing(api, worker, server):
     versions = api.get("/v1/models/quadratic").json()["versions"]
-    job = api.post("/v1/jobs", json={"family": "quadratic", "steps": 200_000}).json()
+    job = api.post("/v1/jobs", json={"family": "quadratic", "steps": 200_000, "model": "quadratic"}).json()
     wait_state(api, job["id"], ("running",), timeout=60)
     asked = time.monotonic()
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 200
@@ -67,7 +89,8 @@ def test_events_stream_progress_and_states_until_the_job_ends(api, worker):
     assert states[0] in ("queued", "running") and states[-1] == "succeeded"
     steps = [data["progress"]["step"] for name, data in events if name == "progress"]
     assert len(steps) >= 2 and steps == sorted(steps) and steps[-1] == 4000
-    assert events[-1][1]["result"]["version"] >= 2
+    result = events[-1][1]["result"]  # the last event says what the job did to the default
+    assert result["version"] == 1 and result["gate"]["outcome"] in ("passed", "failed") and result["message"]
 
 
 def test_job_trains_on_uploaded_data(api, worker):
@@ -80,11 +103,18 @@ def test_job_trains_on_uploaded_data(api, worker):
     buffer = io.BytesIO()
     np.savez(buffer, x=x, y=np.arange(40) % 10)
     upload = api.post("/v1/data", files={"file": ("digits.npz", buffer.getvalue())}).json()
-    job = api.post("/v1/jobs", json={"family": "mnist-cgan", "data": upload["id"], "steps": 2,
+    params = {"g_channels": 8, "d_channels": 4, "d_refine": 0}
+    job = api.post("/v1/jobs", json={"family": "mnist-cgan", "data": upload["id"], "steps": 2, "params": params,
                                      "model": "uploaded-digits"}).json()
     done = wait_state(api, job["id"], ("succeeded", "failed"), timeout=180)
     assert done["state"] == "succeeded", done["error"]
     assert done["result"]["model"] == "uploaded-digits"
+    assert done["result"]["gate"]["outcome"] == "failed"  # two steps on noise: published, never the default
     wait_until(lambda: api.get("/v1/models/uploaded-digits").status_code == 200, 10, "the rescan")
-    sampled = api.post("/v1/models/uploaded-digits/samples", json={"n": 2, "labels": ["3", "4"]})
+    model = api.get("/v1/models/uploaded-digits").json()
+    assert model["default"] is None and model["versions"] == [1]
+    lineage = model["version_details"][0]["lineage"]
+    assert lineage["data"] == upload["id"] and len(lineage["data_sha256"]) == 64
+    assert api.post("/v1/models/uploaded-digits/samples", json={"n": 2}).status_code == 404
+    sampled = api.post("/v1/models/uploaded-digits/samples", json={"n": 2, "labels": ["3", "4"], "version": 1})
     assert sampled.status_code == 200 and sampled.json()["labels"] == ["3", "4"]

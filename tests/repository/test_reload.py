@@ -77,7 +77,7 @@ def test_post_reload_picks_up_a_version_at_once(manual):
     time.sleep(0.5)
     assert version_served(api, "dots") == 1  # the watcher sleeps for an hour
     r = api.post("/v1/models/dots/reload")
-    assert r.status_code == 200 and r.json()["loaded"] == [2] and r.json()["latest"] == 2
+    assert r.status_code == 200 and r.json()["default"] == 2 and r.json()["latest"] == 2
     assert version_served(api, "dots") == 2
 
 

@@ -11,6 +11,8 @@ from training.families import parts
 KIND = "curves"
 LABELS = None
 DEFAULT_STEPS = 10_000
+# The quality gate a new version must pass to become a model's default (training/export.py).
+GATE = [("plain.rms_residual", "<=", 0.03), ("plain.ks_uniform", "<=", 0.15)]
 POINTS = 15
 
 REFERENCE = "z 5 (normal) → 128 ReLU → 15 / 15 → 128 ReLU → 1; Adam 1e-4 both; batch 64; 10,000 steps"

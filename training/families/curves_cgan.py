@@ -11,6 +11,8 @@ from training.families import parts
 KIND = "curves"
 LABELS = ["lower", "upper"]
 DEFAULT_STEPS = 10_000
+# The quality gate a new version must pass to become a model's default (training/export.py).
+GATE = [("plain.requested_side", ">=", 0.95), ("plain.rms_residual", "<=", 0.03)]
 POINTS = 15
 
 REFERENCE = "the label appended to both inputs: z 5 + label → 128 ReLU → 15 / 15 + label → 128 ReLU → 1; Adam 1e-4"

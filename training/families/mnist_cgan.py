@@ -15,6 +15,8 @@ from training.families.parts import translate
 KIND = "image"
 LABELS = [str(d) for d in range(10)]
 DEFAULT_STEPS = 20_000
+# The quality gate a new version must pass to become a model's default (training/export.py).
+GATE = [("plain.label_accuracy", ">=", 0.95), ("plain.frechet_ratio", "<=", 5.0)]
 EPOCH_SIZE = 4_000
 
 REFERENCE = ("one-hot label joined to z (110) → Dense 7·7·256 BN LeakyReLU → convT 128 → convT 64 (×2) → "

@@ -13,6 +13,8 @@ from training.families.parts import CodedScore, LatentCode, translate
 KIND = "image"
 LABELS = None
 DEFAULT_STEPS = 16_000
+# The quality gate a new version must pass to become a model's default (training/export.py).
+GATE = [("plain.frechet_ratio", "<=", 15.0), ("plain.classes_covered", ">=", 10)]
 EPOCH_SIZE = 4_000
 
 REFERENCE = ("z 100 (uniform −1..1) → Dense 1024 tanh → 128·7·7 BN tanh → up ×2 → conv 5×5 64 tanh → up ×2 → "

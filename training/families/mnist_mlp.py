@@ -13,6 +13,8 @@ from training.families.parts import CodedScore, LatentCode, translate
 KIND = "image"
 LABELS = None
 DEFAULT_STEPS = 40_000
+# The quality gate a new version must pass to become a model's default (training/export.py).
+GATE = [("plain.frechet_ratio", "<=", 15.0), ("plain.classes_covered", ">=", 10)]
 EPOCH_SIZE = 4_000  # the offline training digits
 
 REFERENCE = ("z 100 (normal) → 256 → 512 → 1024 (LeakyReLU 0.2) → 784 tanh / 784 → 1024 → 512 → 256 → 1; "

@@ -13,6 +13,8 @@ from training.families import parts
 KIND = "points"
 LABELS = None
 DEFAULT_STEPS = 30_000
+# The quality gate a new version must pass to become a model's default (training/export.py).
+GATE = [("plain.mean_abs_residual", "<=", 0.01), ("plain.x_bins_covered", ">=", 16)]
 
 # Changes from the reference (z 5, G 15 units, D 25 units, 10,000 steps, constant lr), measured with
 # training.evaluate: a 2-D latent (the data is a 1-D curve, so a 5-D latent smears G's output off it),

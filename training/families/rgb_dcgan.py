@@ -14,6 +14,8 @@ from training.families import parts
 KIND = "image"
 LABELS = None
 DEFAULT_STEPS = 5_000
+# No gate: the project has no quality measure for a user's RGB folders (pixel statistics only).
+GATE = []
 
 REFERENCE = ("Dense 4·4·256 → 3 × convT 128 s2 (LeakyReLU 0.2) → conv 3 tanh / conv 64 → 128 s2 → 128 s2 → "
              "256 s2 → dropout 0.4 → 1; Adam(2e-4, 0.5); label smoothing 0.9")
