@@ -8,14 +8,15 @@ from fastapi.responses import StreamingResponse
 
 from service.api.deps import RepositoryDep, SettingsDep
 from service.api.limits import label_total
+from service.api.responses import error_responses
 from service.api.schemas import DatasetRequest
 from service.errors import LimitError
 from service.sampling import datasets, resolve_labels
 
-router = APIRouter(prefix="/v1", tags=["datasets"])
+router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(404, 422))
 
 
-@router.post("/datasets", response_class=StreamingResponse,
+@router.post("/datasets", operation_id="createDataset", response_class=StreamingResponse,
              responses={200: {"content": {"application/zip": {}, "application/octet-stream": {}}}})
 def post_dataset(request: DatasetRequest, repository: RepositoryDep, settings: SettingsDep) -> StreamingResponse:
     """Thousands of labelled samples in one streamed archive; memory stays flat however many."""

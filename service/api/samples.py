@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from service import errors
 from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
 from service.api.limits import check_candidates, label_total
+from service.api.responses import Samples as SamplesBody, error_responses
 from service.api.schemas import SampleRequest
 from service.errors import LimitError
 from service.repository import Repository
@@ -19,7 +20,7 @@ from service.sampling.batching import Batcher
 from service.sampling.samples import Samples
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1/models", tags=["samples"])
+router = APIRouter(prefix="/v1/models", tags=["samples"], responses=error_responses(404, 422, 503))
 
 
 def check_limits(request: SampleRequest, settings: Settings) -> None:
@@ -99,15 +100,17 @@ def _sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest, bat
     return result, encoding.encode(result, request.format, request.grid)
 
 
-@router.post("/{name}/samples", response_class=Response, responses={200: {"content": {
-    "application/json": {}, "image/png": {}, "application/zip": {}, "application/octet-stream": {}}}})
+@router.post("/{name}/samples", operation_id="sampleModel", response_class=Response, responses={200: {
+    "model": SamplesBody, "description": "the samples in the requested format",
+    "content": {"image/png": {}, "image/gif": {}, "image/webp": {}, "application/zip": {}, "application/octet-stream": {}}}})
 async def post_samples(name: str, body: SampleRequest, repository: RepositoryDep, settings: SettingsDep,
                        batcher: BatcherDep) -> Response:
     """Samples as JSON, a PNG grid or plot, a zip of PNGs, or .npy/.npz arrays."""
     return await respond(name, body, repository, settings, batcher)
 
 
-@router.get("/{name}/samples.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+@router.get("/{name}/samples.png", operation_id="samplePng", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "a PNG grid, row or plot"}})
 async def get_samples_png(
     name: str, repository: RepositoryDep, settings: SettingsDep, batcher: BatcherDep,
     n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,
