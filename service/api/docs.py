@@ -3,7 +3,8 @@
 FastAPI's own pages load Swagger UI and ReDoc from a CDN, so on a machine without internet /docs
 is blank. The assets come from the `fastapi-offline` package (its static folder: Swagger UI's
 bundle and CSS, ReDoc's standalone bundle, a favicon) rather than files copied into this project,
-so upgrading them is a dependency bump.
+so upgrading them is a dependency bump. ReDoc's sidebar still asks a CDN for Redocly's logo; the
+pages' Content-Security-Policy keeps that (and anything else) on this machine.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from fastapi.staticfiles import StaticFiles
 ASSETS = "/docs-assets"
 # validatorUrl None: Swagger UI would otherwise fetch a badge from validator.swagger.io.
 SWAGGER_PARAMETERS = {"validatorUrl": None, "persistAuthorization": True, "displayOperationId": True}
+# Both UIs run inline scripts and styles; ReDoc builds its search worker from a blob.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'")
 
 
 def assets_folder() -> str:
@@ -30,10 +34,10 @@ def install(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
+        return _local(get_swagger_ui_html(
             openapi_url=app.openapi_url, title=f"{app.title} API", oauth2_redirect_url=oauth2_redirect,
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon.png", swagger_ui_parameters=SWAGGER_PARAMETERS)
+            swagger_favicon_url=f"{ASSETS}/favicon.png", swagger_ui_parameters=SWAGGER_PARAMETERS))
 
     @app.get(oauth2_redirect, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -41,6 +45,12 @@ def install(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+        return _local(get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} API",
                               redoc_js_url=f"{ASSETS}/redoc.standalone.js",
-                              redoc_favicon_url=f"{ASSETS}/favicon.png", with_google_fonts=False)
+                              redoc_favicon_url=f"{ASSETS}/favicon.png", with_google_fonts=False))
+
+
+def _local(page: HTMLResponse) -> HTMLResponse:
+    """The page may load only what this service serves."""
+    page.headers["Content-Security-Policy"] = CSP
+    return page

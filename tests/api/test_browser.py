@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -11,7 +12,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail("the browser tests need Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -20,10 +21,35 @@ def page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(server.url + "/")
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.url + "/")
+    yield page
+    page.close()
+
+
+@pytest.fixture
+def offline_page(browser):
+    """A page whose every request to anything but this machine is refused, and recorded."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.left_machine = []
+
+    def only_local(route):
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            page.left_machine.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    yield page
+    context.close()
 
 
 def test_playground_shows_samples_from_a_model(page):
@@ -60,3 +86,18 @@ def test_job_shows_live_progress_plots_and_result(page, worker, tmp_path):
     assert drawn > 100
     page.wait_for_function("document.querySelector('.job .snapshot').naturalWidth > 0")
     page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+
+
+def test_docs_list_every_operation_with_the_outside_network_blocked(offline_page, server):
+    import httpx
+
+    operations = [op["operationId"] for methods in httpx.get(server.url + "/openapi.json").json()["paths"].values()
+                  for op in methods.values()]
+    offline_page.goto(server.url + "/docs")
+    offline_page.wait_for_selector(".opblock", timeout=30_000)
+    shown = offline_page.locator(".opblock .opblock-summary-operation-id").all_inner_texts()
+    assert sorted(shown) == sorted(operations)
+    assert offline_page.locator(".authorize").count() == 1  # the bearer scheme: an Authorize button
+    offline_page.goto(server.url + "/redoc")
+    offline_page.wait_for_selector('[data-section-id="operation/sampleModel"]', state="attached", timeout=30_000)
+    assert offline_page.left_machine == []

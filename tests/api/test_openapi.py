@@ -77,3 +77,16 @@ def test_keyed_routes_carry_the_bearer_scheme_and_open_ones_do_not(schema):
 
 def test_docs_pages_are_not_operations(schema):
     assert not any(path.startswith(("/docs", "/redoc")) for path in schema["paths"])
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_only_assets_this_service_serves(page):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app())
+    html = client.get(page)
+    assert html.status_code == 200 and "default-src 'self'" in html.headers["content-security-policy"]
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+    assert urls and all(url.startswith("/docs-assets/") for url in urls), urls
+    for url in urls:
+        assert client.get(url).status_code == 200, url
