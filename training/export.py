@@ -64,6 +64,9 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
         served = load(name, 0, tmp)  # the card checked against the ONNX files, as the service will
         if evaluate:  # measured on the ONNX files exactly as the service will run them
             card.metrics = evaluation.evaluate(served)
+            effect = evaluation.truncation_effect(served)
+            if effect is not None:  # digit models: what ψ does to precision, recall and Fréchet ratio
+                card.truncation = effect
         return publish(tmp, card, [Path(repository), *map(Path, others)])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
