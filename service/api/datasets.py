@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from service.api.deps import RepositoryDep, SettingsDep
 from service.api.limits import label_total, steered_n
-from service.api.responses import error_responses
+from service.api.responses import content, error_responses
 from service.api.schemas import DatasetRequest
 from service.errors import LimitError
 from service.sampling import datasets, resolve_labels, steering
@@ -17,7 +17,8 @@ router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(40
 
 
 @router.post("/datasets", operation_id="createDataset", response_class=StreamingResponse,
-             responses={200: {"content": {"application/zip": {}, "application/octet-stream": {}}}})
+             responses={200: {"content": content("application/octet-stream", "application/zip"),
+                             "description": "npz: x, y, label_names, scores; zip: a folder of PNGs per label"}})
 def post_dataset(request: DatasetRequest, repository: RepositoryDep, settings: SettingsDep) -> StreamingResponse:
     """Thousands of labelled samples in one streamed archive; memory stays flat however many."""
     # 1. every limit on the request alone, before the model is touched or a label list is built.

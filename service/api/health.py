@@ -3,7 +3,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import RepositoryDep, SettingsDep
-from service.api.responses import Limits, Ready, Status, error_responses
+from service.api.responses import Limits, Ready, Status, content, error_responses
 
 router = APIRouter(tags=["health"], responses=error_responses())
 LIMITS = tuple(Limits.model_fields)
@@ -27,7 +27,7 @@ def limits(settings: SettingsDep) -> dict:
 
 
 @router.get("/metrics", operation_id="getMetrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+            responses={200: {"content": content(CONTENT_TYPE_LATEST, text=True)}})
 def prometheus() -> Response:
     """Prometheus text exposition of the sampling metrics (and the process's own)."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

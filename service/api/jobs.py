@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import CeleryDep, JobStoreDep, KeyDep, SettingsDep
-from service.api.responses import Families, Job, Jobs, error_responses
+from service.api.responses import Families, Job, Jobs, content, error_responses
 from service.api.schemas import JobRequest
 from service.jobs import submit as jobs
 from service.jobs.protocol import FINAL, catalog
@@ -70,7 +70,7 @@ KEEPALIVE_SECONDS = 15.0
 
 
 @router.get("/jobs/{job_id}/events", operation_id="jobEvents", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}, **error_responses(404, 422)})
+            responses={200: {"content": content("text/event-stream", text=True)}, **error_responses(404, 422)})
 async def job_events(job_id: str, request: Request, store: JobStoreDep) -> StreamingResponse:
     """Server-sent events: `progress` for each new report, `state` for each change; ends when the job does."""
     store.read(job_id)  # 404 before the stream starts
@@ -106,7 +106,7 @@ def _event(name: str, data: dict) -> str:
 
 
 @router.get("/jobs/{job_id}/snapshots/{file}", operation_id="getJobSnapshot", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}}, **error_responses(404, 422)})
+            responses={200: {"content": content("image/png")}, **error_responses(404, 422)})
 def job_snapshot(job_id: str, file: str, settings: SettingsDep, store: JobStoreDep) -> FileResponse:
     """A sample grid (or plot) the trainer drew at some step."""
     store.read(job_id)

@@ -52,6 +52,6 @@ def steered_n(request, most: int, setting: str) -> int | None:
         raise LimitError(f"seed: {source} gives the latents, no seed draws them; leave seed out")
     if not 1 <= count <= most:
         raise LimitError(f"{field}: between 1 and {most} {what} ({setting}), got {count}")
-    if "n" in request.model_fields_set and request.n != count:
+    if request.n is not None and request.n != count:
         raise LimitError(f"n: {source} makes {count} samples, not n={request.n}; leave n out")
     return count

@@ -51,6 +51,12 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": ERRORS[status]} for status in sorted({*statuses, 500})}
 
 
+def content(*media_types: str, text: bool = False) -> dict[str, dict]:
+    """A success response's non-JSON content: bytes (or text), so clients read them as files."""
+    schema = {"type": "string"} if text else {"type": "string", "format": "binary"}
+    return {media_type: {"schema": schema} for media_type in media_types}
+
+
 class Status(BaseModel):
     status: Literal["ok"]
 

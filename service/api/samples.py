@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from service import errors
 from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
 from service.api.limits import check_candidates, label_total, steered_n
-from service.api.responses import Samples as SamplesBody, error_responses
+from service.api.responses import Samples as SamplesBody, content, error_responses
 from service.api.schemas import SampleRequest, WalkRequest
 from service.errors import LimitError
 from service.repository import Repository
@@ -39,17 +39,19 @@ def check_limits(request: SampleRequest, settings: Settings) -> None:
 
 
 def with_implied_n(request: SampleRequest, settings: Settings) -> SampleRequest:
-    """n from the latents' rows or the walk's steps; else, labels without an n: the number of labels, or
-    the sum of the counts."""
+    """n where the request leaves it out (or null): the latents' rows or the walk's steps; the number of
+    labels, or the sum of their counts; else DEFAULT_N. A client that sends every default sends no n."""
     n = steered_n(request, settings.max_n, "max_n")
-    if n is not None:
-        return request.model_copy(update={"n": n})
-    n = label_total(request.labels, settings.max_n, "max_n")
-    if n is None or "n" in request.model_fields_set:
-        return request
-    if n < 1:
-        raise LimitError("labels: no samples asked for; give at least one label or a count of at least 1")
-    return request.model_copy(update={"n": n})
+    if n is None:
+        n = label_total(request.labels, settings.max_n, "max_n")
+        if request.n is not None:
+            return request
+        if n is not None and n < 1:
+            raise LimitError("labels: no samples asked for; give at least one label or a count of at least 1")
+    return request.model_copy(update={"n": DEFAULT_N if n is None else n})
+
+
+DEFAULT_N = 16
 
 
 async def respond(name: str, request: SampleRequest, repository: Repository, settings: Settings,
@@ -114,7 +116,8 @@ def _sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest, bat
 
 @router.post("/{name}/samples", operation_id="sampleModel", response_class=Response, responses={200: {
     "model": SamplesBody, "description": "the samples in the requested format",
-    "content": {"image/png": {}, "image/gif": {}, "image/webp": {}, "application/zip": {}, "application/octet-stream": {}}}})
+    "content": {"application/json": {}, **content("image/png", "image/gif", "image/webp", "application/zip",
+                                                  "application/octet-stream")}}})
 async def post_samples(name: str, body: SampleRequest, repository: RepositoryDep, settings: SettingsDep,
                        batcher: BatcherDep) -> Response:
     """Samples as JSON, a PNG grid or plot, a zip of PNGs, or .npy/.npz arrays."""
@@ -122,7 +125,7 @@ async def post_samples(name: str, body: SampleRequest, repository: RepositoryDep
 
 
 @router.get("/{name}/samples.png", operation_id="samplePng", response_class=Response,
-            responses={200: {"content": {"image/png": {}}, "description": "a PNG grid, row or plot"}})
+            responses={200: {"content": content("image/png"), "description": "a PNG grid, row or plot"}})
 async def get_samples_png(
     name: str, repository: RepositoryDep, settings: SettingsDep, batcher: BatcherDep,
     n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,

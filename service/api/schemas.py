@@ -46,8 +46,9 @@ class LatentControl:
 class SampleRequest(BaseModel, LatentControl):
     model_config = ConfigDict(extra="forbid")
 
-    n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n); "
-                                  "with labels and no n, the number of labels or the sum of the counts")] = 16
+    n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n); left "
+                                  "out: the number of labels or the sum of their counts, the rows of latents, the "
+                                  "steps of a walk, else 16")] | None = None
     seed: Seed | None = None
     mode: Literal["plain", "nice", "rejection"] = Field(
         "plain", description="plain; nice: the best n of oversample·n candidates by discriminator score (each label, "
