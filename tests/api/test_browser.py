@@ -69,6 +69,34 @@ def test_playground_shows_the_error_of_a_bad_request(page):
     page.fill("#labels", "")
 
 
+def test_truncation_slider_and_walk_strip_send_their_fields(page):
+    page.select_option("#model", "quadratic")
+    page.eval_on_selector("#truncation", "el => { el.value = '0.5'; el.dispatchEvent(new Event('input')); }")
+    assert page.inner_text("#psi") == "0.50"
+    with page.expect_response(lambda r: "samples.png" in r.url) as sampled:
+        page.click("#sample-button")
+    assert sampled.value.ok and "truncation=0.5" in sampled.value.url
+    with page.expect_response(lambda r: "walk=" in r.url) as walked:
+        page.click("#walk-button")
+    assert walked.value.ok and "walk=7..8" in walked.value.url and "steps=8" in walked.value.url
+    page.wait_for_function("document.querySelector('#walk-out img.strip')?.naturalWidth > 0")
+    page.eval_on_selector("#truncation", "el => { el.value = '1'; el.dispatchEvent(new Event('input')); }")
+
+
+def test_walk_strip_of_an_image_model_is_a_row_and_a_loop(browser, serving_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(serving_server.url + "/")
+    page.wait_for_selector("#model option[value=mnist-dcgan]", state="attached")
+    page.select_option("#model", "mnist-dcgan")
+    page.fill("#walk-steps", "6")
+    page.click("#walk-button")
+    page.wait_for_function("document.querySelector('#walk-out img.animation')?.naturalWidth > 0")
+    size = page.evaluate("(() => { const i = document.querySelector('#walk-out img.strip');"
+                         " return [i.naturalWidth, i.naturalHeight]; })()")
+    assert size == [6 * 28, 28]
+    page.close()
+
+
 def test_job_shows_live_progress_plots_and_result(page, worker, tmp_path):
     page.select_option("#family", "quadratic")
     page.fill("#steps", "3000")
