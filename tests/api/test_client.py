@@ -110,5 +110,8 @@ def test_a_job_is_submitted_with_the_key_read_back_and_cancelled(client, keyed):
         assert again.id == job.id and again.model == "from-client" and again.family == "quadratic"
         assert job.id in [j.id for j in list_jobs.sync(client=open_api).jobs]
     with AuthenticatedClient(base_url=keyed.url, token=KEY) as api:
-        cancelled = cancel_job.sync(job.id, client=api)  # no worker trains it later by surprise
-        assert cancelled.state == "cancelled"
+        # Queued, it is cancelled and no worker trains it later by surprise; a worker of this test
+        # session may have taken it already (2 steps), and then it stops or has finished.
+        cancelled = cancel_job.sync(job.id, client=api)
+        assert isinstance(cancelled, Job) and cancelled.id == job.id
+        assert cancelled.state in ("cancelled", "succeeded") or cancelled.cancel_requested
