@@ -6,10 +6,11 @@ import contextlib
 import logging
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from service import errors
-from service.api import data, datasets, health, jobs, models, pages, samples
+from service.api import data, datasets, docs, health, jobs, models, pages, samples
 from service.jobs.store import JobStore
 from service.jobs.submit import celery_app
 from service.repository import Repository
@@ -61,13 +62,21 @@ async def _reap(store: JobStore, lost_after: float) -> None:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="ganserve", version="1", lifespan=lifespan,
+    app = FastAPI(title="ganserve", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  generate_unique_id_function=operation_id,
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
     errors.install(app)
+    docs.install(app)
     for router in (health.router, models.router, samples.router, datasets.router, jobs.router, data.router,
                    pages.router):
         app.include_router(router)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route without an explicit operation_id is named after its function: list_models -> listModels."""
+    head, *rest = route.name.split("_")
+    return head + "".join(word.title() for word in rest)
 
 
 def __getattr__(name: str):

@@ -78,6 +78,9 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
         if evaluate:  # measured on the ONNX files exactly as the service will run them
             card.metrics = evaluation.evaluate(served)
             card.gate = Gate.check([Bar(metric=m, op=op, limit=limit) for m, op, limit in family.GATE], card.metrics)
+            effect = evaluation.truncation_effect(served)
+            if effect is not None:  # digit models: what ψ does to precision, recall and Fréchet ratio
+                card.truncation = effect
         card.promoted = promote and (card.gate is None or card.gate.outcome == "passed")
         path = publish(tmp, card, folders)
         if card.promoted:

@@ -4,20 +4,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import KeyDep, SettingsDep
+from service.api.responses import Upload, Uploads, error_responses
 from service.jobs import uploads
 from service.jobs.uploads import UploadTooLarge
 
-router = APIRouter(prefix="/v1/data", tags=["data"])
+router = APIRouter(prefix="/v1/data", tags=["data"], responses=error_responses())
 CHUNK = 1 << 20
 
 
-@router.post("", status_code=201, dependencies=[KeyDep])
+@router.post("", status_code=201, dependencies=[KeyDep], operation_id="uploadData", response_model=Upload,
+             responses=error_responses(401, 403, 413, 422))
 async def upload(request: Request, file: Annotated[UploadFile, File(description="a .zip or .npz")],
-                 settings: SettingsDep) -> JSONResponse:
+                 settings: SettingsDep) -> dict:
     """Store training data whole or not at all; the answer's id goes into a job's `data`."""
     limit = settings.max_upload_bytes
     raw = bytearray()
@@ -25,15 +26,15 @@ async def upload(request: Request, file: Annotated[UploadFile, File(description=
         raw += chunk
         if len(raw) > limit:
             raise UploadTooLarge(f"file: over the upload limit of {limit} bytes")
-    meta = await run_in_threadpool(uploads.store, bytes(raw), file.filename or "upload", settings)
-    return JSONResponse(meta, status_code=201)
+    return await run_in_threadpool(uploads.store, bytes(raw), file.filename or "upload", settings)
 
 
-@router.get("")
+@router.get("", operation_id="listUploads", response_model=Uploads)
 def list_uploads(settings: SettingsDep) -> dict:
+    """Every upload, newest first."""
     return {"data": uploads.list_all(settings)}
 
 
-@router.get("/{upload_id}")
+@router.get("/{upload_id}", operation_id="getUpload", response_model=Upload, responses=error_responses(404, 422))
 def get_upload(upload_id: str, settings: SettingsDep) -> dict:
     return uploads.read(upload_id, settings)

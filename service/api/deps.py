@@ -5,7 +5,8 @@ import hmac
 from typing import Annotated
 
 from celery import Celery
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.jobs.store import JobStore
 from service.repository import Repository
@@ -35,16 +36,22 @@ async def celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
+# auto_error=False: a missing or malformed header reaches require_key, which answers with this service's
+# own error body; the scheme puts the key in the OpenAPI schema (and Swagger UI's Authorize button).
+bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
+                    description="an API key from GANSERVE_API_KEYS, sent as `Authorization: Bearer <key>`")
+
+
 async def require_key(settings: Annotated[Settings, Depends(settings)],
-                authorization: Annotated[str | None, Header()] = None) -> None:
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     """Job submission, cancel and uploads need `Authorization: Bearer <key>` when keys are configured."""
     keys = settings.keys
     if not keys:
         return
-    if not authorization or not authorization.startswith("Bearer "):
+    if credentials is None:
         raise HTTPException(401, "authorization: this endpoint needs 'Authorization: Bearer <api key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    given = authorization.removeprefix("Bearer ").strip().encode()
+    given = credentials.credentials.strip().encode()
     if not any(hmac.compare_digest(given, key.encode()) for key in keys):  # constant time
         raise HTTPException(403, "authorization: the API key is not valid")
 

@@ -5,17 +5,18 @@ import asyncio
 import json
 from typing import Literal
 
-from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import CeleryDep, JobStoreDep, KeyDep, SettingsDep
+from service.api.responses import Families, Job, Jobs, content, error_responses
 from service.api.schemas import JobRequest
 from service.jobs import submit as jobs
 from service.jobs.protocol import FINAL, catalog
 from service.jobs.store import UnknownJob
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses())
 
 
 def _view(record: dict, request: Request) -> dict:
@@ -29,33 +30,38 @@ def _view(record: dict, request: Request) -> dict:
     return {**record, "snapshots": snapshots, "links": links}
 
 
-@router.get("/families")
+@router.get("/families", operation_id="listFamilies", response_model=Families)
 def list_families() -> dict:
     """Each family with its hyper-parameters, defaults and limits."""
     return {"families": catalog()}
 
 
-@router.post("/jobs", status_code=202, dependencies=[KeyDep])
-async def submit_job(body: JobRequest, request: Request, settings: SettingsDep, store: JobStoreDep,
-                     celery: CeleryDep) -> JSONResponse:
+@router.post("/jobs", status_code=202, dependencies=[KeyDep], operation_id="submitJob", response_model=Job,
+             responses=error_responses(401, 403, 422, 503))
+async def submit_job(body: JobRequest, request: Request, response: Response, settings: SettingsDep,
+                     store: JobStoreDep, celery: CeleryDep) -> dict:
+    """Validate, record and queue a training job; 202 at once, with its Location."""
     record = await run_in_threadpool(jobs.submit, body.model_dump(), settings, store, celery)
     view = _view(record, request)
-    return JSONResponse(view, status_code=202, headers={"Location": view["links"]["self"]})
+    response.headers["Location"] = view["links"]["self"]
+    return view
 
 
-@router.get("/jobs")
+@router.get("/jobs", operation_id="listJobs", response_model=Jobs, responses=error_responses(422))
 def list_jobs(request: Request, store: JobStoreDep,
               state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None) -> dict:
     return {"jobs": [_view(r, request) for r in store.list(state)]}
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", operation_id="getJob", response_model=Job, responses=error_responses(404, 422))
 def get_job(job_id: str, request: Request, store: JobStoreDep) -> dict:
     return _view(store.read(job_id), request)
 
 
-@router.delete("/jobs/{job_id}", dependencies=[KeyDep])
+@router.delete("/jobs/{job_id}", dependencies=[KeyDep], operation_id="cancelJob", response_model=Job,
+               responses=error_responses(401, 403, 404, 422))
 def cancel_job(job_id: str, request: Request, store: JobStoreDep) -> dict:
+    """Ask a job to stop: a queued one never starts, a running one stops at its next step."""
     return _view(jobs.cancel(job_id, store), request)
 
 
@@ -63,8 +69,8 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
 
 
-@router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
+@router.get("/jobs/{job_id}/events", operation_id="jobEvents", response_class=StreamingResponse,
+            responses={200: {"content": content("text/event-stream", text=True)}, **error_responses(404, 422)})
 async def job_events(job_id: str, request: Request, store: JobStoreDep) -> StreamingResponse:
     """Server-sent events: `progress` for each new report, `state` for each change; ends when the job does."""
     store.read(job_id)  # 404 before the stream starts
@@ -99,8 +105,8 @@ def _event(name: str, data: dict) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
-@router.get("/jobs/{job_id}/snapshots/{file}", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}}})
+@router.get("/jobs/{job_id}/snapshots/{file}", operation_id="getJobSnapshot", response_class=FileResponse,
+            responses={200: {"content": content("image/png")}, **error_responses(404, 422)})
 def job_snapshot(job_id: str, file: str, settings: SettingsDep, store: JobStoreDep) -> FileResponse:
     """A sample grid (or plot) the trainer drew at some step."""
     store.read(job_id)

@@ -33,3 +33,25 @@ def check_candidates(mode: str, n: int, oversample: int, settings: Settings) -> 
     if n * oversample > settings.max_candidates:
         raise LimitError(f"oversample: n × oversample is at most {settings.max_candidates} candidates "
                          f"(max_candidates), got {n * oversample}")
+
+
+def steered_n(request, most: int, setting: str) -> int | None:
+    """How many samples explicit latents (rows) or a walk (steps) make, checked against most before any
+    array is built; None when the request draws its latents from a seed. The rest of the request must
+    agree: mode plain, no seed, n left out or equal."""
+    latents, walk = request.latents, request.walk
+    if latents is None and walk is None:
+        return None
+    if latents is not None and walk is not None:
+        raise LimitError("latents: give explicit latents or a walk, not both")
+    field, count, what = ("latents", len(latents), "rows") if latents is not None else ("walk.steps", walk.steps, "steps")
+    source = field.split(".")[0]
+    if request.mode != "plain":
+        raise LimitError(f"mode: {request.mode} draws its own candidates; {source} needs mode plain")
+    if request.seed is not None:
+        raise LimitError(f"seed: {source} gives the latents, no seed draws them; leave seed out")
+    if not 1 <= count <= most:
+        raise LimitError(f"{field}: between 1 and {most} {what} ({setting}), got {count}")
+    if request.n is not None and request.n != count:
+        raise LimitError(f"n: {source} makes {count} samples, not n={request.n}; leave n out")
+    return count

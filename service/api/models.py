@@ -9,11 +9,13 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import KeyDep, RepositoryDep, SettingsDep
 from service.api.health import limits
+from service.api.responses import Limits, error_responses
 from service.repository import Card, Repository, UnknownModel
 from service.repository.card import Gate, Lineage
 from service.repository.store import delete_version, write_alias
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_responses(404, 422))
+KEYED = error_responses(401, 403, 404, 409, 422)
 AliasName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="e.g. default")]
 
 
@@ -41,7 +43,7 @@ class ModelView(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelView]
-    limits: dict[str, int]
+    limits: Limits
 
 
 class AliasRequest(BaseModel):
@@ -65,26 +67,28 @@ def view(repository: Repository, name: str, version: int | None = None) -> Model
                      card=repository.get(name, shown).card if shown is not None else None, version_details=details)
 
 
-@router.get("", response_model=ModelList)
+@router.get("", operation_id="listModels", response_model=ModelList, responses=error_responses())
 def list_models(repository: RepositoryDep, settings: SettingsDep) -> ModelList:
     """Every model: its default and versions, aliases, load errors and the default's card."""
     return ModelList(models=[view(repository, name) for name in repository.names()], limits=limits(settings))
 
 
-@router.get("/{name}", response_model=ModelView)
+@router.get("/{name}", operation_id="getModel", response_model=ModelView)
 def get_model(name: str, repository: RepositoryDep, version: int | None = None) -> ModelView:
     """One model; `?version=` shows that version's card instead of the default's."""
     return view(repository, name, version)
 
 
-@router.post("/{name}/reload", response_model=ModelView, dependencies=[KeyDep])
+@router.post("/{name}/reload", operation_id="reloadModel", response_model=ModelView, dependencies=[KeyDep],
+             responses=KEYED)
 async def reload_model(name: str, repository: RepositoryDep) -> ModelView:
     """Rescan now instead of waiting for the watcher; a version that fails to load is reported."""
     await run_in_threadpool(repository.refresh, name)
     return view(repository, name)
 
 
-@router.put("/{name}/aliases/{alias}", response_model=ModelView, dependencies=[KeyDep])
+@router.put("/{name}/aliases/{alias}", operation_id="moveAlias", response_model=ModelView, dependencies=[KeyDep],
+            responses=KEYED)
 async def move_alias(name: str, alias: AliasName, body: AliasRequest, repository: RepositoryDep,
                      settings: SettingsDep) -> ModelView:
     """Point an alias (e.g. `default`) at a version that loads; every API process follows within a rescan."""
@@ -94,7 +98,8 @@ async def move_alias(name: str, alias: AliasName, body: AliasRequest, repository
     return view(repository, name)
 
 
-@router.delete("/{name}/versions/{version}", response_model=ModelView, dependencies=[KeyDep])
+@router.delete("/{name}/versions/{version}", operation_id="deleteVersion", response_model=ModelView,
+               dependencies=[KeyDep], responses=KEYED)
 async def delete_model_version(name: str, version: int, repository: RepositoryDep, settings: SettingsDep):
     """Remove a job-made version that no alias points at; shipped versions are read-only (409)."""
     entry = repository.entry(name)

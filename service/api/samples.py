@@ -9,17 +9,17 @@ from fastapi import APIRouter, Query, Response
 
 from service import errors
 from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
-from service.api.limits import check_candidates, label_total
-from service.api.schemas import SampleRequest
+from service.api.limits import check_candidates, label_total, steered_n
+from service.api.responses import Samples as SamplesBody, content, error_responses
+from service.api.schemas import SampleRequest, WalkRequest
 from service.errors import LimitError
 from service.repository import Repository
-from service.sampling import encoding, metrics, plan, resolve_labels
-from service.sampling import plans
+from service.sampling import encoding, metrics, plans, resolve_labels, steering
 from service.sampling.batching import Batcher
 from service.sampling.samples import Samples
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1/models", tags=["samples"])
+router = APIRouter(prefix="/v1/models", tags=["samples"], responses=error_responses(404, 422, 503))
 
 
 def check_limits(request: SampleRequest, settings: Settings) -> None:
@@ -38,32 +38,47 @@ def check_limits(request: SampleRequest, settings: Settings) -> None:
             raise LimitError(f"grid: {rows}×{cols} holds {rows * cols} images, fewer than n={request.n}")
 
 
-def with_label_counts(request: SampleRequest, settings: Settings) -> SampleRequest:
-    """Labels without an n: n is the number of labels, or the sum of the counts."""
-    n = label_total(request.labels, settings.max_n, "max_n")
-    if n is None or "n" in request.model_fields_set:
-        return request
-    if n < 1:
-        raise LimitError("labels: no samples asked for; give at least one label or a count of at least 1")
-    return request.model_copy(update={"n": n})
+def with_implied_n(request: SampleRequest, settings: Settings) -> SampleRequest:
+    """n where the request leaves it out (or null): the latents' rows or the walk's steps; the number of
+    labels, or the sum of their counts; else DEFAULT_N. A client that sends every default sends no n."""
+    n = steered_n(request, settings.max_n, "max_n")
+    if n is None:
+        n = label_total(request.labels, settings.max_n, "max_n")
+        if request.n is not None:
+            return request
+        if n is not None and n < 1:
+            raise LimitError("labels: no samples asked for; give at least one label or a count of at least 1")
+    return request.model_copy(update={"n": DEFAULT_N if n is None else n})
+
+
+DEFAULT_N = 16
 
 
 async def respond(name: str, request: SampleRequest, repository: Repository, settings: Settings,
                   batcher: Batcher) -> Response:
     with metrics.Observed(request.mode, request.format, errors.status_of) as observed:
-        request = with_label_counts(request, settings)
+        request = with_implied_n(request, settings)
         check_limits(request, settings)
-        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+        drawn = request.latents is None and request.walk is None
+        seed = None if not drawn else request.seed if request.seed is not None else secrets.randbelow(2**31)
         model = observed.model = repository.get(name, request.version)
         labels = resolve_labels(model, request.labels, request.n)
         if request.grid is not None and model.card.kind != "image":
             raise LimitError(f"grid: only for image models; {model.name!r} makes {model.card.kind}")
-        steps = plan(model, request.n, seed, request.mode, request.oversample, labels)
+        encoding.check(model.card.kind, request.format)
+        steer = request.steering(model)
+        if steer.walk is not None:
+            if request.labels is None:
+                labels = steering.walk_labels(model, request.n)
+            if request.grid is None and request.format == "png" and model.card.kind == "image":
+                request = request.model_copy(update={"grid": (1, request.n)})  # a walk reads as a row
+        steps = steering.plan(model, request.n, seed, request.mode, request.oversample, labels, steer)
         with batcher.admit(model.name):  # a full queue refuses here, before any work
             result, body = await sample_and_encode(model.name, steps, request, settings, batcher)
         observed.result = result
-    headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Seed": str(seed),
-               "X-Candidates": str(result.candidates)}
+    headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Candidates": str(result.candidates)}
+    if result.seed is not None:
+        headers["X-Seed"] = str(result.seed)
     if result.acceptance is not None:
         headers["X-Acceptance-Rate"] = f"{result.acceptance:.6f}"
     return Response(body, media_type=encoding.MEDIA_TYPES[request.format], headers=headers)
@@ -99,15 +114,18 @@ def _sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest, bat
     return result, encoding.encode(result, request.format, request.grid)
 
 
-@router.post("/{name}/samples", response_class=Response, responses={200: {"content": {
-    "application/json": {}, "image/png": {}, "application/zip": {}, "application/octet-stream": {}}}})
+@router.post("/{name}/samples", operation_id="sampleModel", response_class=Response, responses={200: {
+    "model": SamplesBody, "description": "the samples in the requested format",
+    "content": {"application/json": {}, **content("image/png", "image/gif", "image/webp", "application/zip",
+                                                  "application/octet-stream")}}})
 async def post_samples(name: str, body: SampleRequest, repository: RepositoryDep, settings: SettingsDep,
                        batcher: BatcherDep) -> Response:
     """Samples as JSON, a PNG grid or plot, a zip of PNGs, or .npy/.npz arrays."""
     return await respond(name, body, repository, settings, batcher)
 
 
-@router.get("/{name}/samples.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+@router.get("/{name}/samples.png", operation_id="samplePng", response_class=Response,
+            responses={200: {"content": content("image/png"), "description": "a PNG grid, row or plot"}})
 async def get_samples_png(
     name: str, repository: RepositoryDep, settings: SettingsDep, batcher: BatcherDep,
     n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,
@@ -118,15 +136,29 @@ async def get_samples_png(
                                         "or label:count pairs (0:4,1:4)")] = None,
     grid: Annotated[str | None, Query(pattern=r"^\d{1,6}x\d{1,6}$", description="ROWSxCOLS")] = None,
     version: Annotated[int | None, Query(ge=1)] = None,
+    truncation: Annotated[float, Query(gt=0, le=1, description="ψ in (0, 1]; 1: off")] = 1.0,
+    walk: Annotated[str | None, Query(pattern=r"^\d{1,19}\.\.\d{1,19}$",
+                                      description="FROM..TO: a walk from sample 0 of seed FROM to sample 0 of "
+                                                  "seed TO, drawn as a row")] = None,
+    steps: Annotated[int | None, Query(ge=2, description="samples along the walk; default 8")] = None,
+    method: Annotated[Literal["slerp", "lerp"] | None, Query(description="the walk's path")] = None,
 ) -> Response:
     """A PNG grid (or plot) a browser or an <img> can show."""
     fields = {"seed": seed, "mode": mode, "oversample": oversample, "format": "png", "version": version,
-              "labels": parse_labels(labels)}
+              "labels": parse_labels(labels), "truncation": truncation}
     if n is not None:
         fields["n"] = n
     if grid is not None:
         fields["grid"] = tuple(int(x) for x in grid.split("x"))
+    if walk is not None:
+        start, end = (int(x) for x in walk.split(".."))
+        fields["walk"] = WalkRequest(from_=start, to=end, steps=steps or WALK_STEPS, method=method)
+    elif steps is not None or method is not None:
+        raise LimitError(f"{'steps' if steps is not None else 'method'}: only with walk=FROM..TO")
     return await respond(name, SampleRequest(**fields), repository, settings, batcher)
+
+
+WALK_STEPS = 8
 
 
 def parse_labels(text: str | None) -> list[str] | dict[str, int] | None:

@@ -3,18 +3,52 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
+
+from service.sampling import steering
 
 Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="latent seed; omitted: one is chosen and returned")]
 Label = StrictInt | str
+Truncation = Annotated[float, Field(
+    gt=0, le=1, description="the truncation trick, ψ in (0, 1]: latents scaled toward their mean by ψ (a uniform "
+    "latent's range becomes [-ψ, ψ]; a coded generator's cluster coordinate is kept); 1: off. Lower ψ trades "
+    "variety for typical samples; the model card's `truncation` holds the measured effect")]
+Latents = Annotated[list[list[Annotated[StrictFloat, Field(allow_inf_nan=False)]]], Field(
+    description="explicit latents z, one row of the card's latent.dim numbers per sample (at most max_n rows); "
+    "n is their count; drawn from nothing, so mode is plain and there is no seed")]
 
 
-class SampleRequest(BaseModel):
+class WalkRequest(BaseModel):
+    """k samples on the path from sample 0 of one seed to sample 0 of another, both ends included."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: Annotated[StrictInt, Field(ge=0, le=2**63 - 1, alias="from", description="the seed the walk starts at")]
+    to: Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="the seed the walk ends at")]
+    steps: Annotated[StrictInt, Field(ge=2, description="samples along the path, both ends included; n is this")]
+    method: Literal["slerp", "lerp"] | None = Field(
+        None, description="slerp: along the arc between the two latents; lerp: the straight line; default slerp "
+                          "for normal latents, lerp for uniform ones (a slerp of uniform latents is clipped to "
+                          "[-1, 1]). A conditional model keeps the first label unless labels gives one per step")
+
+
+class LatentControl:
+    """Requests with truncation, latents and walk fields: their latent control as the sampling path takes it."""
+
+    def steering(self, model) -> steering.Steering:
+        """ψ, the explicit latents checked against the model's card, or the walk."""
+        latents = None if self.latents is None else steering.check_latents(model, self.latents)
+        walk = None if self.walk is None else steering.Walk(self.walk.from_, self.walk.to, self.walk.steps,
+                                                            self.walk.method)
+        return steering.Steering(self.truncation, latents, walk)
+
+
+class SampleRequest(BaseModel, LatentControl):
     model_config = ConfigDict(extra="forbid")
 
-    n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n); "
-                                  "with labels and no n, the number of labels or the sum of the counts")] = 16
+    n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n); left "
+                                  "out: the number of labels or the sum of their counts, the rows of latents, the "
+                                  "steps of a walk, else 16")] | None = None
     seed: Seed | None = None
     mode: Literal["plain", "nice", "rejection"] = Field(
         "plain", description="plain; nice: the best n of oversample·n candidates by discriminator score (each label, "
@@ -24,10 +58,14 @@ class SampleRequest(BaseModel):
                                            "candidate budget per sample in rejection mode")] = 20
     labels: list[Label] | dict[str, StrictInt] | None = Field(
         None, description="one label per sample, or {label: count}; conditional models only")
-    format: Literal["json", "png", "npy", "npz", "zip"] = "json"
+    format: Literal["json", "png", "gif", "webp", "npy", "npz", "zip"] = Field(
+        "json", description="gif, webp: images animated one sample a frame (a walk plays along its path)")
     grid: tuple[Annotated[StrictInt, Field(ge=1)], Annotated[StrictInt, Field(ge=1)]] | None = Field(
-        None, description="[rows, cols] of a png grid of images; default ⌈n/⌊√n⌋⌉ × ⌊√n⌋")
+        None, description="[rows, cols] of a png grid of images; default ⌈n/⌊√n⌋⌉ × ⌊√n⌋, a row for a walk")
     version: Annotated[StrictInt, Field(ge=1)] | None = None
+    truncation: Truncation = 1.0
+    latents: Latents | None = None
+    walk: WalkRequest | None = None
 
     @field_validator("labels", mode="wrap")
     @classmethod
@@ -56,7 +94,7 @@ class JobRequest(BaseModel):
                                  "family's quality gate; default: true for a new model name, false for an existing one")
 
 
-class DatasetRequest(BaseModel):
+class DatasetRequest(BaseModel, LatentControl):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="the model to sample")
@@ -70,3 +108,6 @@ class DatasetRequest(BaseModel):
     oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode")] = 20
     format: Literal["npz", "zip"] = Field("npz", description="npz: x, y, label_names, scores; "
                                           "zip: one folder of PNGs per label and index.csv")
+    truncation: Truncation = 1.0
+    latents: Latents | None = None
+    walk: WalkRequest | None = None

@@ -2,7 +2,8 @@
 
 A dataset of n samples is sampled CHUNK at a time: sample i takes the latent (seed, i) as in
 /samples (in `nice`, slot i's candidates are (seed, i·oversample …)), and the archive is written
-as it goes, so memory stays flat however large n is. The same request gives the same bytes.
+as it goes, so memory stays flat however large n is. The same request gives the same bytes. Explicit
+latents and walks (steering.Steering) stream the same way: latent i is the request's row or step i.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import numpy as np
 
 from service.repository import Model
 from service.sampling import encoding
-from service.sampling.modes import sample
+from service.sampling import plans, steering
+from service.sampling.steering import Steering
 from service.sampling.samples import SamplingError
 
 CHUNK = 256  # samples per step: each step is one bounded generator (and discriminator) pass
@@ -42,11 +44,12 @@ def _entry(archive: zipfile.ZipFile, name: str, compress: bool = False):
     return archive.open(encoding.zip_info(name, compress), "w", force_zip64=True)
 
 
-def _chunks(model: Model, n: int, seed: int, mode: str, oversample: int, labels: np.ndarray | None):
+def _chunks(model: Model, n: int, seed: int | None, mode: str, oversample: int, labels: np.ndarray | None,
+            steer: Steering):
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)
         part = None if labels is None else labels[start:start + size]
-        yield start, sample(model, size, seed, mode, oversample, part, start=start)
+        yield start, plans.run(steering.plan(model, size, seed, mode, oversample, part, steer, start))
 
 
 def check(model: Model, fmt: str) -> None:
@@ -55,19 +58,20 @@ def check(model: Model, fmt: str) -> None:
         raise SamplingError(f"format: 'zip' holds images; model {model.name!r} makes {model.card.kind}: use 'npz'")
 
 
-def stream(model: Model, n: int, seed: int, mode: str, oversample: int, labels: np.ndarray | None,
-           fmt: str) -> Iterator[bytes]:
+def stream(model: Model, n: int, seed: int | None, mode: str, oversample: int, labels: np.ndarray | None,
+           fmt: str, steer: Steering = Steering()) -> Iterator[bytes]:
     """The archive's bytes, chunk by chunk: npz (x, y, label_names, scores) or zip (class folders)."""
     pipe = _Pipe()
+    chunks = _chunks(model, n, seed, mode, oversample, labels, steer)
     with zipfile.ZipFile(pipe, "w", allowZip64=True) as archive:
         if fmt == "npz":
-            yield from _npz(archive, pipe, model, n, seed, mode, oversample, labels)
+            yield from _npz(archive, pipe, model, n, labels, chunks)
         else:
-            yield from _zip(archive, pipe, model, n, seed, mode, oversample, labels)
+            yield from _zip(archive, pipe, chunks)
     yield pipe.drain()
 
 
-def _npz(archive, pipe, model, n, seed, mode, oversample, labels) -> Iterator[bytes]:
+def _npz(archive, pipe, model, n, labels, chunks) -> Iterator[bytes]:
     image = model.card.kind == "image"
     sample_shape = tuple(model.card.sample_shape)
     if image:  # served as uint8 (n, h, w[, c]), as the samples endpoint's npy
@@ -79,7 +83,7 @@ def _npz(archive, pipe, model, n, seed, mode, oversample, labels) -> Iterator[by
     with _entry(archive, "x.npy") as f:
         np.lib.format.write_array_header_2_0(f, {"descr": np.dtype(dtype).str, "fortran_order": False,
                                                  "shape": shape})
-        for _, part in _chunks(model, n, seed, mode, oversample, labels):
+        for _, part in chunks:
             values = encoding.to_uint8(part.values) if image else part.values.astype(np.float32)
             f.write(np.ascontiguousarray(values).tobytes())
             if part.scores is not None:
@@ -97,10 +101,10 @@ def _npz(archive, pipe, model, n, seed, mode, oversample, labels) -> Iterator[by
     yield pipe.drain()
 
 
-def _zip(archive, pipe, model, n, seed, mode, oversample, labels) -> Iterator[bytes]:
+def _zip(archive, pipe, chunks) -> Iterator[bytes]:
     """PNGs in one folder per label (the layout POST /v1/data accepts back) and an index.csv."""
     rows = [encoding.INDEX_HEADER]
-    for start, part in _chunks(model, n, seed, mode, oversample, labels):
+    for start, part in chunks:
         folders = part.label_names_per_sample() or ["samples"] * len(part.values)
         rows += encoding.write_pngs(archive, part, [f"{folder}/{start + j:07d}.png" for j, folder in enumerate(folders)])
         yield pipe.drain()

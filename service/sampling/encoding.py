@@ -12,9 +12,11 @@ from PIL import Image, ImageDraw
 
 from service.sampling.samples import Samples
 
-FORMATS = ("json", "png", "npy", "npz", "zip")
-MEDIA_TYPES = {"json": "application/json", "png": "image/png", "npy": "application/octet-stream",
-               "npz": "application/octet-stream", "zip": "application/zip"}
+FORMATS = ("json", "png", "gif", "webp", "npy", "npz", "zip")
+ANIMATIONS = ("gif", "webp")  # one frame per sample, in order: a walk, or a flip-book of samples
+FRAME_MS = 120
+MEDIA_TYPES = {"json": "application/json", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
+               "npy": "application/octet-stream", "npz": "application/octet-stream", "zip": "application/zip"}
 
 
 class EncodingError(ValueError):
@@ -45,6 +47,22 @@ def combine(images: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndar
         r, c = divmod(i, cols)
         out[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
     return out
+
+
+def check(kind: str, fmt: str) -> None:
+    """Refuse a format the model's kind cannot be written in, before any sampling."""
+    if fmt in ANIMATIONS and kind != "image":
+        raise EncodingError(f"format: {fmt!r} animates images; this model makes {kind} (use png or json)")
+
+
+def animation(images: np.ndarray, fmt: str) -> bytes:
+    """uint8 images (n, h, w[, c]) as an animated GIF or lossless WebP that loops, FRAME_MS a frame."""
+    frames = [Image.fromarray(img) for img in images]
+    buffer = io.BytesIO()
+    options = {"lossless": True, "method": 4} if fmt == "webp" else {"optimize": False}
+    frames[0].save(buffer, format=fmt.upper(), save_all=True, append_images=frames[1:], duration=FRAME_MS,
+                   loop=0, **options)
+    return buffer.getvalue()
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -123,6 +141,9 @@ def encode(samples: Samples, fmt: str, grid: tuple[int, int] | None = None) -> b
         if samples.kind == "image":
             return png(combine(to_uint8(samples.values), grid))
         return png(plot(samples))
+    if fmt in ANIMATIONS:
+        check(samples.kind, fmt)
+        return animation(to_uint8(samples.values), fmt)
     if fmt == "zip":
         return _zip(samples)
     raise EncodingError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
@@ -147,6 +168,8 @@ def _json(samples: Samples) -> dict:
         out["candidates"] = samples.candidates
     if samples.acceptance is not None:
         out["acceptance_rate"] = round(samples.acceptance, 6)
+    if samples.truncation != 1:
+        out["truncation"] = samples.truncation
     return out
 
 

@@ -66,3 +66,22 @@ def latent_codes(z: np.ndarray, codes: int, distribution: str) -> np.ndarray:
     """The cluster (n,) a coded generator draws for each latent."""
     edges = np.asarray(code_edges(codes, distribution), np.float32)
     return np.searchsorted(edges, z[:, 0], side="right")  # (n,): how many edges lie at or below z
+
+
+def truncate(z: np.ndarray, psi: float, codes: int = 0) -> np.ndarray:
+    """The truncation trick: latents scaled toward their mean (0) by ψ ∈ (0, 1]; ψ = 1 leaves them as drawn.
+
+    One rule for both distributions: a uniform latent's range [-1, 1] becomes [-ψ, ψ], and a normal
+    latent is scaled too (as StyleGAN scales w toward its mean) rather than resampled beyond ψ·σ
+    (BigGAN). Scaling is continuous in ψ, so a slider or a walk moves each sample smoothly toward
+    the average one instead of jumping whenever a component crosses the threshold; ψ = 1 is exactly
+    the untruncated model; and z stays an elementwise function of the (seed, index) draw. A coded
+    generator's first coordinate picks its cluster, a choice like a label: it is left as drawn, so
+    truncation narrows each cluster instead of dropping the outer ones.
+    """
+    if psi == 1:
+        return z
+    out = z * np.float32(psi)
+    if codes:
+        out[:, 0] = z[:, 0]
+    return out

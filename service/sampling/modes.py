@@ -1,7 +1,8 @@
 """Sampling modes: one plan function per mode behind MODES, driven by plan.run (or the batcher).
 
-Every mode has the same signature, mode(model, n, seed, oversample, labels, start) -> Plan of
-Samples, so a route, the dataset stream and the evaluator sample any mode the same way.
+Every mode has the same signature, mode(model, n, seed, oversample, labels, start, truncation) ->
+Plan of Samples, so a route, the dataset stream and the evaluator sample any mode the same way.
+`given` is the plan of latents a request brings itself (explicit z, a walk): nothing is drawn.
 """
 from __future__ import annotations
 
@@ -12,19 +13,34 @@ import numpy as np
 from service.repository import Model
 from service.sampling import plans
 from service.sampling import rejection
-from service.sampling.latents import latent_codes, latents
+from service.sampling.latents import latent_codes, latents, truncate
 from service.sampling.plans import Plan, Runner, direct
 from service.sampling.samples import Samples, SamplingError
 
 
-def plain(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0) -> Plan:
+def draw(model: Model, seed: int, start: int, n: int, truncation: float = 1.0) -> np.ndarray:
+    """(n, dim) latents of indices start..start+n-1 of a seed, truncated by ψ."""
+    latent = model.card.latent
+    return truncate(latents(seed, start, n, latent.dim, latent.distribution), truncation, latent.codes)
+
+
+def plain(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0,
+          truncation: float = 1.0) -> Plan:
     """Plan: one latent per index, then the generator."""
-    z = latents(seed, start, n, model.latent_dim, model.card.latent.distribution)
+    z = draw(model, seed, start, n, truncation)
     values = yield from plans.generate(model, z, labels)
-    return Samples.of(model, seed, "plain", values, labels, None, n)
+    return Samples.of(model, seed, "plain", values, labels, None, n, truncation)
 
 
-def nice(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0) -> Plan:
+def given(model: Model, z: np.ndarray, labels: np.ndarray | None, seed: int | None = None,
+          truncation: float = 1.0) -> Plan:
+    """Plan: the generator on latents the request brings (already truncated); `seed` only describes them."""
+    values = yield from plans.generate(model, z, labels)
+    return Samples.of(model, seed, "plain", values, labels, None, len(z), truncation)
+
+
+def nice(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0,
+         truncation: float = 1.0) -> Plan:
     """Plan: the best n of oversample·n candidates by discriminator score (the keras-dcgan "nice").
 
     Slot i's candidates are the indices i·oversample …, each carrying slot i's label; each label
@@ -34,7 +50,7 @@ def nice(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | 
     m = n * oversample
     cand_labels = np.repeat(labels, oversample) if labels is not None else None
     latent = model.card.latent
-    z = latents(seed, start * oversample, m, latent.dim, latent.distribution)
+    z = draw(model, seed, start * oversample, m, truncation)
     candidates = yield from plans.generate(model, z, cand_labels)
     # 2. score them all, 3. keep the best of each group's own candidates, best first.
     scores = yield from plans.score(model, candidates, cand_labels)
@@ -45,7 +61,7 @@ def nice(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | 
         keep = best_per_group(scores, codes[::oversample], codes)
     else:
         keep = np.argsort(-scores, kind="stable")[:n]
-    return Samples.of(model, seed, "nice", candidates[keep], labels, scores[keep], m)
+    return Samples.of(model, seed, "nice", candidates[keep], labels, scores[keep], m, truncation)
 
 
 def best_per_group(scores: np.ndarray, slot_groups: np.ndarray, cand_groups: np.ndarray) -> np.ndarray:
@@ -63,15 +79,18 @@ MODES: dict[str, Mode] = {"plain": plain, "nice": nice, "rejection": rejection.r
 
 
 def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
-         labels: np.ndarray | None = None, start: int = 0) -> Plan:
+         labels: np.ndarray | None = None, start: int = 0, truncation: float = 1.0) -> Plan:
     """The plan of one request: the mode's plan function, or SamplingError naming the modes."""
     if mode not in MODES:
         raise SamplingError(f"mode: unknown mode {mode!r}; known: {', '.join(MODES)}")
-    return MODES[mode](model, n, seed, oversample, labels, start)
+    if not 0 < truncation <= 1:
+        raise SamplingError(f"truncation: ψ must be in (0, 1], got {truncation}")
+    return MODES[mode](model, n, seed, oversample, labels, start, truncation)
 
 
 def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
-           labels: np.ndarray | None = None, runner: Runner = direct, start: int = 0) -> Samples:
+           labels: np.ndarray | None = None, runner: Runner = direct, start: int = 0,
+           truncation: float = 1.0) -> Samples:
     """n samples of a model in a mode, blocking. `start` offsets the indices, so a long stream can be
     sampled in chunks (plain, nice)."""
-    return plans.run(plan(model, n, seed, mode, oversample, labels, start), runner)
+    return plans.run(plan(model, n, seed, mode, oversample, labels, start, truncation), runner)

@@ -8,7 +8,7 @@ import numpy as np
 
 from service.repository import Model
 from service.sampling import plans
-from service.sampling.latents import bits, latents, uniforms
+from service.sampling.latents import bits, latents, truncate, uniforms
 from service.sampling.plans import Plan, Runner, direct
 from service.sampling.samples import Samples, SamplingError
 
@@ -78,12 +78,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * x))
 
 
-def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0) -> Plan:
+def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0,
+              truncation: float = 1.0) -> Plan:
     """Plan: discriminator rejection sampling, each label's candidates in index order, accepted with p(x).
 
     Candidate k of a label's pool has its latent and its acceptance uniform from (seed, stream, k);
     the first accepted candidates fill that label's slots, so rounds of any size give the same
-    answer. The budget is n × oversample candidates in all; SamplingError when it runs out.
+    answer. The budget is n × oversample candidates in all; SamplingError when it runs out. Truncation
+    narrows the candidates; the calibration stays the model's own, the same for every request.
     """
     if start:  # a slot's candidates depend on how many the slots before it used
         raise SamplingError("mode: rejection samples whole requests; it cannot start at an offset")
@@ -105,7 +107,8 @@ def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarr
             # 2. a round sized by the acceptance rate, 3. generate, score, accept in index order.
             size = min(budget - drawn - done, max(32, math.ceil(1.25 * (need - len(kept)) / cal.acceptance[label])))
             cand_labels = None if labels is None else np.full(size, label, np.int64)
-            values = yield from plans.generate(model, latents(seed, done, size, dim, dist, stream), cand_labels)
+            z = truncate(latents(seed, done, size, dim, dist, stream), truncation, model.card.latent.codes)
+            values = yield from plans.generate(model, z, cand_labels)
             logits = yield from plans.score(model, values, cand_labels)
             u = uniforms(bits(seed, ACCEPT_STREAM + stream, done, size, 1)[:, 0])
             ok = np.flatnonzero(u < cal.accept_probability(logits, label))
@@ -120,6 +123,6 @@ def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarr
                 f"of {budget} candidates (n × oversample) ran out; raise oversample or lower n")
         for slot, (value, logit) in zip(slots, kept):
             slot_values[slot], slot_scores[slot] = value, logit
-    out = Samples.of(model, seed, "rejection", np.stack(slot_values), labels, slot_scores, drawn)
+    out = Samples.of(model, seed, "rejection", np.stack(slot_values), labels, slot_scores, drawn, truncation)
     out.acceptance = accepted / drawn
     return out

@@ -17,7 +17,7 @@ class SamplingError(ValueError):
 class Samples:
     model: str
     version: int
-    seed: int
+    seed: int | None  # None: the request gave its latents
     mode: str
     kind: str  # "points" | "curves" | "image"
     values: np.ndarray  # (n, *sample_shape) float32, as the generator emits them
@@ -27,14 +27,16 @@ class Samples:
     value_range: tuple[float, float]
     candidates: int  # generator samples drawn to produce these
     acceptance: float | None = None  # rejection: the share of drawn candidates accepted
+    truncation: float = 1.0  # ψ the latents were scaled by
 
     @classmethod
-    def of(cls, model: Model, seed: int, mode: str, values, labels, scores, candidates: int) -> "Samples":
+    def of(cls, model: Model, seed: int | None, mode: str, values, labels, scores, candidates: int,
+           truncation: float = 1.0) -> "Samples":
         """Samples of a loaded model, described by its card."""
         low, high = model.card.value_range
         return cls(model=model.name, version=model.version, seed=seed, mode=mode, kind=model.card.kind,
                    values=values, labels=labels, label_names=model.labels, scores=scores,
-                   value_range=(float(low), float(high)), candidates=candidates)
+                   value_range=(float(low), float(high)), candidates=candidates, truncation=truncation)
 
     def label_names_per_sample(self) -> Sequence[str] | None:
         if self.labels is None:

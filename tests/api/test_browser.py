@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -11,7 +12,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail("the browser tests need Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -20,10 +21,35 @@ def page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(server.url + "/")
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.url + "/")
+    yield page
+    page.close()
+
+
+@pytest.fixture
+def offline_page(browser):
+    """A page whose every request to anything but this machine is refused, and recorded."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.left_machine = []
+
+    def only_local(route):
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            page.left_machine.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    yield page
+    context.close()
 
 
 def test_playground_shows_samples_from_a_model(page):
@@ -41,6 +67,34 @@ def test_playground_shows_the_error_of_a_bad_request(page):
     error = page.wait_for_selector("#sample-out .error")
     assert "unconditional" in error.inner_text()
     page.fill("#labels", "")
+
+
+def test_truncation_slider_and_walk_strip_send_their_fields(page):
+    page.select_option("#model", "quadratic")
+    page.eval_on_selector("#truncation", "el => { el.value = '0.5'; el.dispatchEvent(new Event('input')); }")
+    assert page.inner_text("#psi") == "0.50"
+    with page.expect_response(lambda r: "samples.png" in r.url) as sampled:
+        page.click("#sample-button")
+    assert sampled.value.ok and "truncation=0.5" in sampled.value.url
+    with page.expect_response(lambda r: "walk=" in r.url) as walked:
+        page.click("#walk-button")
+    assert walked.value.ok and "walk=7..8" in walked.value.url and "steps=8" in walked.value.url
+    page.wait_for_function("document.querySelector('#walk-out img.strip')?.naturalWidth > 0")
+    page.eval_on_selector("#truncation", "el => { el.value = '1'; el.dispatchEvent(new Event('input')); }")
+
+
+def test_walk_strip_of_an_image_model_is_a_row_and_a_loop(browser, serving_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(serving_server.url + "/")
+    page.wait_for_selector("#model option[value=mnist-dcgan]", state="attached")
+    page.select_option("#model", "mnist-dcgan")
+    page.fill("#walk-steps", "6")
+    page.click("#walk-button")
+    page.wait_for_function("document.querySelector('#walk-out img.animation')?.naturalWidth > 0")
+    size = page.evaluate("(() => { const i = document.querySelector('#walk-out img.strip');"
+                         " return [i.naturalWidth, i.naturalHeight]; })()")
+    assert size == [6 * 28, 28]
+    page.close()
 
 
 def test_job_shows_live_progress_plots_and_result(page, worker, tmp_path):
@@ -63,3 +117,18 @@ def test_job_shows_live_progress_plots_and_result(page, worker, tmp_path):
     assert drawn > 100
     page.wait_for_function("document.querySelector('.job .snapshot').naturalWidth > 0")
     page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+
+
+def test_docs_list_every_operation_with_the_outside_network_blocked(offline_page, server):
+    import httpx
+
+    operations = [op["operationId"] for methods in httpx.get(server.url + "/openapi.json").json()["paths"].values()
+                  for op in methods.values()]
+    offline_page.goto(server.url + "/docs")
+    offline_page.wait_for_selector(".opblock", timeout=30_000)
+    shown = offline_page.locator(".opblock .opblock-summary-operation-id").all_inner_texts()
+    assert sorted(shown) == sorted(operations)
+    assert offline_page.locator(".authorize").count() == 1  # the bearer scheme: an Authorize button
+    offline_page.goto(server.url + "/redoc")
+    offline_page.wait_for_selector('[data-section-id="operation/sampleModel"]', state="attached", timeout=30_000)
+    assert offline_page.left_machine == []

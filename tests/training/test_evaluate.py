@@ -80,3 +80,15 @@ def test_evaluator_imports_without_torch():
     code = "import sys, training.evaluate; print(json.dumps('torch' in sys.modules))"
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) is False
+
+
+@pytest.mark.slow  # a tiny model trained, exported and evaluated in full: about 10 s
+def test_the_exporter_records_truncation_for_digit_models_only(tmp_path, tiny_repository):
+    from service.repository import Card
+    from tests.utils import export_tiny
+
+    card = Card.load(export_tiny("mnist-mlp", tmp_path, evaluate=True))
+    rows = card.model_extra["truncation"]["by_psi"]
+    assert [row["psi"] for row in rows] == [1.0, 0.8, 0.6, 0.4]
+    assert rows[0]["precision"] == card.metrics["plain"]["precision"] and "frechet_ratio" in rows[0]
+    assert "truncation" not in Card.load(next(tiny_repository.glob("*/1"))).model_extra

@@ -82,3 +82,28 @@ def test_card_records_what_the_evaluator_measures(name):
 def test_shipped_model_meets_the_bar(name, family, bar):
     _, metrics, _ = measured(name)
     assert BARS[family][bar](metrics)
+
+
+@functools.lru_cache(maxsize=None)
+def truncation_measured(name: str) -> dict | None:
+    from training.evaluate import truncation_effect
+
+    repository = Repository([MODELS])
+    repository.refresh(name)
+    return truncation_effect(repository.get(name))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_records_the_measured_effect_of_truncation(name):
+    card, metrics, _ = measured(name)
+    effect = truncation_measured(name)
+    recorded = (card.model_extra or {}).get("truncation")
+    if effect is None:
+        assert recorded is None
+        return
+    assert recorded is not None, "measure it: python -m training.truncation"
+    assert [row["psi"] for row in recorded["by_psi"]] == [1.0, 0.8, 0.6, 0.4]
+    for got, want in zip(effect["by_psi"], recorded["by_psi"]):
+        assert got == pytest.approx(want, rel=1e-3, abs=1e-6), got["psi"]
+    untruncated = effect["by_psi"][0]
+    assert untruncated["precision"] == metrics["plain"]["precision"] and untruncated["recall"] == metrics["plain"]["recall"]

@@ -1,0 +1,56 @@
+"""API docs that work offline: Swagger UI at /docs and ReDoc at /redoc, their assets served from here.
+
+FastAPI's own pages load Swagger UI and ReDoc from a CDN, so on a machine without internet /docs
+is blank. The assets come from the `fastapi-offline` package (its static folder: Swagger UI's
+bundle and CSS, ReDoc's standalone bundle, a favicon) rather than files copied into this project,
+so upgrading them is a dependency bump. ReDoc's sidebar still asks a CDN for Redocly's logo; the
+pages' Content-Security-Policy keeps that (and anything else) on this machine.
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+ASSETS = "/docs-assets"
+# validatorUrl None: Swagger UI would otherwise fetch a badge from validator.swagger.io.
+SWAGGER_PARAMETERS = {"validatorUrl": None, "persistAuthorization": True, "displayOperationId": True}
+# Both UIs run inline scripts and styles; ReDoc builds its search worker from a blob.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'")
+
+
+def assets_folder() -> str:
+    return str(resources.files("fastapi_offline").joinpath("static"))
+
+
+def install(app: FastAPI) -> None:
+    """Mount the assets and add /docs, /docs/oauth2-redirect and /redoc (none of them in the schema)."""
+    app.mount(ASSETS, StaticFiles(directory=assets_folder()), name="docs-assets")
+    oauth2_redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return _local(get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} API", oauth2_redirect_url=oauth2_redirect,
+            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS}/favicon.png", swagger_ui_parameters=SWAGGER_PARAMETERS))
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return _local(get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                              redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{ASSETS}/favicon.png", with_google_fonts=False))
+
+
+def _local(page: HTMLResponse) -> HTMLResponse:
+    """The page may load only what this service serves."""
+    page.headers["Content-Security-Policy"] = CSP
+    return page

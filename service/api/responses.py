@@ -1,0 +1,198 @@
+"""Response bodies: what each JSON route answers, and the one error body every route may answer.
+
+They exist for the OpenAPI schema (and the clients generated from it) as much as for the routes:
+`error_responses` declares the real `{"error": {...}}` body for each error status a route can give,
+in place of FastAPI's own validation-error schema, which this service never sends.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.jobs.protocol import STATES
+
+JobState = Literal[STATES]  # type: ignore[valid-type]
+
+
+class Problem(BaseModel):
+    """One invalid field of a request (validation errors list them all)."""
+    model_config = ConfigDict(extra="allow")  # the violated bound: ge, le, gt, lt or expected
+
+    field: str = Field(description="the field, dotted for nested ones (walk.steps, latents.0.3)")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    status: int = Field(description="the HTTP status, again")
+    message: str = Field(description="starts with the field when one is at fault, and names the limit")
+    field: str | None = Field(None, description="the request field at fault; absent when none is")
+    problems: list[Problem] | None = Field(None, description="422 for an invalid request: every problem found")
+
+
+class ErrorBody(BaseModel):
+    """Every error this service answers, 4xx and 5xx alike."""
+    error: ErrorDetail
+
+
+ERRORS = {
+    401: "an API key is needed (Authorization: Bearer <key>)",
+    403: "the API key is not valid",
+    404: "no such model, version, job or upload; the message lists what exists",
+    409: "the repository refuses the change in its current state (a shipped or aliased version)",
+    413: "the upload is over the configured limit",
+    422: "the request is invalid or over a configured limit; the message names the field and the limit",
+    500: "an unexpected error; the message carries a request id to find in the log",
+    503: "overloaded (see Retry-After) or the job queue is not answering",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a router or route: the error body for each status, plus 500 which any route may give."""
+    return {status: {"model": ErrorBody, "description": ERRORS[status]} for status in sorted({*statuses, 500})}
+
+
+def content(*media_types: str, text: bool = False) -> dict[str, dict]:
+    """A success response's non-JSON content: bytes (or text), so clients read them as files."""
+    schema = {"type": "string"} if text else {"type": "string", "format": "binary"}
+    return {media_type: {"schema": schema} for media_type in media_types}
+
+
+class Status(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    models: list[str] = Field(description="the names being served")
+
+
+class Limits(BaseModel):
+    """The configured limits every request is checked against before any work."""
+    max_n: int = Field(description="samples per request; rows of `latents`; steps of a walk")
+    max_oversample: int = Field(description="candidates per kept sample in nice")
+    max_candidates: int = Field(description="n × oversample per request")
+    max_grid: int = Field(description="cells of a PNG grid")
+    max_dataset_n: int = Field(description="samples per dataset")
+    max_steps: int = Field(description="training steps per job")
+    max_job_seconds: float
+    max_upload_bytes: int
+    max_upload_files: int
+    max_image_pixels: int
+    max_upload_pixels: int
+
+
+class Samples(BaseModel):
+    """format=json: samples as numbers (points, curves) or base64 PNGs (images)."""
+    model: str
+    version: int
+    seed: int | None = Field(description="the seed the latents were drawn from; a walk's `from`; null for "
+                                         "explicit latents")
+    mode: Literal["plain", "nice", "rejection"]
+    samples: list[list[float]] | list[str] = Field(description="(x, y) points or 15-value curves as numbers; "
+                                                   "images as base64 PNGs")
+    labels: list[str] | None = Field(None, description="each sample's label (conditional models)")
+    scores: list[float] | None = Field(None, description="discriminator logits (nice, rejection)")
+    candidates: int | None = Field(None, description="generator samples drawn (nice, rejection)")
+    acceptance_rate: float | None = Field(None, description="rejection: the share of candidates accepted")
+    truncation: float | None = Field(None, description="ψ, when below 1")
+
+
+class Param(BaseModel):
+    """One hyper-parameter of a family: its type, default and limits."""
+    type: Literal["int", "float", "bool", "str"]
+    default: Any = None
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: list[Any] | None = None
+
+
+class Family(BaseModel):
+    kind: Literal["points", "curves", "image"]
+    labels: list[str] | None
+    description: str
+    default_steps: int
+    params: dict[str, Param]
+
+
+class Families(BaseModel):
+    families: dict[str, Family]
+
+
+class Upload(BaseModel):
+    """Training data kept whole: its id goes into a job's `data`."""
+    id: str
+    filename: str
+    n: int = Field(description="samples")
+    shape: list[int] = Field(description="one sample's shape")
+    classes: list[str] | None = Field(description="class names (folders of a zip, or y of an npz), if labelled")
+    labelled: bool
+    created: str
+
+
+class Uploads(BaseModel):
+    data: list[Upload]
+
+
+class JobConfig(BaseModel):
+    """A job's training configuration after validation (the family's defaults filled in)."""
+    model_config = ConfigDict(extra="allow")
+
+    family: str
+    steps: int
+    data: str
+    params: dict[str, Any]
+    model: str
+    seed: int
+
+
+class JobProgress(BaseModel):
+    step: int
+    steps: int | None
+    epoch: float
+    eta_seconds: float | None
+
+
+class Snapshot(BaseModel):
+    step: int
+    file: str
+    url: str = Field(description="the sample grid (or plot) as a PNG")
+
+
+class JobResult(BaseModel):
+    model: str
+    version: int
+    metrics: dict[str, Any] = Field(description="the evaluator's measures, as in the new version's card")
+
+
+class JobLinks(BaseModel):
+    self_: str = Field(alias="self")
+    events: str = Field(description="server-sent events of the job's progress")
+    model: str | None = Field(None, description="the published version, once succeeded")
+
+
+class Job(BaseModel):
+    id: str
+    state: JobState
+    family: str
+    model: str = Field(description="the name the job publishes under")
+    config: JobConfig
+    created: str
+    started: str | None
+    finished: str | None
+    heartbeat: str | None
+    progress: JobProgress
+    latest: dict[str, float | int | None] | None = Field(
+        description="the latest progress point: step, epoch, loss_d, loss_g, acc_real, acc_fake, seconds")
+    history: list[dict[str, float | int | None]] = Field(description="progress points for plotting")
+    snapshots: list[Snapshot]
+    error: str | None
+    result: JobResult | None
+    cancel_requested: bool
+    worker: str | None
+    links: JobLinks
+
+
+class Jobs(BaseModel):
+    jobs: list[Job]
