@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.jobs.protocol import STATES
+from service.repository.card import Gate
 
 JobState = Literal[STATES]  # type: ignore[valid-type]
 
@@ -164,6 +165,9 @@ class JobResult(BaseModel):
     model: str
     version: int
     metrics: dict[str, Any] = Field(description="the evaluator's measures, as in the new version's card")
+    gate: Gate | None = Field(None, description="the family's quality bars checked on those measures")
+    promoted: bool | None = Field(None, description="whether the new version became the model's default")
+    message: str | None = Field(None, description="what the job did to the default, in one sentence")
 
 
 class JobLinks(BaseModel):
@@ -189,6 +193,7 @@ class Job(BaseModel):
     snapshots: list[Snapshot]
     error: str | None
     result: JobResult | None
+    promote: bool | None = Field(None, description="as submitted: make the version the default if it passes its gate")
     cancel_requested: bool
     worker: str | None
     links: JobLinks
