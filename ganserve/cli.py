@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--repository", type=Path, help="where to publish (default: the writable repository folder, "
                        "var/models; the shipped models/ only when named); versions are numbered across all folders")
     train.add_argument("--threads", type=int, default=0)
+    train.add_argument("--promote", action=argparse.BooleanOptionalAction, default=None,
+                       help="make the new version the default if it passes its gate (default: only for a new name)")
 
     evaluate = commands.add_parser("evaluate", help="print a published model's quality measures")
     evaluate.add_argument("model")
@@ -99,8 +101,11 @@ def _train(args) -> int:
     print("exporting and evaluating ...", file=sys.stderr)
     folders = get_settings().repositories
     target = args.repository or folders[0]
-    path = export(checkpoint, target, others=tuple(f for f in folders if f.resolve() != target.resolve()))
-    print(json.dumps({"published": str(path), "metrics": Card.load(path).metrics}, indent=2))
+    path = export(checkpoint, target, others=tuple(f for f in folders if f.resolve() != target.resolve()),
+                  promote=args.promote)
+    card = Card.load(path)
+    print(json.dumps({"published": str(path), "promoted": card.promoted,
+                      "gate": card.gate.summary() if card.gate else None, "metrics": card.metrics}, indent=2))
 
 
 def _evaluate(args) -> int:
