@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from service import errors
+from service.api.guard import Guard
 from service.api import data, datasets, docs, health, jobs, models, pages, samples
 from service.jobs.store import JobStore
 from service.jobs.submit import celery_app
@@ -70,6 +71,7 @@ def create_app() -> FastAPI:
     for router in (health.router, models.router, samples.router, datasets.router, jobs.router, data.router,
                    pages.router):
         app.include_router(router)
+    app.add_middleware(Guard, routes=app.routes)  # outermost: before any body is read
     return app
 
 

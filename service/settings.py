@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_job_seconds: float = 3600.0  # a job running longer is stopped and fails
     job_lost_seconds: float = 30.0  # a running job with no worker heartbeat this long has failed
     max_upload_bytes: int = 64 * 2**20  # one upload, as sent
+    max_body_bytes: int = 16 * 2**20  # any other request body (JSON; explicit latents are the largest)
+    body_seconds: float = 60.0  # a request's whole body must arrive within this (slow senders get 408)
     max_upload_files: int = 70_000  # images per upload
     max_image_pixels: int = 1024 * 1024  # per image (decompression bombs are refused before decoding)
     max_upload_pixels: int = 100_000_000  # all images of one upload together

@@ -8,10 +8,11 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import KeyDep, SettingsDep
 from service.api.responses import Upload, Uploads, error_responses
+from service.api.strict import StrictJSONRoute
 from service.jobs import uploads
 from service.jobs.uploads import UploadTooLarge
 
-router = APIRouter(prefix="/v1/data", tags=["data"], responses=error_responses())
+router = APIRouter(prefix="/v1/data", tags=["data"], responses=error_responses(), route_class=StrictJSONRoute)
 CHUNK = 1 << 20
 
 

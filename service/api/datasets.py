@@ -10,10 +10,12 @@ from service.api.deps import RepositoryDep, SettingsDep
 from service.api.limits import label_total, steered_n
 from service.api.responses import content, error_responses
 from service.api.schemas import DatasetRequest
+from service.api.strict import StrictJSONRoute
 from service.errors import LimitError
 from service.sampling import datasets, resolve_labels, steering
 
-router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(404, 422))
+router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(404, 422),
+                   route_class=StrictJSONRoute)
 
 
 @router.post("/datasets", operation_id="createDataset", response_class=StreamingResponse,

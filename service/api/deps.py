@@ -42,18 +42,26 @@ bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
                     description="an API key from GANSERVE_API_KEYS, sent as `Authorization: Bearer <key>`")
 
 
-async def require_key(settings: Annotated[Settings, Depends(settings)],
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-    """Job submission, cancel and uploads need `Authorization: Bearer <key>` when keys are configured."""
-    keys = settings.keys
+def key_refusal(authorization: str | None, keys: list[str]) -> HTTPException | None:
+    """Why a request's Authorization header does not pass (401 or 403), or None when it does."""
     if not keys:
-        return
-    if credentials is None:
-        raise HTTPException(401, "authorization: this endpoint needs 'Authorization: Bearer <api key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-    given = credentials.credentials.strip().encode()
-    if not any(hmac.compare_digest(given, key.encode()) for key in keys):  # constant time
-        raise HTTPException(403, "authorization: the API key is not valid")
+        return None
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return HTTPException(401, "authorization: this endpoint needs 'Authorization: Bearer <api key>'",
+                             headers={"WWW-Authenticate": "Bearer"})
+    if not any(hmac.compare_digest(given.strip().encode(), key.encode()) for key in keys):  # constant time
+        return HTTPException(403, "authorization: the API key is not valid")
+    return None
+
+
+async def require_key(request: Request, settings: Annotated[Settings, Depends(settings)],
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    """Keyed routes need `Authorization: Bearer <key>` when keys are configured (service/api/guard.py
+    checks it before the body is read; this declares it in the schema and checks it again)."""
+    refusal = key_refusal(request.headers.get("authorization"), settings.keys)
+    if refusal is not None:
+        raise refusal
 
 
 SettingsDep = Annotated[Settings, Depends(settings)]

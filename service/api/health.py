@@ -4,8 +4,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import RepositoryDep, SettingsDep
 from service.api.responses import Limits, Ready, Status, content, error_responses
+from service.api.strict import StrictJSONRoute
 
-router = APIRouter(tags=["health"], responses=error_responses())
+router = APIRouter(tags=["health"], responses=error_responses(), route_class=StrictJSONRoute)
 LIMITS = tuple(Limits.model_fields)
 
 

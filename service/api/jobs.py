@@ -12,11 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import CeleryDep, JobStoreDep, KeyDep, SettingsDep
 from service.api.responses import Families, Job, Jobs, content, error_responses
 from service.api.schemas import JobRequest
+from service.api.strict import StrictJSONRoute
 from service.jobs import submit as jobs
 from service.jobs.protocol import FINAL, catalog
 from service.jobs.store import UnknownJob
 
-router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses())
+router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses(), route_class=StrictJSONRoute)
 
 
 def _view(record: dict, request: Request) -> dict:

@@ -10,11 +10,13 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import KeyDep, RepositoryDep, SettingsDep
 from service.api.health import limits
 from service.api.responses import Limits, error_responses
+from service.api.strict import StrictJSONRoute
 from service.repository import Card, Repository, UnknownModel
 from service.repository.card import Gate, Lineage
 from service.repository.store import delete_version, write_alias
 
-router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_responses(404, 422))
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_responses(404, 422),
+                   route_class=StrictJSONRoute)
 KEYED = error_responses(401, 403, 404, 409, 422)
 AliasName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="e.g. default")]
 

@@ -12,6 +12,7 @@ from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
 from service.api.limits import check_candidates, label_total, steered_n
 from service.api.responses import Samples as SamplesBody, content, error_responses
 from service.api.schemas import SampleRequest, WalkRequest
+from service.api.strict import StrictJSONRoute
 from service.errors import LimitError
 from service.repository import Repository
 from service.sampling import encoding, metrics, plans, resolve_labels, steering
@@ -19,7 +20,8 @@ from service.sampling.batching import Batcher
 from service.sampling.samples import Samples
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1/models", tags=["samples"], responses=error_responses(404, 422, 503))
+router = APIRouter(prefix="/v1/models", tags=["samples"], responses=error_responses(404, 422, 503),
+                   route_class=StrictJSONRoute)
 
 
 def check_limits(request: SampleRequest, settings: Settings) -> None:
@@ -171,7 +173,7 @@ def parse_labels(text: str | None) -> list[str] | dict[str, int] | None:
     counts = {}
     for part in parts:
         label, _, count = part.rpartition(":")
-        if not count.isdigit() or len(count) > 6:
+        if not (count.isascii() and count.isdigit()) or len(count) > 6:
             raise LimitError(f"labels: {part!r} is not label:count with a count of at most 6 digits")
         counts[label] = counts.get(label, 0) + int(count)
     return counts

@@ -22,6 +22,12 @@ HISTORY_LIMIT = 2000  # progress points kept per job for plotting
 CATALOG = "catalog.json"  # beside this module
 
 
+def is_id(text: str) -> bool:
+    """Job and upload ids are 32 lowercase hex digits (uuid4().hex): anything else is unknown, and no file
+    is touched for it (an over-long or odd id must not reach the file system)."""
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
 def now() -> str:
     """A record's timestamps: UTC, ISO 8601, milliseconds."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")

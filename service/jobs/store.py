@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from service.jobs.protocol import now
+from service.jobs.protocol import is_id, now
 
 
 class UnknownJob(LookupError):
@@ -27,8 +27,8 @@ class JobStore:
         self.folder = Path(folder)
 
     def _path(self, job_id: str) -> Path:
-        if not job_id or not all(c.isalnum() or c == "-" for c in job_id):
-            raise UnknownJob(f"unknown job {job_id!r}")
+        if not is_id(job_id):
+            raise UnknownJob(f"unknown job {job_id[:40]!r}")
         return self.folder / f"{job_id}.json"
 
     def create(self, config: dict, job_id: str | None = None, **fields) -> dict:
@@ -87,6 +87,7 @@ class JobStore:
     def update(self, job_id: str) -> Iterator[dict]:
         """Lock, read, let the caller change the record, write it back atomically."""
         path = self._path(job_id)
+        self.read(job_id)  # an unknown id is refused before its lock file would be created
         lock_path = path.with_suffix(".lock")
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import io
+import zlib
 import json
 import shutil
 import stat
@@ -18,9 +19,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.jobs.protocol import now
+from service.jobs.protocol import is_id, now
 from service.settings import Settings
 
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # decoders that refuse truncated files
 NOTES = {".csv", ".txt", ".md", ".json"}  # top-level files that describe an upload rather than hold images
 MAX_RATIO = 200  # compressed -> uncompressed; beyond this a zip entry is treated as a bomb
 
@@ -57,8 +59,8 @@ def store(raw: bytes, filename: str, settings: Settings) -> dict:
 
 
 def read(upload_id: str, settings: Settings) -> dict:
-    if not upload_id.isalnum():
-        raise UnknownUpload(f"unknown upload {upload_id!r}")
+    if not is_id(upload_id):
+        raise UnknownUpload(f"unknown upload {upload_id[:40]!r}")
     try:
         return json.loads((folder(settings) / upload_id / "meta.json").read_text())
     except FileNotFoundError:
@@ -75,7 +77,8 @@ def list_all(settings: Settings) -> list[dict]:
     root = folder(settings)
     if not root.is_dir():
         return []
-    metas = [json.loads(p.read_text()) for p in root.glob("*/meta.json")]
+    # Only finished uploads: a temporary folder being written (.tmp-*) is not one.
+    metas = [json.loads(p.read_text()) for p in root.glob("*/meta.json") if is_id(p.parent.name)]
     return sorted(metas, key=lambda m: m["created"], reverse=True)
 
 
@@ -86,43 +89,63 @@ def _check_pixels(count: int, pixels: int, settings: Settings, where: str) -> No
         raise UploadError(f"{where}: {pixels} pixels in all is over the limit of {settings.max_upload_pixels}")
 
 
-def _from_npz(raw: bytes, filename: str, settings: Settings):
+NPZ_KEYS = {"x": "y", "x_train": "y_train", "samples": "labels"}  # images -> labels; samples/labels: /samples' npz
+NUMBER_KINDS = "uif"  # unsigned, signed, float: no complex, bool, strings, objects or records
+
+
+def _npy_header(archive: zipfile.ZipFile, member: str, filename: str) -> tuple[tuple, np.dtype]:
+    """(shape, dtype) of one .npy member, read from its header alone: nothing is decompressed beyond it."""
     try:
-        arrays = np.load(io.BytesIO(raw), allow_pickle=False)
-        keys = set(arrays.files)
-        x_key = "x" if "x" in keys else "x_train" if "x_train" in keys else None
+        with archive.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f, max_header_size=10_000)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        raise UploadError(f"{filename}: {member} is not a readable .npy array ({type(exc).__name__})") from None
+    return shape, dtype
+
+
+def _from_npz(raw: bytes, filename: str, settings: Settings):
+    """x (n, h, w[, c]) and y (n,) from an .npz, every header checked against the budgets before any array
+    is inflated (an npz member can declare, or inflate to, far more than the upload's size)."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        members = {PurePosixPath(i.filename).stem: i for i in archive.infolist()}
+        x_key = next((k for k in NPZ_KEYS if k in members), None)
         if x_key is None:
-            raise UploadError(f"{filename}: an .npz upload needs an array 'x' (or 'x_train'); has {sorted(keys)}")
-        info = arrays.zip.getinfo(f"{x_key}.npy")
-        if info.file_size > settings.max_upload_pixels * 8 + 1024:
-            raise UploadError(f"{filename}: {x_key} unpacks to {info.file_size} bytes, over the pixel limit")
-        x = arrays[x_key]
-        y_key = {"x": "y", "x_train": "y_train"}[x_key]
-        y = arrays[y_key] if y_key in keys else None
-    except UploadError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise UploadError(f"{filename}: not a readable .npz ({exc})") from None
-    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)) or len(x) == 0:
-        raise UploadError(f"{filename}: x must be (n, h, w) or (n, h, w, c) with c 1 or 3, got {x.shape}")
-    if not np.issubdtype(x.dtype, np.number):
-        raise UploadError(f"{filename}: x must hold numbers, got dtype {x.dtype}")
-    h, w = x.shape[1:3]
-    if h * w > settings.max_image_pixels:
-        raise UploadError(f"{filename}: images of {w}×{h} are over the limit of {settings.max_image_pixels} pixels")
-    _check_pixels(len(x), int(np.prod(x.shape[:3])), settings, filename)
-    if y is not None:
-        if y.ndim != 1 or len(y) != len(x):
-            raise UploadError(f"{filename}: {y.shape} labels for {len(x)} images; y must be (n,)")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise UploadError(f"{filename}: labels y must be integers, got dtype {y.dtype}")
-    x = np.asarray(x, dtype=np.float64)
-    if x.min() < 0 or x.max() > 255:
-        raise UploadError(f"{filename}: pixel values must lie in 0..255, got {x.min()}..{x.max()}")
-    if x.max() <= 1.0:  # images in [0, 1]
-        x = x * 255
+            raise UploadError(f"{filename}: an .npz upload needs an array 'x' (or 'x_train', 'samples'); "
+                              f"has {sorted(members)}")
+        y_key = NPZ_KEYS[x_key] if NPZ_KEYS[x_key] in members else None
+        x_shape, x_dtype = _npy_header(archive, members[x_key].filename, filename)
+        if x_dtype.kind not in NUMBER_KINDS:
+            raise UploadError(f"{filename}: {x_key} must hold real numbers, got dtype {x_dtype}")
+        if len(x_shape) not in (3, 4) or (len(x_shape) == 4 and x_shape[-1] not in (1, 3)) or x_shape[0] == 0:
+            raise UploadError(f"{filename}: {x_key} must be (n, h, w) or (n, h, w, c) with c 1 or 3, got {x_shape}")
+        h, w = x_shape[1:3]
+        if h * w > settings.max_image_pixels:
+            raise UploadError(f"{filename}: images of {w}×{h} are over the limit of {settings.max_image_pixels} pixels")
+        _check_pixels(x_shape[0], int(np.prod(x_shape, dtype=np.int64)), settings, filename)
+        if y_key is not None:
+            y_shape, y_dtype = _npy_header(archive, members[y_key].filename, filename)
+            if len(y_shape) != 1 or y_shape[0] != x_shape[0]:
+                raise UploadError(f"{filename}: {y_shape} labels for {x_shape[0]} images; {y_key} must be (n,)")
+            if y_dtype.kind not in "ui":
+                raise UploadError(f"{filename}: labels {y_key} must be integers, got dtype {y_dtype}")
+        try:  # the headers are within budget: now inflate, allowing no pickles
+            x = np.load(archive.open(members[x_key].filename), allow_pickle=False)
+            y = None if y_key is None else np.load(archive.open(members[y_key].filename), allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+            raise UploadError(f"{filename}: not a readable .npz ({type(exc).__name__})") from None
+    if x_dtype.kind == "f" and not np.isfinite(x).all():
+        raise UploadError(f"{filename}: {x_key} holds NaN or infinite values")
+    low, high = x.min(), x.max()  # in x's own dtype: no float64 copy of a large upload
+    if low < 0 or high > 255:
+        raise UploadError(f"{filename}: pixel values must lie in 0..255, got {low}..{high}")
+    scale = 255.0 if x.dtype.kind == "f" and high <= 1.0 else 1.0  # images in [0, 1]
+    pixels = np.empty(x.shape, np.uint8)
+    for i in range(0, len(x), 4096):  # converted a slice at a time, so memory stays near the upload's own
+        pixels[i:i + 4096] = np.rint(x[i:i + 4096].astype(np.float32) * scale)
     classes = [str(c) for c in np.unique(y)] if y is not None else None
-    return np.rint(x).astype(np.uint8), (None if y is None else y.astype(np.int64)), classes
+    return pixels, (None if y is None else y.astype(np.int64)), classes
 
 
 def _from_zip(archive: zipfile.ZipFile, settings: Settings):
@@ -163,13 +186,16 @@ def _from_zip(archive: zipfile.ZipFile, settings: Settings):
     classes = sorted(by_class)
     for label, name in enumerate(classes):
         for p, info in sorted(by_class[name]):
-            data = archive.read(info)
             try:
-                img = Image.open(io.BytesIO(data))
+                data = archive.read(info)
+            except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, RuntimeError) as exc:
+                raise UploadError(f"{p}: a damaged or unsupported zip entry ({type(exc).__name__})") from None
+            try:
+                img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
                 w, h = img.size
                 if w * h > settings.max_image_pixels:  # checked before decoding: no decompression bomb
                     raise UploadError(f"{p}: {w}×{h} is over the limit of {settings.max_image_pixels} pixels")
-                pixels += w * h
+                pixels += w * h * len(img.getbands())  # every channel is stored
                 _check_pixels(len(images) + 1, pixels, settings, p)
                 img.load()
             except UploadError:
