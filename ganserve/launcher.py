@@ -36,7 +36,8 @@ def redis_binary() -> str | None:
 
 
 def start_redis(url: str, data: Path) -> subprocess.Popen:
-    """A redis-server child on the URL's port; it keeps nothing on disk."""
+    """A redis-server child on the URL's port, keeping an append-only file in `data` (queued jobs survive
+    its restart)."""
     binary = redis_binary()
     if binary is None:
         raise SystemExit(f"no Redis answers at {url} and none is installed: install redis-server "
@@ -46,7 +47,7 @@ def start_redis(url: str, data: Path) -> subprocess.Popen:
         raise SystemExit(f"no Redis answers at {url}; it is not local, so ganserve will not start one")
     data.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([binary, "--port", str(parsed.port or 6379), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", "--dir", str(data)],
+                                "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data.resolve())],
                                stdout=open(data / "redis.log", "a"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while not redis_answers(url):

@@ -6,16 +6,18 @@ import contextlib
 import logging
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from service import errors
-from service.api.guard import Guard
 from service.api import data, datasets, docs, health, jobs, models, pages, samples
+from service.api.guard import Guard
 from service.jobs.store import JobStore
-from service.jobs.submit import celery_app
+from service.jobs.submit import celery_app, reconcile
 from service.repository import Repository
 from service.sampling.batching import Batcher
+from service.sampling.datasets import Streams
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -29,9 +31,11 @@ async def lifespan(app: FastAPI):
     app.state.repository = repository
     app.state.batcher = Batcher(settings.batch_rows, settings.batch_wait_ms / 1000, settings.queue_requests)
     app.state.jobs = JobStore(settings.jobs_dir)
+    app.state.dataset_streams = Streams(settings.max_dataset_streams, settings.dataset_workers)
     app.state.celery = celery_app(settings)
     watcher = asyncio.create_task(_watch(repository, settings.reload_seconds))
     reaper = asyncio.create_task(_reap(app.state.jobs, settings.job_lost_seconds))
+    reconciler = asyncio.create_task(_reconcile(app.state.jobs, app.state.celery, settings.reconcile_seconds))
     log.info("serving %s from %s", repository.names(), settings.repository)
     try:
         yield
@@ -39,6 +43,7 @@ async def lifespan(app: FastAPI):
         watcher.cancel()
         app.state.batcher.close()
         reaper.cancel()
+        reconciler.cancel()
 
 
 async def _watch(repository: Repository, seconds: float) -> None:
@@ -49,6 +54,17 @@ async def _watch(repository: Repository, seconds: float) -> None:
             await run_in_threadpool(repository.refresh)
         except Exception:
             log.exception("repository refresh failed; still serving what was loaded")
+
+
+async def _reconcile(store: JobStore, celery, seconds: float) -> None:
+    """At start and then every `seconds`: queued jobs whose message the broker lost are sent again (once)."""
+    while True:
+        try:
+            for job_id in await run_in_threadpool(reconcile, store, celery, seconds):
+                log.warning("job %s was queued but its message was not in the broker: sent again, or failed", job_id)
+        except Exception as exc:  # Redis down: nothing to compare with now; the next round will
+            log.info("queued jobs not reconciled this round: %s", type(exc).__name__)
+        await asyncio.sleep(seconds)
 
 
 async def _reap(store: JobStore, lost_after: float) -> None:
@@ -71,6 +87,10 @@ def create_app() -> FastAPI:
     for router in (health.router, models.router, samples.router, datasets.router, jobs.router, data.router,
                    pages.router):
         app.include_router(router)
+    origins = [o.strip() for o in get_settings().cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
+                           allow_headers=["authorization", "content-type"], expose_headers=["*"])
     app.add_middleware(Guard, routes=app.routes)  # outermost: before any body is read
     return app
 

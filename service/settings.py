@@ -22,9 +22,13 @@ class Settings(BaseSettings):
     max_candidates: int = 16384  # n × oversample per request, the budget of nice and rejection (≈ 51 MB of MNIST)
     max_grid: int = 4096  # cells of a png grid (rows × cols)
     max_dataset_n: int = 100_000  # samples per POST /v1/datasets (streamed in chunks)
+    max_dataset_candidates: int = 2_000_000  # n × oversample per dataset in nice mode (a few minutes of work)
+    max_dataset_streams: int = 8  # datasets streaming at once per API process; 503 with Retry-After beyond
+    dataset_workers: int = 2  # threads computing dataset chunks (apart from every other route's)
     max_steps: int = 200_000  # training steps per job
     max_job_seconds: float = 3600.0  # a job running longer is stopped and fails
     job_lost_seconds: float = 30.0  # a running job with no worker heartbeat this long has failed
+    reconcile_seconds: float = 30.0  # how often queued jobs are checked against the broker's messages
     max_upload_bytes: int = 64 * 2**20  # one upload, as sent
     max_body_bytes: int = 16 * 2**20  # any other request body (JSON; explicit latents are the largest)
     body_seconds: float = 60.0  # a request's whole body must arrive within this (slow senders get 408)
@@ -36,6 +40,7 @@ class Settings(BaseSettings):
     batch_wait_ms: float = 2.0  # how long a batch waits for requests known to be on their way
     queue_requests: int = 64  # sampling requests in flight per model before answering 503
     train_threads: int = 2  # torch threads in a worker
+    cors_origins: str = ""  # comma-separated origins a browser page may call the API from; none by default
 
     @property
     def repositories(self) -> list[Path]:

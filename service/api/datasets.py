@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import secrets
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import RepositoryDep, SettingsDep
+from service.api.deps import DatasetStreamsDep, RepositoryDep, SettingsDep
 from service.api.limits import label_total, steered_n
 from service.api.responses import content, error_responses
 from service.api.schemas import DatasetRequest
@@ -21,7 +21,8 @@ router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(40
 @router.post("/datasets", operation_id="createDataset", response_class=StreamingResponse,
              responses={200: {"content": content("application/octet-stream", "application/zip"),
                              "description": "npz: x, y, label_names, scores; zip: a folder of PNGs per label"}})
-def post_dataset(request: DatasetRequest, repository: RepositoryDep, settings: SettingsDep) -> StreamingResponse:
+async def post_dataset(request: DatasetRequest, http: Request, repository: RepositoryDep, settings: SettingsDep,
+                       streams: DatasetStreamsDep) -> StreamingResponse:
     """Thousands of labelled samples in one streamed archive; memory stays flat however many."""
     # 1. every limit on the request alone, before the model is touched or a label list is built.
     steered = steered_n(request, settings.max_n, "max_n")  # explicit latents or a walk: n is theirs
@@ -33,6 +34,9 @@ def post_dataset(request: DatasetRequest, repository: RepositoryDep, settings: S
     label_total(request.labels, settings.max_dataset_n, "max_dataset_n")  # labels beside an explicit n
     if request.mode != "plain" and request.oversample > settings.max_oversample:
         raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
+    if request.mode != "plain" and n * request.oversample > settings.max_dataset_candidates:
+        raise LimitError(f"oversample: n × oversample is at most {settings.max_dataset_candidates} candidates per "
+                         f"dataset (max_dataset_candidates), got {n * request.oversample}")
     # 2. what depends on the model.
     model = repository.get(request.model, request.version)
     labels = resolve_labels(model, request.labels, n if request.n or steered else None)
@@ -49,5 +53,5 @@ def post_dataset(request: DatasetRequest, repository: RepositoryDep, settings: S
                "X-Model-Version": str(model.version)}
     if steer.seed(seed) is not None:  # a walk reports its start, explicit latents no seed
         headers["X-Seed"] = str(steer.seed(seed))
-    return StreamingResponse(body, media_type="application/zip" if request.format == "zip"
+    return StreamingResponse(streams.follow(body, http.is_disconnected), media_type="application/zip" if request.format == "zip"
                              else "application/octet-stream", headers=headers)

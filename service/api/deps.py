@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from service.jobs.store import JobStore
 from service.repository import Repository
 from service.sampling.batching import Batcher
+from service.sampling.datasets import Streams
 from service.settings import Settings, get_settings
 
 
@@ -26,6 +27,10 @@ async def repository(request: Request) -> Repository:
 
 async def batcher(request: Request) -> Batcher:
     return request.app.state.batcher
+
+
+async def dataset_streams(request: Request) -> Streams:
+    return request.app.state.dataset_streams
 
 
 async def job_store(request: Request) -> JobStore:
@@ -68,5 +73,6 @@ SettingsDep = Annotated[Settings, Depends(settings)]
 RepositoryDep = Annotated[Repository, Depends(repository)]
 BatcherDep = Annotated[Batcher, Depends(batcher)]
 JobStoreDep = Annotated[JobStore, Depends(job_store)]
+DatasetStreamsDep = Annotated[Streams, Depends(dataset_streams)]
 CeleryDep = Annotated[Celery, Depends(celery)]
 KeyDep = Depends(require_key)

@@ -43,10 +43,12 @@ class Guard:
         if declared.isascii() and declared.isdigit() and int(declared) > limit:
             return await _answer(send, _too_large(limit))
         deadline = asyncio.get_running_loop().time() + settings.body_seconds
-        seen = 0
+        seen, complete = 0, False
 
         async def limited() -> dict:
-            nonlocal seen
+            nonlocal seen, complete
+            if complete:  # after the body only a disconnect can come, however long a stream runs
+                return await receive()
             remaining = deadline - asyncio.get_running_loop().time()
             try:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.001))
@@ -57,6 +59,7 @@ class Guard:
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise _too_large(limit)
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, limited, send)

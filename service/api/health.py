@@ -1,10 +1,13 @@
 """Liveness, readiness, metrics and the configured limits."""
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import RepositoryDep, SettingsDep
+from service.api.deps import CeleryDep, RepositoryDep, SettingsDep
 from service.api.responses import Limits, Ready, Status, content, error_responses
 from service.api.strict import StrictJSONRoute
+from service.jobs.submit import broker_answers
 
 router = APIRouter(tags=["health"], responses=error_responses(), route_class=StrictJSONRoute)
 LIMITS = tuple(Limits.model_fields)
@@ -15,10 +18,14 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", operation_id="getReady", response_model=Ready)
-def readyz(repository: RepositoryDep) -> dict:
-    """Ready once the repository has been scanned and loaded at start-up."""
-    return {"status": "ready", "models": repository.names()}
+@router.get("/readyz", operation_id="getReady", response_model=Ready, responses={503: {"model": Ready}})
+async def readyz(repository: RepositoryDep, celery: CeleryDep) -> JSONResponse:
+    """Ready (200) once some model serves by default; 503 while none does. Redis is reported apart: sampling
+    works without it, job submission does not."""
+    serving = [name for name in repository.names() if repository.entry(name).default in repository.entry(name).loaded]
+    redis = "up" if await run_in_threadpool(broker_answers, celery) else "down"
+    body = Ready(status="ready" if serving else "not ready", models=serving, redis=redis)
+    return JSONResponse(body.model_dump(), status_code=200 if serving else 503)
 
 
 @router.get("/v1/limits", operation_id="getLimits", response_model=Limits)

@@ -64,8 +64,9 @@ class Status(BaseModel):
 
 
 class Ready(BaseModel):
-    status: Literal["ready"]
-    models: list[str] = Field(description="the names being served")
+    status: Literal["ready", "not ready"]
+    models: list[str] = Field(description="the names with a default version loaded")
+    redis: Literal["up", "down"] = Field(description="the job queue; sampling works without it")
 
 
 class Limits(BaseModel):
@@ -194,6 +195,7 @@ class Job(BaseModel):
     error: str | None
     result: JobResult | None
     promote: bool | None = Field(None, description="as submitted: make the version the default if it passes its gate")
+    requeued: int = Field(0, description="times the job was sent again because the broker had lost its message")
     cancel_requested: bool
     worker: str | None
     links: JobLinks

@@ -1,6 +1,8 @@
 """Training jobs from the API's side: validate, record, send the task by name, cancel."""
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import uuid
 
@@ -28,6 +30,16 @@ def celery_app(settings: Settings) -> Celery:
     app.conf.update(broker_connection_retry_on_startup=False, broker_connection_max_retries=0,
                     broker_transport_options={"max_retries": 0, "socket_connect_timeout": 2, "socket_timeout": 2})
     return app
+
+
+def broker_answers(app: Celery) -> bool:
+    """Whether the broker answers a ping within a second or two."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=0, timeout=2)
+        return True
+    except Exception:  # kombu raises several types for a broker that is not there
+        return False
 
 
 def validate(payload: dict, settings: Settings) -> dict:
@@ -74,8 +86,8 @@ def submit(payload: dict, settings: Settings, store: JobStore, app: Celery) -> d
     except Exception as exc:  # kombu raises several types for a broker that is not there
         store.delete(record["id"])
         log.warning("could not queue job %s: %s", record["id"], exc)
-        raise BrokerUnavailable(f"the job queue (Redis at {settings.redis_url}) is not answering; "
-                                "try again shortly") from None
+        # Never the URL itself: it may carry the broker's password.
+        raise BrokerUnavailable("the job queue (Redis) is not answering; try again shortly") from None
     return record
 
 
@@ -89,3 +101,35 @@ def cancel(job_id: str, store: JobStore) -> dict:
             record["state"] = "cancelled"
             record["finished"] = now()
     return record
+
+
+def queued_in_broker(app: Celery) -> set[str]:
+    """The ids of the task messages the broker holds: waiting in the queue, or delivered and not yet acked."""
+    with app.connection_for_read() as connection:
+        client = connection.default_channel.client  # the Redis client kombu uses, whatever the URL's form
+        waiting = [json.loads(raw) for raw in client.lrange(QUEUE, 0, -1)]
+        unacked = [json.loads(raw)[0] for raw in client.hvals("unacked")]
+    return {message.get("headers", {}).get("id") for message in waiting + unacked}
+
+
+def reconcile(store: JobStore, app: Celery, older_than: float) -> list[str]:
+    """Queued jobs whose message the broker no longer holds (a Redis restarted without its data) are sent
+    again once; lost a second time, they fail and say why. Sending again is safe: a worker runs a job
+    only while its record is queued, so a duplicate message is skipped."""
+    held = queued_in_broker(app)
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=older_than)
+    touched = []
+    for record in store.list("queued"):
+        if record["id"] in held or dt.datetime.fromisoformat(record["created"]) > cutoff:
+            continue
+        with store.update(record["id"]) as current:
+            if current["state"] != "queued":
+                continue
+            if current.get("requeued"):
+                current.update(state="failed", finished=now(),
+                               error="lost: its queue message vanished twice (Redis restarted without its data)")
+            else:
+                current["requeued"] = 1
+                app.send_task(TASK, args=[current["id"]], task_id=current["id"], queue=QUEUE)
+        touched.append(record["id"])
+    return touched

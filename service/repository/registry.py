@@ -71,7 +71,7 @@ class Repository:
                 for v, paths in versions.items():
                     if len(paths) > 1:
                         entry.errors[v] = (f"RepositoryConflict: version {v} of {name!r} is in more than one "
-                                           f"folder ({', '.join(map(str, paths))}); keep one")
+                                           f"folder ({', '.join(map(self.public, paths))}); keep one")
                         entry.failed.pop(v, None)
                 self._read_cards(name, entry)
             # Every new version is loaded once, so a broken one is reported (and never becomes the default)
@@ -121,8 +121,10 @@ class Repository:
             model = load(name, version, entry.folders[version], self.threads)
         except Exception as exc:  # a broken version is reported; the old one keeps serving
             log.error("model %s version %s failed to load: %s", name, version, exc)
+            path = entry.folders[version]
+            message = str(exc).replace(str(path.resolve()), self.public(path)).replace(str(path), self.public(path))
             with self._lock:
-                entry.errors[version] = f"{type(exc).__name__}: {exc}"
+                entry.errors[version] = f"{type(exc).__name__}: {message}"
                 entry.failed[version] = _signature(entry.folders[version])
             return False
         with self._lock:
@@ -155,6 +157,15 @@ class Repository:
         if name not in self._entries:
             raise UnknownModel(f"unknown model {name!r}; known: {sorted(self._entries)}")
         return self._entries[name]
+
+    def public(self, path: Path) -> str:
+        """A version folder as responses may show it: relative to its repository folder as configured, never
+        an absolute path of this machine."""
+        for i, folder in enumerate(self.folders):
+            if path.parent.parent == folder:
+                root = str(folder) if not folder.is_absolute() else f"<repository folder {i + 1}>"
+                return f"{root}/{path.parent.name}/{path.name}"
+        return f"{path.parent.name}/{path.name}"
 
     def is_shipped(self, path: Path) -> bool:
         """Whether a version folder lies in a read-only repository folder (any but the first)."""

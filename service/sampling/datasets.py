@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import io
 import zipfile
-from typing import Iterator
+from typing import AsyncIterator, Awaitable, Callable, Iterator
 
+import anyio
 import numpy as np
 
 from service.repository import Model
-from service.sampling import encoding
-from service.sampling import plans, steering
-from service.sampling.steering import Steering
+from service.sampling import encoding, plans, steering
+from service.sampling.batching import Overloaded
 from service.sampling.samples import SamplingError
+from service.sampling.steering import Steering
 
 CHUNK = 256  # samples per step: each step is one bounded generator (and discriminator) pass
 
@@ -110,3 +111,32 @@ def _zip(archive, pipe, chunks) -> Iterator[bytes]:
         yield pipe.drain()
     with _entry(archive, "index.csv", compress=True) as f:
         f.write(("\n".join(rows) + "\n").encode())
+
+
+class Streams:
+    """The dataset streams of one API process: at most `streams` at once (503 beyond), their chunks computed
+    `workers` at a time on threads of their own, apart from the pool that health, models and jobs routes
+    use; a stream stops at its next chunk once its client is gone."""
+
+    def __init__(self, streams: int, workers: int):
+        self.streams, self.active = streams, 0
+        self.limiter = anyio.CapacityLimiter(workers)
+
+    def follow(self, chunks: Iterator[bytes], gone: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+        """Admit a stream now (Overloaded when full), and return its bytes as the client takes them."""
+        if self.active >= self.streams:
+            raise Overloaded(f"{self.active} datasets are streaming, the limit (max_dataset_streams); retry shortly",
+                             retry_after=5)
+        self.active += 1
+        return self._follow(chunks, gone)
+
+    async def _follow(self, chunks: Iterator[bytes], gone: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+        try:
+            while not await gone():
+                chunk = await anyio.to_thread.run_sync(next, chunks, None, limiter=self.limiter)
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            self.active -= 1
+            chunks.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -29,7 +30,8 @@ class World:
         self.env = {"GANSERVE_REPOSITORY": f"{root / 'models'}:{tiny_repository}", "GANSERVE_DATA": str(root),
                     "GANSERVE_REDIS_URL": self.redis_url, "GANSERVE_RELOAD_SECONDS": "0.2",
                     "GANSERVE_API_KEYS": "", "GANSERVE_TRAIN_THREADS": "1",
-                    "GANSERVE_JOB_LOST_SECONDS": "4", "GANSERVE_MAX_JOB_SECONDS": "8"}
+                    "GANSERVE_JOB_LOST_SECONDS": "4", "GANSERVE_MAX_JOB_SECONDS": "8",
+                    "GANSERVE_RECONCILE_SECONDS": "1"}
         self.server = Server(self.env, root / "server.log")
         self.api = self.server.client()
         self.workers: list[subprocess.Popen] = []
@@ -143,3 +145,27 @@ def test_api_restart_keeps_job_states_and_histories(world):
         assert after[job_id]["state"] == job["state"]
         assert after[job_id]["history"] == job["history"]
     assert json.loads((world.root / "jobs" / f"{job_id}.json").read_text())["id"] == job_id
+
+
+def test_a_queued_job_whose_message_redis_lost_is_sent_again_once(world):
+    world.stop_workers()
+    job = world.api.post("/v1/jobs", json=SHORT).json()
+    stop(world.redis)  # Redis comes back without its data: the queued message is gone
+    shutil.rmtree(world.root / "redis")
+    world.redis = start_redis(world.redis_url, world.root / "redis")
+    requeued = wait_until(lambda: (r := world.api.get(f"/v1/jobs/{job['id']}").json())["requeued"] and r, 20,
+                          "the job sent again")
+    assert requeued["state"] == "queued" and requeued["requeued"] == 1
+    world.start_worker()
+    assert world.wait(job["id"], ("succeeded", "failed"), timeout=60)["state"] == "succeeded"
+
+
+def test_redis_started_by_ganserve_keeps_queued_jobs_across_its_restart(world):
+    world.stop_workers()
+    job = world.api.post("/v1/jobs", json=SHORT).json()
+    time.sleep(1.5)  # appendfsync everysec
+    stop(world.redis)
+    world.redis = start_redis(world.redis_url, world.root / "redis")  # the same folder: its append-only file
+    world.start_worker()
+    done = world.wait(job["id"], ("succeeded", "failed"), timeout=60)
+    assert done["state"] == "succeeded" and done["requeued"] == 0

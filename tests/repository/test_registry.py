@@ -32,7 +32,8 @@ def test_one_version_in_two_folders_is_a_load_error_naming_both(folders):
     repository = Repository([writable, shipped])
     repository.refresh()
     error = repository.entry("dots").errors[2]
-    assert str(writable / "dots" / "2") in error and str(shipped / "dots" / "2") in error
+    assert "<repository folder 1>/dots/2" in error and "<repository folder 2>/dots/2" in error
+    assert str(writable) not in error  # no absolute path of the machine in what responses show
     assert repository.get("dots").version == 1  # never a silent pick: the older one serves
     with pytest.raises(UnknownModel, match="more than one folder"):
         repository.get("dots", 2)
