@@ -84,14 +84,15 @@ def create_app() -> FastAPI:
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
     errors.install(app)
     docs.install(app)
-    for router in (health.router, models.router, samples.router, datasets.router, jobs.router, data.router,
-                   pages.router):
+    routers = (health.router, models.router, samples.router, datasets.router, jobs.router, data.router, pages.router)
+    for router in routers:
         app.include_router(router)
     origins = [o.strip() for o in get_settings().cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"], expose_headers=["*"])
-    app.add_middleware(Guard, routes=app.routes)  # outermost: before any body is read
+    # Outermost: before any body is read. Each router's own routes carry their full paths and dependencies.
+    app.add_middleware(Guard, routes=[route for router in routers for route in router.routes])
     return app
 
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from service.jobs.store import UnknownJob
-from service.jobs.submit import BrokerUnavailable, JobError
+from service.jobs.submit import BrokerUnavailable, JobError, QueueFull
 from service.jobs.uploads import UnknownUpload, UploadError, UploadTooLarge
 from service.repository import UnknownModel
 from service.repository.store import Conflict
@@ -36,6 +36,7 @@ STATUS = {
     JobError: 422,
     BrokerUnavailable: 503,
     Overloaded: 503,
+    QueueFull: 429,
     UploadTooLarge: 413,
     UploadError: 422,
     UnknownUpload: 404,
@@ -91,9 +92,10 @@ def install(app: FastAPI) -> None:
 
 def _known(status: int):
     async def handler(request: Request, exc: Exception):
-        message = str(exc).strip("'\"")
+        # The message as raised (str() of a LookupError would quote it, and stripping quotes ate real ones).
+        message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
         response = error(status, message, _field_of(message))
-        if isinstance(exc, Overloaded):
+        if isinstance(exc, (Overloaded, QueueFull)):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     return handler

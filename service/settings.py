@@ -31,10 +31,14 @@ class Settings(BaseSettings):
     reconcile_seconds: float = 30.0  # how often queued jobs are checked against the broker's messages
     max_upload_bytes: int = 64 * 2**20  # one upload, as sent
     max_body_bytes: int = 16 * 2**20  # any other request body (JSON; explicit latents are the largest)
+    rate_per_second: float = 200.0  # requests a second per API key (or client address); 0: unlimited
+    rate_burst: int = 400  # requests a client may send at once before the rate applies
+    max_queued_jobs: int = 100  # jobs queued per API key (or client address, without keys); 429 beyond
     body_seconds: float = 60.0  # a request's whole body must arrive within this (slow senders get 408)
     max_upload_files: int = 70_000  # images per upload
     max_image_pixels: int = 1024 * 1024  # per image (decompression bombs are refused before decoding)
-    max_upload_pixels: int = 100_000_000  # all images of one upload together
+    max_upload_pixels: int = 100_000_000  # all images of one upload together, every channel counted
+    max_upload_inflated_bytes: int = 256 * 2**20  # an npz upload's images as arrays, before conversion to uint8
     ort_threads: int = 1  # intra-op threads per onnxruntime session (measured: 1 beats 2 on two shared cores)
     batch_rows: int = 128  # most rows merged into one onnxruntime call (sampling.CHUNK: the fastest batch)
     batch_wait_ms: float = 2.0  # how long a batch waits for requests known to be on their way

@@ -42,7 +42,7 @@ async def post_dataset(request: DatasetRequest, http: Request, repository: Repos
     labels = resolve_labels(model, request.labels, n if request.n or steered else None)
     if request.walk is not None and request.labels is None:
         labels = steering.walk_labels(model, n)
-    datasets.check(model, request.format)
+    datasets.check(model, request.format, request.mode)
     steer = request.steering(model)
     seed = None if steered else request.seed if request.seed is not None else secrets.randbelow(2**31)
     body = datasets.stream(model, n, seed, request.mode, request.oversample, labels, request.format, steer)

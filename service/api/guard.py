@@ -1,14 +1,20 @@
 """What is checked before a request's body is read: the API key of keyed routes, the body's size, its pace.
 
-An ASGI middleware, so that a client without a key, or with a body over the limit, costs a header
-and nothing more: 401/403 before a byte of the body is read, 413 by Content-Length or as soon as the
-counted bytes pass the limit, 408 when the whole body has not arrived within `body_seconds` (a client
-trickling a byte a second holds a connection no longer than that).
+An ASGI middleware, so that a client without a key, over its rate, or with a body over the limit,
+costs a header and nothing more: 429 with Retry-After past `rate_per_second` (a token bucket per API
+key, or per client address without one; health and metrics are never limited), 401/403 before a byte
+of the body is read, 413 by Content-Length or as soon as the counted bytes pass the limit, 408 when
+the whole body has not arrived within `body_seconds` (a client trickling a byte a second holds a
+connection no longer than that).
 """
 from __future__ import annotations
 
 import asyncio
+import collections
+import hashlib
 import json
+import math
+import time
 
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
@@ -19,11 +25,40 @@ from service.api.deps import key_refusal, require_key
 from service.settings import get_settings
 
 UPLOAD_TYPES = ("multipart/form-data", "application/octet-stream", "application/zip")
+UNLIMITED = ("/healthz", "/readyz", "/metrics")
+CLOSE = {"Connection": "close"}  # the rest of a refused body is never read: the connection cannot be reused
+CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
+
+
+class Buckets:
+    """Token buckets per client: `rate` requests a second on average, bursts of up to `burst`."""
+
+    def __init__(self) -> None:
+        self.buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
+
+    def wait(self, client: str, rate: float, burst: int) -> float:
+        """0 if the request may go now (a token is taken), else the seconds until one will be there."""
+        now = time.monotonic()
+        tokens, last = self.buckets.pop(client, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - last) * rate)
+        wait = 0.0 if tokens >= 1 else (1 - tokens) / rate
+        self.buckets[client] = (tokens - 1 if tokens >= 1 else tokens, now)
+        if len(self.buckets) > CLIENTS:
+            self.buckets.popitem(last=False)
+        return wait
+
+
+def client_of(scope: Scope, authorization: str | None) -> str:
+    """Who a request counts against: its API key (hashed, never kept), else its address."""
+    if authorization:
+        return "key:" + hashlib.sha256(authorization.encode()).hexdigest()[:16]
+    return "addr:" + (scope.get("client") or ("?",))[0]
 
 
 class Guard:
     def __init__(self, app: ASGIApp, routes: list) -> None:
         self.app = app
+        self.buckets = Buckets()
         # Keyed routes are those that depend on require_key: the one declaration both checks read.
         self.keyed = [r for r in routes if isinstance(r, APIRoute)
                       and any(d.call is require_key for d in r.dependant.dependencies)]
@@ -33,6 +68,14 @@ class Guard:
             return await self.app(scope, receive, send)
         settings = get_settings()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if settings.rate_per_second > 0 and scope["path"] not in UNLIMITED:
+            wait = self.buckets.wait(client_of(scope, headers.get("authorization")), settings.rate_per_second,
+                                     settings.rate_burst)
+            if wait:
+                return await _answer(send, HTTPException(
+                    429, f"rate: over {settings.rate_per_second:g} requests a second (rate_per_second, bursts of "
+                         f"{settings.rate_burst}); retry after the Retry-After seconds",
+                    headers={"Retry-After": str(math.ceil(wait))}))
         if any(route.matches(scope)[0] == Match.FULL for route in self.keyed):
             refusal = key_refusal(headers.get("authorization"), settings.keys)
             if refusal is not None:
@@ -53,8 +96,8 @@ class Guard:
             try:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.001))
             except asyncio.TimeoutError:
-                raise HTTPException(408, f"body: not received within {settings.body_seconds:g} s "
-                                         "(body_seconds)") from None
+                raise HTTPException(408, f"body: not received within {settings.body_seconds:g} s (body_seconds)",
+                                    headers=CLOSE) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
@@ -67,7 +110,7 @@ class Guard:
 
 def _too_large(limit: int) -> HTTPException:
     return HTTPException(413, f"body: over the limit of {limit} bytes (max_body_bytes for JSON, "
-                              "max_upload_bytes for uploads)")
+                              "max_upload_bytes for uploads)", headers=CLOSE)
 
 
 async def _answer(send: Send, exc: HTTPException) -> None:
@@ -75,6 +118,6 @@ async def _answer(send: Send, exc: HTTPException) -> None:
     body = json.dumps({"error": {"status": exc.status_code, "message": exc.detail}}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"connection", b"close")]
-    headers += [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items() if k.lower() != "connection"]
     await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -20,6 +20,11 @@ class JobError(ValueError):
     """A job the API refuses; the message names the field and the limit."""
 
 
+class QueueFull(RuntimeError):
+    """Too many of a key's jobs are queued (429); retry after `retry_after` seconds."""
+    retry_after = 30
+
+
 class BrokerUnavailable(RuntimeError):
     """Redis does not answer: jobs cannot be queued right now (cancelling needs no Redis)."""
 
@@ -74,13 +79,20 @@ def validate(payload: dict, settings: Settings) -> dict:
             "model": payload.get("model"), "seed": payload.get("seed") or 0}
 
 
-def submit(payload: dict, settings: Settings, store: JobStore, app: Celery) -> dict:
-    """Record the job, then queue it; if Redis is down the record is removed and nothing is queued."""
+def submit(payload: dict, settings: Settings, store: JobStore, app: Celery, owner: str = "anonymous") -> dict:
+    """Record the job, then queue it; if Redis is down the record is removed and nothing is queued.
+
+    `owner` (a hash of the API key, never the key) bounds how many jobs one key may have queued.
+    """
     config = validate(payload, settings)
+    queued = sum(1 for record in store.list("queued") if record.get("owner", "anonymous") == owner)
+    if queued >= settings.max_queued_jobs:
+        raise QueueFull(f"jobs: {queued} of this key's jobs are queued, the limit (max_queued_jobs); "
+                        "retry when some have started")
     job_id = uuid.uuid4().hex
     # A job that names no model publishes under a name of its own, never over a shipped one.
     config["model"] = config["model"] or f"{config['family']}-{job_id[:8]}"
-    record = store.create(config, job_id=job_id, promote=payload.get("promote"))
+    record = store.create(config, job_id=job_id, promote=payload.get("promote"), owner=owner)
     try:
         app.send_task(TASK, args=[record["id"]], task_id=record["id"], queue=QUEUE)
     except Exception as exc:  # kombu raises several types for a broker that is not there

@@ -124,6 +124,10 @@ def _from_npz(raw: bytes, filename: str, settings: Settings):
         if h * w > settings.max_image_pixels:
             raise UploadError(f"{filename}: images of {w}×{h} are over the limit of {settings.max_image_pixels} pixels")
         _check_pixels(x_shape[0], int(np.prod(x_shape, dtype=np.int64)), settings, filename)
+        inflated = int(np.prod(x_shape, dtype=np.int64)) * x_dtype.itemsize
+        if inflated > settings.max_upload_inflated_bytes:
+            raise UploadError(f"{filename}: {x_key} inflates to {inflated} bytes, over the limit of "
+                              f"{settings.max_upload_inflated_bytes} (max_upload_inflated_bytes)")
         if y_key is not None:
             y_shape, y_dtype = _npy_header(archive, members[y_key].filename, filename)
             if len(y_shape) != 1 or y_shape[0] != x_shape[0]:

@@ -53,8 +53,10 @@ def _chunks(model: Model, n: int, seed: int | None, mode: str, oversample: int, 
         yield start, plans.run(steering.plan(model, size, seed, mode, oversample, part, steer, start))
 
 
-def check(model: Model, fmt: str) -> None:
+def check(model: Model, fmt: str, mode: str = "plain") -> None:
     """Refuse what cannot be streamed before the response starts."""
+    if mode != "plain" and model.discriminator is None:
+        raise SamplingError(f"mode: model {model.name!r} has no discriminator; use mode 'plain'")
     if fmt == "zip" and model.card.kind != "image":
         raise SamplingError(f"format: 'zip' holds images; model {model.name!r} makes {model.card.kind}: use 'npz'")
 
