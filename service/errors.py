@@ -17,6 +17,7 @@ from service.repository import UnknownModel
 from service.repository.store import Conflict
 from service.sampling.batching import Overloaded
 from service.sampling.encoding import EncodingError
+from service.sampling.plans import Cancelled
 from service.sampling.samples import SamplingError
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ STATUS = {
     BrokerUnavailable: 503,
     Overloaded: 503,
     QueueFull: 429,
+    Cancelled: 499,  # nginx's "client closed request": nobody reads it, the metrics count it
     UploadTooLarge: 413,
     UploadError: 422,
     UnknownUpload: 404,

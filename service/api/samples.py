@@ -1,11 +1,13 @@
 """Samples: validate, get the model, sample, encode. Blocking work runs off the event loop."""
 from __future__ import annotations
 
+import asyncio
 import secrets
+import threading
 from typing import Annotated, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from service import errors
 from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
@@ -57,7 +59,8 @@ DEFAULT_N = 16
 
 
 async def respond(name: str, request: SampleRequest, repository: Repository, settings: Settings,
-                  batcher: Batcher) -> Response:
+                  batcher: Batcher, gone) -> Response:
+    """`gone` tells whether the client has left (Request.is_disconnected): a large request then stops."""
     with metrics.Observed(request.mode, request.format, errors.status_of) as observed:
         request = with_implied_n(request, settings)
         check_limits(request, settings)
@@ -76,7 +79,7 @@ async def respond(name: str, request: SampleRequest, repository: Repository, set
                 request = request.model_copy(update={"grid": (1, request.n)})  # a walk reads as a row
         steps = steering.plan(model, request.n, seed, request.mode, request.oversample, labels, steer)
         with batcher.admit(model.name):  # a full queue refuses here, before any work
-            result, body = await sample_and_encode(model.name, steps, request, settings, batcher)
+            result, body = await sample_and_encode(model.name, steps, request, settings, batcher, gone)
         observed.result = result
     headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Candidates": str(result.candidates)}
     if result.seed is not None:
@@ -87,7 +90,7 @@ async def respond(name: str, request: SampleRequest, repository: Repository, set
 
 
 async def sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest, settings: Settings,
-                            batcher: Batcher) -> tuple[Samples, bytes]:
+                            batcher: Batcher, gone) -> tuple[Samples, bytes]:
     """Run a sampling plan with batched calls, and encode; what takes long runs off the event loop.
 
     Small requests run their plan on the event loop, awaiting each batched call, since a thread
@@ -95,8 +98,13 @@ async def sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest
     is a plain copy. Large requests run plan and encoder in one thread.
     """
     if candidates(request) > settings.batch_rows:
-        return await anyio.to_thread.run_sync(_sample_and_encode, name, steps, request, batcher,
-                                              limiter=batcher.limiter)
+        cancel = threading.Event()
+        watcher = asyncio.create_task(_watch_client(gone, cancel))
+        try:
+            return await anyio.to_thread.run_sync(_sample_and_encode, name, steps, request, batcher, cancel,
+                                                  limiter=batcher.limiter)
+        finally:
+            watcher.cancel()
     with batcher.sampling(name):
         result = await plans.run_async(steps, batcher.run_async)
     if encoding.is_cheap(result, request.format):
@@ -109,10 +117,18 @@ def candidates(request: SampleRequest) -> int:
     return request.n if request.mode == "plain" else request.n * request.oversample
 
 
-def _sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest, batcher: Batcher):
+async def _watch_client(gone, cancel: threading.Event) -> None:
+    """Set `cancel` once the client has gone, so a large request stops within a batch instead of running on."""
+    while not await gone():
+        await asyncio.sleep(0.25)
+    cancel.set()
+
+
+def _sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest, batcher: Batcher,
+                       cancel: threading.Event):
     """Large requests: one thread runs the plan (its calls still batched) and the encoder."""
     with batcher.sampling(name):
-        result = plans.run(steps, batcher.run)
+        result = plans.run(steps, batcher.run, cancel)
     return result, encoding.encode(result, request.format, request.grid)
 
 
@@ -120,16 +136,16 @@ def _sample_and_encode(name: str, steps: plans.Plan, request: SampleRequest, bat
     "model": SamplesBody, "description": "the samples in the requested format",
     "content": {"application/json": {}, **content("image/png", "image/gif", "image/webp", "application/zip",
                                                   "application/octet-stream")}}})
-async def post_samples(name: str, body: SampleRequest, repository: RepositoryDep, settings: SettingsDep,
-                       batcher: BatcherDep) -> Response:
+async def post_samples(name: str, body: SampleRequest, http: Request, repository: RepositoryDep,
+                       settings: SettingsDep, batcher: BatcherDep) -> Response:
     """Samples as JSON, a PNG grid or plot, a zip of PNGs, or .npy/.npz arrays."""
-    return await respond(name, body, repository, settings, batcher)
+    return await respond(name, body, repository, settings, batcher, http.is_disconnected)
 
 
 @router.get("/{name}/samples.png", operation_id="samplePng", response_class=Response,
             responses={200: {"content": content("image/png"), "description": "a PNG grid, row or plot"}})
 async def get_samples_png(
-    name: str, repository: RepositoryDep, settings: SettingsDep, batcher: BatcherDep,
+    name: str, http: Request, repository: RepositoryDep, settings: SettingsDep, batcher: BatcherDep,
     n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     mode: Literal["plain", "nice", "rejection"] = "plain",
@@ -157,7 +173,7 @@ async def get_samples_png(
         fields["walk"] = WalkRequest(from_=start, to=end, steps=steps or WALK_STEPS, method=method)
     elif steps is not None or method is not None:
         raise LimitError(f"{'steps' if steps is not None else 'method'}: only with walk=FROM..TO")
-    return await respond(name, SampleRequest(**fields), repository, settings, batcher)
+    return await respond(name, SampleRequest(**fields), repository, settings, batcher, http.is_disconnected)
 
 
 WALK_STEPS = 8

@@ -29,7 +29,7 @@ import anyio
 import numpy as np
 
 from service.sampling import metrics
-from service.sampling.plans import Call
+from service.sampling.plans import Call, Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class _Item:
     feed: dict[str, np.ndarray]
     rows: int
     settle: Callable[[np.ndarray | None, BaseException | None], None]  # called on the lane's thread
+    cancel: threading.Event | None = None  # set when the request was abandoned
     queued: float = field(default_factory=time.perf_counter)
     done: int = 0  # rows already run: a call bigger than max_rows runs over several batches
     outs: list[np.ndarray] = field(default_factory=list)
@@ -77,7 +78,12 @@ class _Lane:
                 for item in pending:
                     item.settle(None, RuntimeError("the batcher stopped"))
                 return
-            self._run(self._take(pending))
+            for item in [item for item in pending if item.cancel is not None and item.cancel.is_set()]:
+                item.done = item.rows  # an abandoned request's remaining rows are never run
+                item.settle(None, Cancelled("the client went away; sampling stopped"))
+            pending = [item for item in pending if item.left]
+            if pending:
+                self._run(self._take(pending))
             pending = [item for item in pending if item.left]
 
     def _gather(self, pending: list[_Item]) -> bool:
@@ -187,7 +193,7 @@ class Batcher:
 
     def _enqueue(self, call: Call, settle) -> None:
         rows = len(next(iter(call.feed.values())))
-        self._lane(call.session, call.model, call.network).queue.put(_Item(call.feed, rows, settle))
+        self._lane(call.session, call.model, call.network).queue.put(_Item(call.feed, rows, settle, cancel=call.cancel))
 
     def _lane(self, session, model: str, network: str) -> _Lane:
         lane = self._lanes.get(id(session))

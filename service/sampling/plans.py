@@ -7,6 +7,7 @@ event loop drives small plans with `run_async`, the same loop with the call awai
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Generator
 
@@ -19,6 +20,10 @@ CHUNK = 128  # rows per onnxruntime call: the fastest batch per sample here (mea
 # by 15 %, as the activations stay in cache); the batcher's max_rows plays the same part
 
 
+class Cancelled(RuntimeError):
+    """The plan's client went away: its remaining calls are not made."""
+
+
 @dataclass
 class Call:
     """One onnxruntime call a plan needs: the session, its inputs, and names for metrics."""
@@ -26,6 +31,7 @@ class Call:
     feed: dict[str, np.ndarray]
     model: str
     network: str  # "generator" | "discriminator"
+    cancel: threading.Event | None = None  # set when the request is abandoned: the batcher drops what is left
 
 
 Plan = Generator[Call, np.ndarray, object]
@@ -41,11 +47,15 @@ def direct(call: Call) -> np.ndarray:
                            for i in range(0, rows, CHUNK)])
 
 
-def run(plan: Plan, runner: Runner = direct):
-    """Drive a plan to its result, each call made by runner (blocking)."""
+def run(plan: Plan, runner: Runner = direct, cancel: threading.Event | None = None):
+    """Drive a plan to its result, each call made by runner (blocking); Cancelled once `cancel` is set."""
     try:
         call = next(plan)
         while True:
+            if cancel is not None:
+                if cancel.is_set():
+                    raise Cancelled("the client went away; sampling stopped")
+                call.cancel = cancel
             call = plan.send(runner(call))
     except StopIteration as done:
         return done.value

@@ -9,7 +9,7 @@ import pytest
 
 from service import sampling
 from service.repository import load
-from service.sampling import SamplingError, rejection
+from service.sampling import SamplingError, plans, rejection
 from service.sampling.batching import Batcher
 
 
@@ -130,3 +130,32 @@ def test_batched_samples_equal_unbatched_bytes(models, mode):
     batcher.close()
     for s in seeds:
         assert merged[s].values.tobytes() == alone[s].values.tobytes()
+
+
+def test_an_abandoned_request_stops_at_the_next_batch(models):
+    """A cancelled request's remaining rows are dropped by the lane, and the plan makes no further call."""
+    model = models["mnist-cgan"]
+    batcher = Batcher(max_rows=8, max_wait=0.0, max_queue=4)
+    cancel, calls = threading.Event(), []
+
+    class Counting:  # the generator session, counting the batches the lane runs
+        def __init__(self, session):
+            self.session, self.batches = session, 0
+
+        def run(self, outputs, feed):
+            self.batches += 1
+            cancel.set()  # the client leaves while the first batch runs
+            return self.session.run(outputs, feed)
+
+    counting = Counting(model.generator)
+
+    def runner(call):
+        calls.append(call.network)
+        call.session = counting if call.network == "generator" else call.session
+        return batcher.run(call)
+
+    labels = np.arange(64, dtype=np.int64) % 10
+    with pytest.raises(plans.Cancelled):
+        plans.run(sampling.plan(model, 64, 1, "nice", 8, labels), runner, cancel)
+    batcher.close()
+    assert calls == ["generator"] and counting.batches == 1  # of the 64 batches of 8 rows, one ran
