@@ -30,12 +30,14 @@ async def upload(request: Request, file: Annotated[UploadFile, File(description=
     return await run_in_threadpool(uploads.store, bytes(raw), file.filename or "upload", settings)
 
 
-@router.get("", operation_id="listUploads", response_model=Uploads)
+@router.get("", operation_id="listUploads", response_model=Uploads, dependencies=[KeyDep],
+            responses=error_responses(401, 403))
 def list_uploads(settings: SettingsDep) -> dict:
     """Every upload, newest first."""
     return {"data": uploads.list_all(settings)}
 
 
-@router.get("/{upload_id}", operation_id="getUpload", response_model=Upload, responses=error_responses(404, 422))
+@router.get("/{upload_id}", operation_id="getUpload", response_model=Upload, dependencies=[KeyDep],
+            responses=error_responses(401, 403, 404, 422))
 def get_upload(upload_id: str, settings: SettingsDep) -> dict:
     return uploads.read(upload_id, settings)

@@ -50,13 +50,15 @@ async def submit_job(body: JobRequest, request: Request, response: Response, set
     return view
 
 
-@router.get("/jobs", operation_id="listJobs", response_model=Jobs, responses=error_responses(422))
+@router.get("/jobs", operation_id="listJobs", response_model=Jobs, dependencies=[KeyDep],
+            responses=error_responses(401, 403, 422))
 def list_jobs(request: Request, store: JobStoreDep,
               state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None) -> dict:
     return {"jobs": [_view(r, request) for r in store.list(state)]}
 
 
-@router.get("/jobs/{job_id}", operation_id="getJob", response_model=Job, responses=error_responses(404, 422))
+@router.get("/jobs/{job_id}", operation_id="getJob", response_model=Job, dependencies=[KeyDep],
+            responses=error_responses(401, 403, 404, 422))
 def get_job(job_id: str, request: Request, store: JobStoreDep) -> dict:
     return _view(store.read(job_id), request)
 
@@ -72,8 +74,9 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
 
 
-@router.get("/jobs/{job_id}/events", operation_id="jobEvents", response_class=StreamingResponse,
-            responses={200: {"content": content("text/event-stream", text=True)}, **error_responses(404, 422)})
+@router.get("/jobs/{job_id}/events", operation_id="jobEvents", response_class=StreamingResponse, dependencies=[KeyDep],
+            responses={200: {"content": content("text/event-stream", text=True)},
+                       **error_responses(401, 403, 404, 422)})
 async def job_events(job_id: str, request: Request, store: JobStoreDep) -> StreamingResponse:
     """Server-sent events: `progress` for each new report, `state` for each change; ends when the job does."""
     store.read(job_id)  # 404 before the stream starts
@@ -109,7 +112,8 @@ def _event(name: str, data: dict) -> str:
 
 
 @router.get("/jobs/{job_id}/snapshots/{file}", operation_id="getJobSnapshot", response_class=FileResponse,
-            responses={200: {"content": content("image/png")}, **error_responses(404, 422)})
+            dependencies=[KeyDep], responses={200: {"content": content("image/png")},
+                                              **error_responses(401, 403, 404, 422)})
 def job_snapshot(job_id: str, file: str, settings: SettingsDep, store: JobStoreDep) -> FileResponse:
     """A sample grid (or plot) the trainer drew at some step."""
     store.read(job_id)

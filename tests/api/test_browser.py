@@ -132,3 +132,26 @@ def test_docs_list_every_operation_with_the_outside_network_blocked(offline_page
     offline_page.goto(server.url + "/redoc")
     offline_page.wait_for_selector('[data-section-id="operation/sampleModel"]', state="attached", timeout=30_000)
     assert offline_page.left_machine == []
+
+
+def test_with_keys_the_page_lists_and_follows_jobs_once_the_key_is_entered(browser, service_env, worker,
+                                                                           tmp_path_factory):
+    from tests.utils import Server
+
+    key = "page-key-31d0"
+    srv = Server({**service_env, "GANSERVE_API_KEYS": key}, tmp_path_factory.mktemp("keyed-page") / "server.log")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(srv.url + "/")
+        page.wait_for_function("document.querySelector('#job-error').textContent.includes('API key')")
+        page.fill("#key", key)
+        page.select_option("#family", "quadratic")
+        page.fill("#steps", "2000")
+        page.click("#job-button")
+        job = page.wait_for_selector(".job")
+        page.wait_for_function("document.querySelector('.job .state').textContent === 'succeeded'", timeout=120_000)
+        assert "version 1 published" in job.query_selector(".detail").inner_text()
+        page.wait_for_function("document.querySelector('.job .snapshot').naturalWidth > 0")
+    finally:
+        page.close()
+        srv.stop()

@@ -42,3 +42,19 @@ def test_upload_over_the_size_limit_is_413(keyed):
     response = client.post("/v1/data", files={"file": ("a.zip", b"x" * 6000)},
                            headers={"Authorization": f"Bearer {KEY}"})
     assert response.status_code == 413 and "5000" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/jobs/" + "0" * 32, "/v1/jobs/" + "0" * 32 + "/events",
+                                  "/v1/data", "/v1/data/" + "0" * 32])
+def test_reading_jobs_and_uploads_needs_a_key_and_listing_models_does_not(keyed, path):
+    client, _ = keyed
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"Authorization": f"Bearer {KEY}"}).status_code in (200, 404)
+    assert client.get("/v1/models").status_code == 200 and client.get("/v1/models/quadratic").status_code == 200
+
+
+def test_reloading_and_moving_aliases_need_a_key(keyed):
+    client, _ = keyed
+    assert client.post("/v1/models/quadratic/reload").status_code == 401
+    assert client.put("/v1/models/quadratic/aliases/default", json={"version": 1}).status_code == 401
+    assert client.delete("/v1/models/quadratic/versions/1").status_code == 401
