@@ -14,9 +14,11 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/pip install -e '.[train,embedded-redis,test]'
-	@# The browser tests drive Debian's chromium (Playwright's own browser download is not used).
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "chromium is missing and could not be installed: the browser tests will fail (apt-get install chromium)"
+	@# The browser tests drive Debian's chromium (Playwright's own browser download is not used); the
+	@# deployment test runs Debian's nginx in front of two API processes.
+	@command -v chromium >/dev/null && command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& apt-get install -y -qq chromium nginx >/dev/null; } \
+		|| echo "chromium or nginx is missing and could not be installed: the browser and deployment tests will fail"
 
 run: install
 	$(BIN)/ganserve up

@@ -31,7 +31,8 @@ def test_over_its_rate_a_client_gets_429_with_retry_after_and_health_never_does(
 
 
 def test_a_key_may_queue_only_so_many_jobs(serving_repository, tmp_path, redis_url):
-    srv = serve(serving_repository, tmp_path, redis_url=redis_url, max_queued_jobs=2, reconcile_seconds=3600)
+    own_db = redis_url.rsplit("/", 1)[0] + "/2"  # the session's worker must not take these jobs
+    srv = serve(serving_repository, tmp_path, redis_url=own_db, max_queued_jobs=2, reconcile_seconds=3600)
     with srv.client() as api:  # no worker: the jobs stay queued
         codes = [api.post("/v1/jobs", json={"family": "quadratic", "steps": 5}).status_code for _ in range(3)]
         assert codes == [202, 202, 429]
