@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 
 from service.jobs.store import UnknownJob
 from service.jobs.submit import BrokerUnavailable, JobError, QueueFull
-from service.jobs.uploads import UnknownUpload, UploadError, UploadTooLarge
+from service.jobs.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
 from service.repository import UnknownModel
 from service.repository.store import Conflict
 from service.sampling.batching import Overloaded
@@ -40,6 +40,7 @@ STATUS = {
     QueueFull: 429,
     Cancelled: 499,  # nginx's "client closed request": nobody reads it, the metrics count it
     UploadTooLarge: 413,
+    OverQuota: 507,
     UploadError: 422,
     UnknownUpload: 404,
 }

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_upload_files: int = 70_000  # images per upload
     max_image_pixels: int = 1024 * 1024  # per image (decompression bombs are refused before decoding)
     max_upload_pixels: int = 100_000_000  # all images of one upload together, every channel counted
+    max_storage_bytes: int = 2 * 2**30  # what one API key's uploads may hold on disk (507 beyond)
     max_upload_inflated_bytes: int = 256 * 2**20  # an npz upload's images as arrays, before conversion to uint8
     ort_threads: int = 1  # intra-op threads per onnxruntime session (measured: 1 beats 2 on two shared cores)
     batch_rows: int = 128  # most rows merged into one onnxruntime call (sampling.CHUNK: the fastest batch)

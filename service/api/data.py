@@ -7,6 +7,7 @@ from fastapi import APIRouter, File, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import KeyDep, SettingsDep
+from service.api.guard import client_of
 from service.api.responses import Upload, Uploads, error_responses
 from service.api.strict import StrictJSONRoute
 from service.jobs import uploads
@@ -17,7 +18,7 @@ CHUNK = 1 << 20
 
 
 @router.post("", status_code=201, dependencies=[KeyDep], operation_id="uploadData", response_model=Upload,
-             responses=error_responses(401, 403, 413, 422))
+             responses=error_responses(401, 403, 413, 422, 507))
 async def upload(request: Request, file: Annotated[UploadFile, File(description="a .zip or .npz")],
                  settings: SettingsDep) -> dict:
     """Store training data whole or not at all; the answer's id goes into a job's `data`."""
@@ -27,7 +28,8 @@ async def upload(request: Request, file: Annotated[UploadFile, File(description=
         raw += chunk
         if len(raw) > limit:
             raise UploadTooLarge(f"file: over the upload limit of {limit} bytes")
-    return await run_in_threadpool(uploads.store, bytes(raw), file.filename or "upload", settings)
+    owner = client_of(request.scope, request.headers.get("authorization") if settings.keys else None)
+    return await run_in_threadpool(uploads.store, bytes(raw), file.filename or "upload", settings, owner)
 
 
 @router.get("", operation_id="listUploads", response_model=Uploads, dependencies=[KeyDep],

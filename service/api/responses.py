@@ -47,6 +47,7 @@ ERRORS = {
     422: "the request is invalid or over a configured limit; the message names the field and the limit",
     500: "an unexpected error; the message carries a request id to find in the log",
     503: "overloaded (see Retry-After) or the job queue is not answering",
+    507: "the API key's uploads hold their storage quota (max_storage_bytes)",
 }
 
 

@@ -35,6 +35,10 @@ class UploadTooLarge(UploadError):
     """An upload over the configured size."""
 
 
+class OverQuota(UploadError):
+    """The key's uploads already hold their storage quota (507)."""
+
+
 class UnknownUpload(LookupError):
     """No upload with that id."""
 
@@ -43,8 +47,9 @@ def folder(settings: Settings) -> Path:
     return settings.data / "uploads"
 
 
-def store(raw: bytes, filename: str, settings: Settings) -> dict:
-    """Validate, normalise and keep one upload; returns its metadata."""
+def store(raw: bytes, filename: str, settings: Settings, owner: str = "anonymous") -> dict:
+    """Validate, normalise and keep one upload; returns its metadata. `owner` (a hash of the API key, or the
+    client's address) is charged the stored bytes against `max_storage_bytes`."""
     if len(raw) > settings.max_upload_bytes:
         raise UploadTooLarge(f"file: {len(raw)} bytes is over the limit of {settings.max_upload_bytes}")
     if not zipfile.is_zipfile(io.BytesIO(raw)):
@@ -55,7 +60,7 @@ def store(raw: bytes, filename: str, settings: Settings) -> dict:
             x, y, classes = _from_npz(raw, filename, settings)
         else:
             x, y, classes = _from_zip(archive, settings)
-    return _keep(x, y, classes, filename, settings)
+    return _keep(x, y, classes, filename, settings, owner)
 
 
 def read(upload_id: str, settings: Settings) -> dict:
@@ -226,7 +231,18 @@ def _from_zip(archive: zipfile.ZipFile, settings: Settings):
     return np.stack(out), np.asarray(labels, dtype=np.int64), classes
 
 
-def _keep(x: np.ndarray, y: np.ndarray | None, classes, filename: str, settings: Settings) -> dict:
+def stored_bytes(owner: str, settings: Settings) -> int:
+    """What an owner's uploads hold on disk."""
+    return sum(meta.get("bytes", 0) for meta in list_all(settings) if meta.get("owner") == owner)
+
+
+def _keep(x: np.ndarray, y: np.ndarray | None, classes, filename: str, settings: Settings, owner: str) -> dict:
+    size = x.nbytes + (0 if y is None else y.nbytes)
+    used = stored_bytes(owner, settings)
+    if used + size > settings.max_storage_bytes:
+        raise OverQuota(f"file: storing {size} more bytes would pass this key's quota of "
+                        f"{settings.max_storage_bytes} bytes (max_storage_bytes; {used} in use); "
+                        "delete uploads or ask for a larger quota")
     root = folder(settings)
     root.mkdir(parents=True, exist_ok=True)
     upload_id = uuid.uuid4().hex
@@ -235,7 +251,7 @@ def _keep(x: np.ndarray, y: np.ndarray | None, classes, filename: str, settings:
         arrays = {"x": x} if y is None else {"x": x, "y": y}
         np.savez(tmp / "data.npz", **arrays)
         meta = {"id": upload_id, "filename": filename, "n": int(len(x)), "shape": list(x.shape[1:]),
-                "classes": classes, "labelled": y is not None, "created": now()}
+                "classes": classes, "labelled": y is not None, "created": now(), "owner": owner, "bytes": size}
         (tmp / "meta.json").write_text(json.dumps(meta))
         tmp.chmod(0o755)
         tmp.rename(root / upload_id)

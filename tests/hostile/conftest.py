@@ -11,6 +11,7 @@ KEY = "hostile-key-8c1f"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 LIMITS = {"api_keys": KEY, "max_body_bytes": 20_000, "max_upload_bytes": 200_000, "body_seconds": 1.5,
           "max_upload_pixels": 2_000_000, "max_upload_inflated_bytes": 4_000_000, "max_queued_jobs": 2,
+          "max_storage_bytes": 20_000,
           "rate_per_second": 1000, "rate_burst": 1000, "reconcile_seconds": 3600,
           "redis_url": "redis://127.0.0.1:1/0"}  # no broker: jobs are refused with 503, never run
 

@@ -132,3 +132,12 @@ def test_uploads_list_only_finished_uploads(hostile):
 
 def test_deflated_bomb_check_is_not_fooled_by_a_small_archive():
     assert zlib.compress(bytes(2**20), 9).__len__() < 2**20 // 500  # the premise of the tests above
+
+
+def test_a_key_over_its_storage_quota_is_507_and_nothing_is_kept(client, hostile):
+    x = np.zeros((10, 28, 28), np.uint8)  # 7,840 bytes stored, with labels 7,920: two fit in 20,000
+    first, second = upload(client, npz(x=x, y=np.arange(10))), upload(client, npz(x=x, y=np.arange(10)))
+    assert first.status_code == second.status_code == 201
+    third = upload(client, npz(x=x, y=np.arange(10)))
+    assert third.status_code == 507 and "max_storage_bytes" in third.json()["error"]["message"]
+    assert len([p for p in (hostile.data / "uploads").iterdir() if not p.name.startswith(".")]) == 2
