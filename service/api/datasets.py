@@ -10,7 +10,7 @@ from service.api.deps import RepositoryDep, SettingsDep
 from service.api.limits import label_total
 from service.api.schemas import DatasetRequest
 from service.errors import LimitError
-from service.sampling import datasets, resolve_labels
+from service.sampling import datasets, modes, resolve_labels
 
 router = APIRouter(prefix="/v1", tags=["datasets"])
 
@@ -26,16 +26,18 @@ def post_dataset(request: DatasetRequest, repository: RepositoryDep, settings: S
     if n > settings.max_dataset_n:
         raise LimitError(f"n: at most {settings.max_dataset_n} samples per dataset (max_dataset_n), got {n}")
     label_total(request.labels, settings.max_dataset_n, "max_dataset_n")  # labels beside an explicit n
-    if request.mode != "plain" and request.oversample > settings.max_oversample:
+    if request.mode != "plain" and (request.oversample or 0) > settings.max_oversample:
         raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
     # 2. what depends on the model.
     model = repository.get(request.model, request.version)
+    oversample = modes.oversample_for(model, request.mode, request.oversample)
     labels = resolve_labels(model, request.labels, n if request.n else None)
     datasets.check(model, request.format)
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-    body = datasets.stream(model, n, seed, request.mode, request.oversample, labels, request.format)
+    body = datasets.stream(model, n, seed, request.mode, oversample, labels, request.format)
     filename = f"{model.name}-v{model.version}-seed{seed}-{n}.{request.format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "X-Model": model.name,
-               "X-Model-Version": str(model.version), "X-Seed": str(seed)}
+               "X-Model-Version": str(model.version), "X-Seed": str(seed),
+               "X-Ranking": modes.ranking(model, request.mode, oversample)}
     return StreamingResponse(body, media_type="application/zip" if request.format == "zip"
                              else "application/octet-stream", headers=headers)

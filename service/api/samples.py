@@ -14,6 +14,7 @@ from service.api.schemas import SampleRequest
 from service.errors import LimitError
 from service.repository import Repository
 from service.sampling import encoding, metrics, plan, resolve_labels
+from service.sampling.modes import oversample_for
 from service.sampling import plans
 from service.sampling.batching import Batcher
 from service.sampling.samples import Samples
@@ -23,11 +24,11 @@ router = APIRouter(prefix="/v1/models", tags=["samples"])
 
 
 def check_limits(request: SampleRequest, settings: Settings) -> None:
-    """Every configured limit, before any work; the message names the field and the limit."""
+    """Every configured limit, before any work; the message names the field and the limit.
+    (The candidates are checked once the model, which may choose the oversample, is known.)"""
     label_total(request.labels, settings.max_n, "max_n")
     if request.n > settings.max_n:
         raise LimitError(f"n: at most {settings.max_n} samples per request (max_n), got {request.n}")
-    check_candidates(request.mode, request.n, request.oversample, settings)
     if request.grid is not None:
         rows, cols = request.grid
         if request.format != "png":
@@ -55,6 +56,8 @@ async def respond(name: str, request: SampleRequest, repository: Repository, set
         check_limits(request, settings)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
         model = observed.model = repository.get(name, request.version)
+        request = request.model_copy(update={"oversample": oversample_for(model, request.mode, request.oversample)})
+        check_candidates(request.mode, request.n, request.oversample, settings)
         labels = resolve_labels(model, request.labels, request.n)
         if request.grid is not None and model.card.kind != "image":
             raise LimitError(f"grid: only for image models; {model.name!r} makes {model.card.kind}")
@@ -63,7 +66,7 @@ async def respond(name: str, request: SampleRequest, repository: Repository, set
             result, body = await sample_and_encode(model.name, steps, request, settings, batcher)
         observed.result = result
     headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Seed": str(seed),
-               "X-Candidates": str(result.candidates)}
+               "X-Candidates": str(result.candidates), "X-Ranking": result.ranking}
     if result.acceptance is not None:
         headers["X-Acceptance-Rate"] = f"{result.acceptance:.6f}"
     return Response(body, media_type=encoding.MEDIA_TYPES[request.format], headers=headers)
@@ -113,7 +116,8 @@ async def get_samples_png(
     n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     mode: Literal["plain", "nice", "rejection"] = "plain",
-    oversample: Annotated[int, Query(ge=1)] = 20,
+    oversample: Annotated[int | None, Query(ge=1, description="default: the model's own (its card's ranking), "
+                                                         "else 20")] = None,
     labels: Annotated[str | None, Query(description="comma-separated, one per sample (3,3,7), "
                                         "or label:count pairs (0:4,1:4)")] = None,
     grid: Annotated[str | None, Query(pattern=r"^\d{1,6}x\d{1,6}$", description="ROWSxCOLS")] = None,

@@ -28,6 +28,15 @@ class Latent(BaseModel):
     codes: int = Field(0, ge=0, description="clusters a coded generator picks by z's first coordinate; 0: none")
 
 
+class Ranking(BaseModel):
+    """How `nice` ranks and keeps candidates for this model: chosen on evaluator A, reported on B
+    (the protocol in training/evaluate.py). A card without one gets the classic best 1 of 20."""
+    model_config = ConfigDict(extra="forbid")
+
+    oversample: int = Field(20, ge=1, description="candidates per kept sample when a request names none")
+    measured: str = Field("", description="why this ranking: what it did on evaluator A, at which seeds")
+
+
 class Card(BaseModel):
     # Descriptive keys a family adds (reference, changes, label_meaning, ...) are kept as they are.
     model_config = ConfigDict(extra="allow")
@@ -45,6 +54,7 @@ class Card(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     created: str | None = None
     rejection: dict[str, list[float]] | None = None  # a card's own rejection-sampling constants, if any
+    ranking: Ranking | None = None  # how nice ranks this model's candidates; None: the classic 1 of 20
 
     @classmethod
     def load(cls, path: Path) -> "Card":

@@ -1,7 +1,9 @@
 """Sampling modes: one plan function per mode behind MODES, driven by plan.run (or the batcher).
 
 Every mode has the same signature, mode(model, n, seed, oversample, labels, start) -> Plan of
-Samples, so a route, the dataset stream and the evaluator sample any mode the same way.
+Samples, so a route, the dataset stream and the evaluator sample any mode the same way. Each says
+what chose its samples (Samples.ranking, the X-Ranking header). A request without an oversample gets
+the model's own (its card's `ranking`, chosen on evaluator A), else the classic 20.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from service.sampling import rejection
 from service.sampling.latents import latent_codes, latents
 from service.sampling.plans import Plan, Runner, direct
 from service.sampling.samples import Samples, SamplingError
+
+
+CLASSIC_OVERSAMPLE = 20  # keras-dcgan's best 1 of 20: nice's oversample for a card without a ranking
 
 
 def plain(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0) -> Plan:
@@ -45,7 +50,9 @@ def nice(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | 
         keep = best_per_group(scores, codes[::oversample], codes)
     else:
         keep = np.argsort(-scores, kind="stable")[:n]
-    return Samples.of(model, seed, "nice", candidates[keep], labels, scores[keep], m)
+    out = Samples.of(model, seed, "nice", candidates[keep], labels, scores[keep], m)
+    out.ranking = ranking(model, "nice", oversample)
+    return out
 
 
 def best_per_group(scores: np.ndarray, slot_groups: np.ndarray, cand_groups: np.ndarray) -> np.ndarray:
@@ -58,19 +65,40 @@ def best_per_group(scores: np.ndarray, slot_groups: np.ndarray, cand_groups: np.
     return keep
 
 
+def oversample_for(model: Model, mode: str, oversample: int | None) -> int:
+    """The request's oversample, or the model's own for nice (its card's ranking), or the classic 20."""
+    if oversample is not None:
+        return oversample
+    if mode == "nice" and model.card.ranking is not None:
+        return model.card.ranking.oversample
+    return CLASSIC_OVERSAMPLE
+
+
+def ranking(model: Model, mode: str, oversample: int) -> str:
+    """What picks a mode's samples, in words a header can carry (ASCII): the X-Ranking header."""
+    if mode == "plain":
+        return "none"
+    if mode == "rejection":
+        return rejection.describe(oversample)
+    group = "label" if model.labels is not None else "cluster" if model.card.latent.codes else None
+    share = f", each {group} keeping its share" if group else ""
+    source = "card" if model.card.ranking is not None and oversample == model.card.ranking.oversample else "request"
+    return f"top by D logit, best 1 of {oversample}{share} (oversample from the {source})"
+
+
 Mode = Callable[..., Plan]
 MODES: dict[str, Mode] = {"plain": plain, "nice": nice, "rejection": rejection.rejection}
 
 
-def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
+def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int | None = None,
          labels: np.ndarray | None = None, start: int = 0) -> Plan:
     """The plan of one request: the mode's plan function, or SamplingError naming the modes."""
     if mode not in MODES:
         raise SamplingError(f"mode: unknown mode {mode!r}; known: {', '.join(MODES)}")
-    return MODES[mode](model, n, seed, oversample, labels, start)
+    return MODES[mode](model, n, seed, oversample_for(model, mode, oversample), labels, start)
 
 
-def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
+def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int | None = None,
            labels: np.ndarray | None = None, runner: Runner = direct, start: int = 0) -> Samples:
     """n samples of a model in a mode, blocking. `start` offsets the indices, so a long stream can be
     sampled in chunks (plain, nice)."""

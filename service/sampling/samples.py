@@ -27,6 +27,7 @@ class Samples:
     value_range: tuple[float, float]
     candidates: int  # generator samples drawn to produce these
     acceptance: float | None = None  # rejection: the share of drawn candidates accepted
+    ranking: str = "none"  # what chose these samples among the candidates (the X-Ranking header)
 
     @classmethod
     def of(cls, model: Model, seed: int, mode: str, values, labels, scores, candidates: int) -> "Samples":
