@@ -90,9 +90,11 @@ def main(argv: list[str] | None = None) -> Path:
         checkpoint = train(config, resume=warm_checkpoint(config, args.folder))
         if args.checkpoint:
             save(checkpoint, args.checkpoint)
-    lineage = {"warm_start": {"from": f"{start['name']} version {start.get('version')}",
-                              "steps_before": start["training"].get("steps"), "steps_after": checkpoint.step,
-                              "params": checkpoint.config.params}}
+    origin = f"{start['name']} version {start.get('version')}"
+    lineage = {"warm_start": {"from": origin, "steps_before": start["training"].get("steps"),
+                              "steps_after": checkpoint.step, "params": checkpoint.config.params},
+               "changes": f"{start.get('changes', '')}; then continued from {origin}'s weights for "
+                          f"{checkpoint.step:,} steps with params {json.dumps(checkpoint.config.params)}"}
     return export(checkpoint, args.repository, evaluate=False, extra_card=lineage)
 
 
