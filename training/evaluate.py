@@ -80,7 +80,8 @@ class DigitClassifier:
     """The shipped ONNX classifier: images (n, 1, 28, 28) in [-1, 1] -> logits (n, 10), features (n, f)."""
 
     def __init__(self, path: Path):
-        self.session = ort.InferenceSession(str(path), session_options(2), providers=["CPUExecutionProvider"])
+        # One thread: the evaluator runs beside training on shared cores, and its numbers do not depend on it.
+        self.session = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
 
     def run(self, images: np.ndarray, chunk: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         logits, features = [], []

@@ -76,7 +76,8 @@ def rank(folder: Path, dry_run: bool = False) -> dict:
     oversample, why, rows = choose(model)
     if dry_run:
         return {"oversample": oversample, "measured": why, "rows": rows}
-    update_card(folder, ranking=Ranking(oversample=oversample, measured=why).model_dump())
+    score = card.ranking.score if card.ranking is not None else Ranking().score  # the family's words, if any
+    update_card(folder, ranking=Ranking(oversample=oversample, score=score, measured=why).model_dump())
     metrics = evaluate.evaluate(load(card.name, card.version or 0, folder))  # nice as the card now ranks it
     update_card(folder, metrics=metrics)
     return {"oversample": oversample, "measured": why, "rows": rows}
@@ -88,8 +89,7 @@ def update_card(folder: Path, **fields) -> None:
     raw = json.loads(path.read_text())
     raw.update(fields)
     Card.model_validate(raw)  # never write a card the service would refuse
-    path.write_text(json.dumps(raw, indent=2) + "
-")
+    path.write_text(json.dumps(raw, indent=2) + "\n")
 
 
 if __name__ == "__main__":

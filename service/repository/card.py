@@ -34,6 +34,8 @@ class Ranking(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     oversample: int = Field(20, ge=1, description="candidates per kept sample when a request names none")
+    score: str = Field("D logit", pattern=r"^[ -~]*$", description="what the discriminator's score is, in ASCII "
+                       "words for the X-Ranking header")
     measured: str = Field("", description="why this ranking: what it did on evaluator A, at which seeds")
 
 

@@ -82,8 +82,10 @@ def ranking(model: Model, mode: str, oversample: int) -> str:
         return rejection.describe(oversample)
     group = "label" if model.labels is not None else "cluster" if model.card.latent.codes else None
     share = f", each {group} keeping its share" if group else ""
-    source = "card" if model.card.ranking is not None and oversample == model.card.ranking.oversample else "request"
-    return f"top by D logit, best 1 of {oversample}{share} (oversample from the {source})"
+    card = model.card.ranking
+    source = "card" if card is not None and oversample == card.oversample else "request"
+    score = card.score if card is not None else "D logit"
+    return f"top by {score}, best 1 of {oversample}{share} (oversample from the {source})"
 
 
 Mode = Callable[..., Plan]

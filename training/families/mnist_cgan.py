@@ -128,4 +128,7 @@ def real_batches(cfg: Config, source: str, rng: np.random.Generator):
 
 def card(cfg: Config) -> dict:
     """What the service needs to know to serve this family's samples."""
-    return {"sample_shape": [1, 28, 28], "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": CHANGES}
+    out = {"sample_shape": [1, 28, 28], "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": CHANGES}
+    if cfg.aux > 0 and cfg.aux_rank > 0:  # the served score is not D's logit alone: X-Ranking says so
+        out["ranking"] = {"score": f"D score (its logit + {cfg.aux_rank:g} x log p(label) by its auxiliary classifier)"}
+    return out
