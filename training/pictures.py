@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from service import sampling
 from service.sampling import encoding
+from service.sampling.modes import oversample_for
 from service.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ def render(model, seed: int = SEED, scale: int = 2) -> np.ndarray:
     else:
         labels = sampling.resolve_labels(model, None, 64)
         panels = [encoding.plot(sampling.sample(model, 64, seed, mode=mode, labels=labels)) for mode in ("plain", "nice")]
-    return _side_by_side(panels, ["plain", "nice (best 1 of 20 by D)"], f"{model.name} v{model.version}")
+    k = oversample_for(model, "nice", None)
+    return _side_by_side(panels, ["plain", f"nice (best 1 of {k} by D)"], f"{model.name} v{model.version}")
 
 
 def _side_by_side(panels, captions, title) -> np.ndarray:

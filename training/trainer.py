@@ -123,6 +123,8 @@ def train(
         d_fake = D(fake.detach(), fake_labels) if labels is not None else D(fake.detach())
         loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, cfg.label_smoothing))
                   + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        if hasattr(family, "aux_loss"):  # a family's auxiliary classifier (mnist-cgan's AC-GAN option)
+            loss_d = loss_d + family.aux_loss(cfg, D, real, labels, real=True)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -134,6 +136,8 @@ def train(
         g_labels = G.code.index(z) if coded else g_labels
         g_out = D(fake, g_labels) if g_labels is not None else D(fake)
         loss_g = F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
+        if hasattr(family, "aux_loss"):
+            loss_g = loss_g + family.aux_loss(cfg, D, fake, g_labels, real=False)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

@@ -12,7 +12,7 @@ from service.api.responses import content, error_responses
 from service.api.schemas import DatasetRequest
 from service.api.strict import StrictJSONRoute
 from service.errors import LimitError
-from service.sampling import datasets, resolve_labels, steering
+from service.sampling import datasets, modes, resolve_labels, steering
 
 router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(404, 422),
                    route_class=StrictJSONRoute)
@@ -32,26 +32,27 @@ async def post_dataset(request: DatasetRequest, http: Request, repository: Repos
     if n > settings.max_dataset_n:
         raise LimitError(f"n: at most {settings.max_dataset_n} samples per dataset (max_dataset_n), got {n}")
     label_total(request.labels, settings.max_dataset_n, "max_dataset_n")  # labels beside an explicit n
-    if request.mode != "plain" and request.oversample > settings.max_oversample:
-        raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
-    if request.mode != "plain" and n * request.oversample > settings.max_dataset_candidates:
-        raise LimitError(f"oversample: n × oversample is at most {settings.max_dataset_candidates} candidates per "
-                         f"dataset (max_dataset_candidates), got {n * request.oversample}")
-    # 2. what depends on the model.
+    # 2. what depends on the model: its oversample (a request may leave it to the card), and its budget.
     model = repository.get(request.model, request.version)
+    oversample = modes.oversample_for(model, request.mode, request.oversample)
+    if request.mode != "plain" and oversample > settings.max_oversample:
+        raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {oversample}")
+    if request.mode != "plain" and n * oversample > settings.max_dataset_candidates:
+        raise LimitError(f"oversample: n × oversample is at most {settings.max_dataset_candidates} candidates per "
+                         f"dataset (max_dataset_candidates), got {n * oversample}")
     labels = resolve_labels(model, request.labels, n if request.n or steered else None)
     if request.walk is not None and request.labels is None:
         labels = steering.walk_labels(model, n)
     datasets.check(model, request.format, request.mode)
     steer = request.steering(model)
     seed = None if steered else request.seed if request.seed is not None else secrets.randbelow(2**31)
-    body = datasets.stream(model, n, seed, request.mode, request.oversample, labels, request.format, steer)
+    body = datasets.stream(model, n, seed, request.mode, oversample, labels, request.format, steer)
     source = (f"seed{seed}" if request.latents is None and request.walk is None else
               "latents" if request.walk is None else f"walk{request.walk.from_}-{request.walk.to}")
     filename = f"{model.name}-v{model.version}-{source}-{n}.{request.format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "X-Model": model.name,
-               "X-Model-Version": str(model.version)}
+               "X-Model-Version": str(model.version), "X-Ranking": modes.ranking(model, request.mode, oversample)}
     if steer.seed(seed) is not None:  # a walk reports its start, explicit latents no seed
         headers["X-Seed"] = str(steer.seed(seed))
-    return StreamingResponse(streams.follow(body, http.is_disconnected), media_type="application/zip" if request.format == "zip"
-                             else "application/octet-stream", headers=headers)
+    media_type = "application/zip" if request.format == "zip" else "application/octet-stream"
+    return StreamingResponse(streams.follow(body, http.is_disconnected), media_type=media_type, headers=headers)

@@ -18,6 +18,7 @@ from service.api.strict import StrictJSONRoute
 from service.errors import LimitError
 from service.repository import Repository
 from service.sampling import encoding, metrics, plans, resolve_labels, steering
+from service.sampling.modes import oversample_for
 from service.sampling.batching import Batcher
 from service.sampling.samples import Samples
 from service.settings import Settings
@@ -27,11 +28,11 @@ router = APIRouter(prefix="/v1/models", tags=["samples"], responses=error_respon
 
 
 def check_limits(request: SampleRequest, settings: Settings) -> None:
-    """Every configured limit, before any work; the message names the field and the limit."""
+    """Every configured limit, before any work; the message names the field and the limit.
+    (The candidates are checked once the model, which may choose the oversample, is known.)"""
     label_total(request.labels, settings.max_n, "max_n")
     if request.n > settings.max_n:
         raise LimitError(f"n: at most {settings.max_n} samples per request (max_n), got {request.n}")
-    check_candidates(request.mode, request.n, request.oversample, settings)
     if request.grid is not None:
         rows, cols = request.grid
         if request.format != "png":
@@ -67,6 +68,8 @@ async def respond(name: str, request: SampleRequest, repository: Repository, set
         drawn = request.latents is None and request.walk is None
         seed = None if not drawn else request.seed if request.seed is not None else secrets.randbelow(2**31)
         model = observed.model = repository.get(name, request.version)
+        request = request.model_copy(update={"oversample": oversample_for(model, request.mode, request.oversample)})
+        check_candidates(request.mode, request.n, request.oversample, settings)
         labels = resolve_labels(model, request.labels, request.n)
         if request.grid is not None and model.card.kind != "image":
             raise LimitError(f"grid: only for image models; {model.name!r} makes {model.card.kind}")
@@ -81,7 +84,8 @@ async def respond(name: str, request: SampleRequest, repository: Repository, set
         with batcher.admit(model.name):  # a full queue refuses here, before any work
             result, body = await sample_and_encode(model.name, steps, request, settings, batcher, gone)
         observed.result = result
-    headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Candidates": str(result.candidates)}
+    headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Candidates": str(result.candidates),
+               "X-Ranking": result.ranking}
     if result.seed is not None:
         headers["X-Seed"] = str(result.seed)
     if result.acceptance is not None:
@@ -149,7 +153,8 @@ async def get_samples_png(
     n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     mode: Literal["plain", "nice", "rejection"] = "plain",
-    oversample: Annotated[int, Query(ge=1)] = 20,
+    oversample: Annotated[int | None, Query(ge=1, description="default: the model's own (its card's ranking), "
+                                                         "else 20")] = None,
     labels: Annotated[str | None, Query(description="comma-separated, one per sample (3,3,7), "
                                         "or label:count pairs (0:4,1:4)")] = None,
     grid: Annotated[str | None, Query(pattern=r"^\d{1,6}x\d{1,6}$", description="ROWSxCOLS")] = None,

@@ -52,10 +52,11 @@ class SampleRequest(BaseModel, LatentControl):
     seed: Seed | None = None
     mode: Literal["plain", "nice", "rejection"] = Field(
         "plain", description="plain; nice: the best n of oversample·n candidates by discriminator score (each label, "
-                             "or each cluster of a coded model, keeping its share); "
+                             "or each cluster of a coded model, keeping its share; the X-Ranking header says how); "
                              "rejection: discriminator rejection sampling (Azadi et al. 2019)")
-    oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode; the "
-                                           "candidate budget per sample in rejection mode")] = 20
+    oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode (default: "
+                                           "the model's own, from its card's ranking, else 20); the candidate "
+                                           "budget per sample in rejection mode (default 20)")] | None = None
     labels: list[Label] | dict[str, StrictInt] | None = Field(
         None, description="one label per sample, or {label: count}; conditional models only")
     format: Literal["json", "png", "gif", "webp", "npy", "npz", "zip"] = Field(
@@ -105,7 +106,8 @@ class DatasetRequest(BaseModel, LatentControl):
         None, description="one label per sample, or {label: count}; conditional models only")
     seed: Seed | None = None
     mode: Literal["plain", "nice"] = "plain"
-    oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode")] = 20
+    oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode (default: "
+                                           "the model's own, from its card's ranking, else 20)")] | None = None
     format: Literal["npz", "zip"] = Field("npz", description="npz: x, y, label_names, scores; "
                                           "zip: one folder of PNGs per label and index.csv")
     truncation: Truncation = 1.0

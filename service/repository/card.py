@@ -71,6 +71,15 @@ class Lineage(BaseModel):
     onnx_ir: int | None = None
     onnxruntime: str | None = None
     created: str | None = None
+class Ranking(BaseModel):
+    """How `nice` ranks and keeps candidates for this model: chosen on evaluator A, reported on B
+    (the protocol in training/evaluate.py). A card without one gets the classic best 1 of 20."""
+    model_config = ConfigDict(extra="forbid")
+
+    oversample: int = Field(20, ge=1, description="candidates per kept sample when a request names none")
+    score: str = Field("D logit", pattern=r"^[ -~]*$", description="what the discriminator's score is, in ASCII "
+                       "words for the X-Ranking header")
+    measured: str = Field("", description="why this ranking: what it did on evaluator A, at which seeds")
 
 
 class Card(BaseModel):
@@ -99,6 +108,7 @@ class Card(BaseModel):
         """A version that must not become the default by being the newest: it failed its gate or was
         published without promotion. Only an explicit alias makes such a version the default."""
         return self.promoted is False or (self.gate is not None and self.gate.outcome == "failed")
+    ranking: Ranking | None = None  # how nice ranks this model's candidates; None: the classic 1 of 20
 
     @classmethod
     def load(cls, path: Path) -> "Card":

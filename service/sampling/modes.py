@@ -2,7 +2,9 @@
 
 Every mode has the same signature, mode(model, n, seed, oversample, labels, start, truncation) ->
 Plan of Samples, so a route, the dataset stream and the evaluator sample any mode the same way.
-`given` is the plan of latents a request brings itself (explicit z, a walk): nothing is drawn.
+`given` is the plan of latents a request brings itself (explicit z, a walk): nothing is drawn. Each
+mode says what chose its samples (Samples.ranking, the X-Ranking header). A request without an
+oversample gets the model's own (its card's `ranking`, chosen on evaluator A), else the classic 20.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from service.sampling import rejection
 from service.sampling.latents import latent_codes, latents, truncate
 from service.sampling.plans import Plan, Runner, direct
 from service.sampling.samples import Samples, SamplingError
+
+
+CLASSIC_OVERSAMPLE = 20  # keras-dcgan's best 1 of 20: nice's oversample for a card without a ranking
 
 
 def draw(model: Model, seed: int, start: int, n: int, truncation: float = 1.0) -> np.ndarray:
@@ -61,7 +66,9 @@ def nice(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | 
         keep = best_per_group(scores, codes[::oversample], codes)
     else:
         keep = np.argsort(-scores, kind="stable")[:n]
-    return Samples.of(model, seed, "nice", candidates[keep], labels, scores[keep], m, truncation)
+    out = Samples.of(model, seed, "nice", candidates[keep], labels, scores[keep], m, truncation)
+    out.ranking = ranking(model, "nice", oversample)
+    return out
 
 
 def best_per_group(scores: np.ndarray, slot_groups: np.ndarray, cand_groups: np.ndarray) -> np.ndarray:
@@ -74,21 +81,44 @@ def best_per_group(scores: np.ndarray, slot_groups: np.ndarray, cand_groups: np.
     return keep
 
 
+def oversample_for(model: Model, mode: str, oversample: int | None) -> int:
+    """The request's oversample, or the model's own for nice (its card's ranking), or the classic 20."""
+    if oversample is not None:
+        return oversample
+    if mode == "nice" and model.card.ranking is not None:
+        return model.card.ranking.oversample
+    return CLASSIC_OVERSAMPLE
+
+
+def ranking(model: Model, mode: str, oversample: int) -> str:
+    """What picks a mode's samples, in words a header can carry (ASCII): the X-Ranking header."""
+    if mode == "plain":
+        return "none"
+    if mode == "rejection":
+        return rejection.describe(oversample)
+    group = "label" if model.labels is not None else "cluster" if model.card.latent.codes else None
+    share = f", each {group} keeping its share" if group else ""
+    card = model.card.ranking
+    source = "card" if card is not None and oversample == card.oversample else "request"
+    score = card.score if card is not None else "D logit"
+    return f"top by {score}, best 1 of {oversample}{share} (oversample from the {source})"
+
+
 Mode = Callable[..., Plan]
 MODES: dict[str, Mode] = {"plain": plain, "nice": nice, "rejection": rejection.rejection}
 
 
-def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
+def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int | None = None,
          labels: np.ndarray | None = None, start: int = 0, truncation: float = 1.0) -> Plan:
     """The plan of one request: the mode's plan function, or SamplingError naming the modes."""
     if mode not in MODES:
         raise SamplingError(f"mode: unknown mode {mode!r}; known: {', '.join(MODES)}")
     if not 0 < truncation <= 1:
         raise SamplingError(f"truncation: ψ must be in (0, 1], got {truncation}")
-    return MODES[mode](model, n, seed, oversample, labels, start, truncation)
+    return MODES[mode](model, n, seed, oversample_for(model, mode, oversample), labels, start, truncation)
 
 
-def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int = 20,
+def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int | None = None,
            labels: np.ndarray | None = None, runner: Runner = direct, start: int = 0,
            truncation: float = 1.0) -> Samples:
     """n samples of a model in a mode, blocking. `start` offsets the indices, so a long stream can be

@@ -28,6 +28,7 @@ class Samples:
     candidates: int  # generator samples drawn to produce these
     acceptance: float | None = None  # rejection: the share of drawn candidates accepted
     truncation: float = 1.0  # ψ the latents were scaled by
+    ranking: str = "none"  # what chose these samples among the candidates (the X-Ranking header)
 
     @classmethod
     def of(cls, model: Model, seed: int | None, mode: str, values, labels, scores, candidates: int,

@@ -49,6 +49,20 @@ def test_every_mode_and_format_works_on_every_kind(serving_api, name, mode, fmt)
         assert "index.csv" in names and (sum(n.endswith(".png") for n in names) == 4 if image else "samples.csv" in names)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_every_response_says_which_ranking_chose_its_samples(serving_api, mode):
+    r = post(serving_api, "mnist-cgan", n=4, seed=1, mode=mode, oversample=40)
+    ranking = r.headers["x-ranking"]
+    assert ranking == "none" if mode == "plain" else "D logit" in ranking
+    if mode == "nice":  # a tiny model's card has no ranking: the request's oversample, each label its share
+        assert "best 1 of 40" in ranking and "each label keeping its share" in ranking and "request" in ranking
+
+
+def test_nice_without_oversample_takes_the_classic_20_when_the_card_names_none(serving_api):
+    r = post(serving_api, "mnist-cgan", n=3, seed=1, mode="nice")
+    assert r.headers["x-candidates"] == "60" and "best 1 of 20" in r.headers["x-ranking"]
+
+
 def test_same_request_returns_same_bytes_however_batched(serving_api, serving_server):
     bodies = [{"n": n, "seed": seed, "mode": mode, "format": "npy", "oversample": 6}
               for seed in range(6) for n in (1, 3) for mode in ("plain", "nice")]

@@ -3,7 +3,6 @@ Debian's nginx with deploy/nginx.conf."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.utils import ROOT, Server, free_port, start_worker, stop, wait_job, wait_until
+from tests.utils import ROOT, Server, free_port, start_worker, stop, wait_until
 
 pytestmark = pytest.mark.slow
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

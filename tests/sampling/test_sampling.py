@@ -1,6 +1,7 @@
 """Sampling without HTTP: latents, plain / nice / rejection, labels, and batching that changes nothing."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 
@@ -45,6 +46,18 @@ def test_nice_keeps_highest_scores(models):
     scores = sampling.run(sampling.score(model, sampling.run(sampling.generate(model, z, None)), None))
     np.testing.assert_array_equal(nice.scores, np.sort(scores)[::-1][:4])
     assert nice.candidates == 20
+
+
+def test_nice_takes_the_oversample_of_the_cards_ranking_unless_the_request_names_one(models):
+    from service.repository.card import Ranking
+
+    model = models["quadratic"]
+    ranked = dataclasses.replace(model, card=model.card.model_copy(update={"ranking": Ranking(oversample=3)}))
+    nice = sampling.sample(ranked, 4, seed=3, mode="nice")
+    assert nice.candidates == 12 and "best 1 of 3" in nice.ranking and "card" in nice.ranking
+    np.testing.assert_array_equal(nice.values, sampling.sample(model, 4, seed=3, mode="nice", oversample=3).values)
+    assert sampling.sample(ranked, 4, seed=3, mode="nice", oversample=5).candidates == 20
+    assert sampling.sample(model, 4, seed=3, mode="nice").candidates == 80  # no ranking: the classic 1 of 20
 
 
 def test_nice_with_labels_keeps_each_label_best_of_its_own(models):

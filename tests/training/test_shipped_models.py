@@ -1,5 +1,7 @@
 """Every shipped model is measured again by the project's evaluator (training is not repeated in CI):
-its card's numbers are the ones the evaluator gives today, and each of the issue's bars is checked.
+its card's numbers are the ones the evaluator gives today, on evaluator A and on evaluator B, and each
+of the issues' bars is checked on evaluator B, the one no training or sampling choice looked at (the
+protocol in training/evaluate.py). Models without digit images have no B: their bars use A's measures.
 A bar a shipped model does not meet yet is listed in SHORT_OF_BAR with the measured value; the
 xfail is strict, so meeting it turns the test red until the entry is removed."""
 from __future__ import annotations
@@ -11,12 +13,20 @@ import pytest
 
 from service.repository import Card, Repository
 from tests.utils import ROOT
+from training.evaluate import MODES
 
 MODELS = ROOT / "models"
 SHIPPED = sorted(p.name for p in MODELS.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 MB = 2**20
 
-BARS = {  # family -> bar name -> check on the measured metrics {"plain": ..., "nice": ...}
+
+NICER = {  # issue 14: nice genuinely nicer than plain, at equal n
+    "nice has higher precision": lambda m: m["nice"]["precision"] > m["plain"]["precision"],
+    "nice has higher confidence": lambda m: m["nice"]["mean_confidence"] > m["plain"]["mean_confidence"],
+    "nice Fréchet ratio <= 1.25x plain's": lambda m: m["nice"]["frechet_ratio"] <= 1.25 * m["plain"]["frechet_ratio"],
+    "nice recall >= 0.9x plain's": lambda m: m["nice"]["recall"] >= 0.9 * m["plain"]["recall"],
+}
+BARS = {  # family -> bar name -> check on the measured metrics {"plain": ..., "nice": ...} (B's where there is a B)
     "quadratic": {
         "mean |y - x²| <= 0.005": lambda m: m["plain"]["mean_abs_residual"] <= 0.005,
         "p95 |y - x²| <= 0.02": lambda m: m["plain"]["p95_abs_residual"] <= 0.02,
@@ -30,15 +40,15 @@ BARS = {  # family -> bar name -> check on the measured metrics {"plain": ..., "
         ">= 97 % on the requested side": lambda m: m["plain"]["requested_side"] >= 0.97,
     },
     "mnist-cgan": {
-        "label accuracy >= 98 %": lambda m: m["plain"]["label_accuracy"] >= 0.98,
-        "nice label accuracy no worse": lambda m: m["nice"]["label_accuracy"] >= m["plain"]["label_accuracy"],
+        "label accuracy >= 98.5 %": lambda m: m["plain"]["label_accuracy"] >= 0.985,
+        "nice label accuracy >= 99.5 %": lambda m: m["nice"]["label_accuracy"] >= 0.995,
         "all 10 digits": lambda m: m["plain"]["labels_covered"] == 10,
+        **NICER,
     },
     **{family: {
         "every digit 5-15 %": lambda m: 0.05 <= m["plain"]["min_class_share"] and m["plain"]["max_class_share"] <= 0.15,
         "Fréchet within 10x of real halves": lambda m: m["plain"]["frechet_ratio"] <= 10,
-        "nice has higher precision": lambda m: m["nice"]["precision"] > m["plain"]["precision"],
-        "nice has higher confidence": lambda m: m["nice"]["mean_confidence"] > m["plain"]["mean_confidence"],
+        **NICER,
     } for family in ("mnist-dcgan", "mnist-mlp")},
 }
 
@@ -70,18 +80,29 @@ def bar_cases():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_card_records_what_the_evaluator_measures(name):
     card, metrics, path = measured(name)
-    for mode in ("plain", "nice"):
-        for key, value in card.metrics.get(mode, {}).items():
-            if isinstance(value, float):
-                assert metrics[mode][key] == pytest.approx(value, rel=1e-3, abs=1e-6), f"{mode}.{key}"
+    for evaluator, recorded, now in (("A", card.metrics, metrics),
+                                     ("B", card.metrics.get("evaluator_b", {}), metrics.get("evaluator_b", {}))):
+        for mode in MODES:
+            for key, value in recorded.get(mode, {}).items():
+                if isinstance(value, float):
+                    assert now[mode][key] == pytest.approx(value, rel=1e-3, abs=1e-6), f"{evaluator} {mode}.{key}"
+    assert ("evaluator_b" in metrics) == ("evaluator_b" in card.metrics), "the card lacks evaluator B's measures"
+    assert all(mode in card.metrics for mode in MODES), f"the card records every mode: {MODES}"
     assert sum(f.stat().st_size for f in path.glob("*.onnx")) <= 10 * MB
     assert card.family in BARS, f"no bar written for family {card.family}"
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n.startswith("mnist")])
+def test_image_cards_say_how_nice_ranks(name):
+    card, metrics, _ = measured(name)
+    assert card.ranking is not None and card.ranking.measured.startswith("chosen on evaluator A")
+    assert metrics["nice"]  # measured with the card's ranking, as the service serves it
 
 
 @pytest.mark.parametrize("name, family, bar", bar_cases())
 def test_shipped_model_meets_the_bar(name, family, bar):
     _, metrics, _ = measured(name)
-    assert BARS[family][bar](metrics)
+    assert BARS[family][bar](metrics.get("evaluator_b", metrics))
 
 
 @functools.lru_cache(maxsize=None)
