@@ -22,6 +22,9 @@ from service.jobs.protocol import now
 from service.settings import Settings
 
 NOTES = {".csv", ".txt", ".md", ".json"}  # top-level files that describe an upload rather than hold images
+# x key -> its labels' key: the service's own names first, then Keras' mnist.npz, then the names
+# /samples wrote before it used x and y (so an older file still uploads back).
+NPZ_PAIRS = {"x": "y", "x_train": "y_train", "samples": "labels"}
 MAX_RATIO = 200  # compressed -> uncompressed; beyond this a zip entry is treated as a bomb
 
 
@@ -90,15 +93,17 @@ def _from_npz(raw: bytes, filename: str, settings: Settings):
     try:
         arrays = np.load(io.BytesIO(raw), allow_pickle=False)
         keys = set(arrays.files)
-        x_key = "x" if "x" in keys else "x_train" if "x_train" in keys else None
+        x_key = next((key for key in NPZ_PAIRS if key in keys), None)
         if x_key is None:
-            raise UploadError(f"{filename}: an .npz upload needs an array 'x' (or 'x_train'); has {sorted(keys)}")
+            raise UploadError(f"{filename}: an .npz upload needs an array 'x' (or 'x_train', or 'samples' as "
+                              f"/samples wrote it before); has {sorted(keys)}")
         info = arrays.zip.getinfo(f"{x_key}.npy")
         if info.file_size > settings.max_upload_pixels * 8 + 1024:
             raise UploadError(f"{filename}: {x_key} unpacks to {info.file_size} bytes, over the pixel limit")
         x = arrays[x_key]
-        y_key = {"x": "y", "x_train": "y_train"}[x_key]
+        y_key = NPZ_PAIRS[x_key]
         y = arrays[y_key] if y_key in keys else None
+        names = arrays["label_names"] if "label_names" in keys else None
     except UploadError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
@@ -121,7 +126,9 @@ def _from_npz(raw: bytes, filename: str, settings: Settings):
         raise UploadError(f"{filename}: pixel values must lie in 0..255, got {x.min()}..{x.max()}")
     if x.max() <= 1.0:  # images in [0, 1]
         x = x * 255
-    classes = [str(c) for c in np.unique(y)] if y is not None else None
+    classes = None if y is None else [str(c) for c in np.unique(y)]
+    if classes is not None and names is not None and names.ndim == 1 and 0 <= y.min() and y.max() < len(names):
+        classes = [str(names[c]) for c in np.unique(y)]  # the service's own npz names its labels
     return np.rint(x).astype(np.uint8), (None if y is None else y.astype(np.int64)), classes
 
 
