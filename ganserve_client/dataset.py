@@ -76,7 +76,7 @@ class GanDataset(_base()):  # type: ignore[misc]
         with Client(self.url, key=self.key, timeout=self.timeout) as client:
             for item in client.iter_dataset(self.model, hi - lo, start=lo, retries=self.retries, **fields):
                 image = item.image[None] if item.image.ndim == 2 else item.image.transpose(2, 0, 1)  # (c, h, w)
-                tensor = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255)
+                tensor = torch.from_numpy(np.array(image)).float().div_(255)  # a copy: PIL's array is read-only
                 if self.transform is not None:
                     tensor = self.transform(tensor)
                 yield tensor, (-1 if item.label is None else item.label)
