@@ -141,6 +141,7 @@ def main(argv=None) -> None:
     parser.add_argument("--oversample", type=int, default=20)
     parser.add_argument("--threshold", type=float, default=None, help="filtered (default: the server's, 0.9)")
     parser.add_argument("--real-share", type=float, default=0.5, help="share of each batch that is real, real 500 + synthetic")
+    parser.add_argument("--arms", default="", help="only arms whose names start with one of these (comma-separated)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ganserve-augmentation")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "augmentation.json")
     args = parser.parse_args(argv)
@@ -172,6 +173,8 @@ def main(argv=None) -> None:
             for m in modes:
                 arms[f"cas {m}"] = ([(data[m]["x"], data[m]["y"])], [1.0])
                 arms[f"real 500 + {m}"] = ([small, (data[m]["x"], data[m]["y"])], [args.real_share, 1 - args.real_share])
+            wanted = [a for a in args.arms.split(",") if a]
+            arms = {k: v for k, v in arms.items() if not wanted or k.startswith(tuple(wanted))}
             for name, (sources, shares) in arms.items():
                 t0 = time.perf_counter()
                 acc = train(sources, shares, args.steps, args.batch, seed=s, test=test)
@@ -193,8 +196,9 @@ def main(argv=None) -> None:
 
 def table(report: dict) -> str:
     res = report["results"]
-    gap = lambda name: res["real 4000"]["mean"] - res[name]["mean"]  # noqa: E731
-    lift = lambda name: res[name]["mean"] - res["real 500"]["mean"]  # noqa: E731
+    ref = {name: res[name]["mean"] for name in ("real 4000", "real 500") if name in res}
+    gap = lambda name: ref.get("real 4000", float("nan")) - res[name]["mean"]  # noqa: E731
+    lift = lambda name: res[name]["mean"] - ref.get("real 500", float("nan"))  # noqa: E731
     rows = ["| arm | held-out accuracy % (mean ± sd) | vs reference |", "|---|---|---|"]
     for name, r in res.items():
         note = ""
