@@ -47,7 +47,7 @@ class GanDataset(_base()):  # type: ignore[misc]
                 raise ValueError("n: required unless labels are {label: count}")
             n = sum(labels.values())
         self.url, self.model, self.n, self.seed, self.labels = url, model, int(n), seed, labels
-        self.order = order if labels is not None else None
+        self.order = order if isinstance(labels, dict) else None  # a list is its own order
         self.transform, self.key, self.retries, self.timeout, self.options = transform, key, retries, timeout, options
         self.rank, self.world_size = _distributed(rank, world_size)
 

@@ -146,3 +146,23 @@ def test_the_client_needs_only_httpx_and_numpy():
     code = "import sys, ganserve_client; print(sorted(m for m in ('torch', 'PIL', 'service', 'training') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_client_builds_as_a_wheel_of_its_own(tmp_path):
+    import shutil
+    import zipfile
+
+    source = shutil.copytree(ROOT / "clients" / "python", tmp_path / "src", symlinks=False,  # builds leave files
+                             ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(source)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("ganserve_client-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert {n.split("/")[0] for n in names if not n.startswith("ganserve_client-")} == {"ganserve_client"}
+    assert {p.name for p in (ROOT / "ganserve_client").glob("*.py")} == {n.split("/")[1] for n in names
+                                                                          if n.startswith("ganserve_client/")}
+    requires = sorted(line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist"))
+    assert [r for r in requires if "extra" not in r] == ["httpx>=0.27", "numpy>=1.24"]
