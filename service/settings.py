@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     queue_requests: int = 64  # sampling requests in flight per model before answering 503
     train_threads: int = 2  # torch threads in a worker
     cors_origins: str = ""  # comma-separated origins a browser page may call the API from; none by default
+    # The filtered mode's classifier (an ONNX file, read, never its training code) and the confidence in
+    # the requested label a sample needs to be kept; a request's `threshold` overrides it.
+    filter_classifier: Path = Path("training/assets/mnist-classifier/classifier.onnx")
+    filter_threshold: float = 0.9
 
     @property
     def repositories(self) -> list[Path]:

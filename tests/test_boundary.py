@@ -1,4 +1,4 @@
-"""The architecture's one rule: dependencies run one way. ganserve (the CLI) → training → service."""
+"""The architecture's one rule: dependencies run one way. ganserve (the CLI) → training → service; the client alone."""
 import ast
 import subprocess
 import sys
@@ -9,8 +9,9 @@ from tests.utils import ROOT
 
 # package -> the top-level modules it must never import
 FORBIDDEN = {
-    "service": {"training", "torch", "ganserve", "mlxtend"},
+    "service": {"training", "torch", "ganserve", "mlxtend", "ganserve_client"},
     "training": {"ganserve"},
+    "ganserve_client": {"service", "training", "ganserve"},  # installed alone: it speaks HTTP only
 }
 
 

@@ -124,3 +124,57 @@ def wait_job(api: httpx.Client, job_id: str, states: tuple[str, ...], timeout: f
     """A job's record once it reaches one of the states."""
     return wait_until(lambda: (job := api.get(f"/v1/jobs/{job_id}").json())["state"] in states and job,
                       timeout, f"job {job_id} in {states}", every=0.2)
+
+
+class DroppingProxy:
+    """A TCP proxy to `upstream` (host, port) that cuts its first `drops` long answers after `after` bytes,
+    as a network that drops a connection would: the client sees a stream end in the middle."""
+
+    def __init__(self, upstream: tuple[str, int], after: int, drops: int = 1):
+        import threading
+
+        self.upstream, self.after, self.drops, self.dropped = upstream, after, drops, 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump, args=(client, server, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, self.after), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, limit: int | None) -> None:
+        sent = 0
+        try:
+            while data := source.recv(65536):
+                if limit is not None and sent + len(data) > limit:
+                    with self.lock:
+                        cut = self.dropped < self.drops
+                        self.dropped += cut
+                    if cut:
+                        sink.sendall(data[:limit - sent])
+                        break
+                    limit = None
+                sink.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()

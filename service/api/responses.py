@@ -93,13 +93,14 @@ class Samples(BaseModel):
     version: int
     seed: int | None = Field(description="the seed the latents were drawn from; a walk's `from`; null for "
                                          "explicit latents")
-    mode: Literal["plain", "nice", "rejection"]
+    mode: Literal["plain", "nice", "rejection", "filtered"]
     samples: list[list[float]] | list[str] = Field(description="(x, y) points or 15-value curves as numbers; "
                                                    "images as base64 PNGs")
     labels: list[str] | None = Field(None, description="each sample's label (conditional models)")
-    scores: list[float] | None = Field(None, description="discriminator logits (nice, rejection)")
-    candidates: int | None = Field(None, description="generator samples drawn (nice, rejection)")
-    acceptance_rate: float | None = Field(None, description="rejection: the share of candidates accepted")
+    scores: list[float] | None = Field(None, description="discriminator logits (nice, rejection); the classifier's "
+                                       "confidence in the requested label (filtered)")
+    candidates: int | None = Field(None, description="generator samples drawn (nice, rejection, filtered)")
+    acceptance_rate: float | None = Field(None, description="rejection, filtered: the share of candidates accepted")
     truncation: float | None = Field(None, description="ψ, when below 1")
 
 

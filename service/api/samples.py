@@ -74,7 +74,7 @@ async def respond(name: str, request: SampleRequest, repository: Repository, set
         if request.grid is not None and model.card.kind != "image":
             raise LimitError(f"grid: only for image models; {model.name!r} makes {model.card.kind}")
         encoding.check(model.card.kind, request.format)
-        steer = request.steering(model)
+        steer = request.steering(model, settings)
         if steer.walk is not None:
             if request.labels is None:
                 labels = steering.walk_labels(model, request.n)
@@ -152,9 +152,11 @@ async def get_samples_png(
     name: str, http: Request, repository: RepositoryDep, settings: SettingsDep, batcher: BatcherDep,
     n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    mode: Literal["plain", "nice", "rejection"] = "plain",
+    mode: Literal["plain", "nice", "rejection", "filtered"] = "plain",
     oversample: Annotated[int | None, Query(ge=1, description="default: the model's own (its card's ranking), "
                                                          "else 20")] = None,
+    threshold: Annotated[float | None, Query(gt=0, le=1, description="filtered: the confidence a sample's label "
+                                             "needs")] = None,
     labels: Annotated[str | None, Query(description="comma-separated, one per sample (3,3,7), "
                                         "or label:count pairs (0:4,1:4)")] = None,
     grid: Annotated[str | None, Query(pattern=r"^\d{1,6}x\d{1,6}$", description="ROWSxCOLS")] = None,
@@ -168,7 +170,7 @@ async def get_samples_png(
 ) -> Response:
     """A PNG grid (or plot) a browser or an <img> can show."""
     fields = {"seed": seed, "mode": mode, "oversample": oversample, "format": "png", "version": version,
-              "labels": parse_labels(labels), "truncation": truncation}
+              "labels": parse_labels(labels), "truncation": truncation, "threshold": threshold}
     if n is not None:
         fields["n"] = n
     if grid is not None:

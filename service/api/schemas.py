@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from service.sampling import steering
+from service.sampling import filtering, steering
 
 Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="latent seed; omitted: one is chosen and returned")]
 Label = StrictInt | str
@@ -32,15 +32,30 @@ class WalkRequest(BaseModel):
                           "[-1, 1]). A conditional model keeps the first label unless labels gives one per step")
 
 
+Threshold = Annotated[float, Field(gt=0, le=1, description="filtered: the classifier's confidence in a sample's "
+                                  "requested label needed to keep it; default: the service's filter_threshold")]
+Mode = Literal["plain", "nice", "rejection", "filtered"]
+MODE_HELP = ("plain; nice: the best n of oversample·n candidates by discriminator score (each label, or each cluster "
+             "of a coded model, keeping its share; the X-Ranking header says how); rejection: discriminator rejection "
+             "sampling (Azadi et al. 2019); "
+             "filtered (labelled image models the service's classifier knows): each sample is the first of its "
+             "candidates the classifier assigns to its requested label with confidence ≥ threshold (GaFi)")
+
+
 class LatentControl:
     """Requests with truncation, latents and walk fields: their latent control as the sampling path takes it."""
 
-    def steering(self, model) -> steering.Steering:
-        """ψ, the explicit latents checked against the model's card, or the walk."""
+    def steering(self, model, settings=None) -> steering.Steering:
+        """ψ, the explicit latents checked against the model's card, or the walk; the filter's classifier."""
         latents = None if self.latents is None else steering.check_latents(model, self.latents)
         walk = None if self.walk is None else steering.Walk(self.walk.from_, self.walk.to, self.walk.steps,
                                                             self.walk.method)
-        return steering.Steering(self.truncation, latents, walk)
+        judge = None
+        if self.mode == "filtered" and settings is not None:
+            threshold = settings.filter_threshold if self.threshold is None else self.threshold
+            judge = filtering.judge(settings.filter_classifier, threshold)
+            filtering.check(model, judge)  # before a stream starts: a refusal half-way would be a broken body
+        return steering.Steering(self.truncation, latents, walk, judge)
 
 
 class SampleRequest(BaseModel, LatentControl):
@@ -50,13 +65,11 @@ class SampleRequest(BaseModel, LatentControl):
                                   "out: the number of labels or the sum of their counts, the rows of latents, the "
                                   "steps of a walk, else 16")] | None = None
     seed: Seed | None = None
-    mode: Literal["plain", "nice", "rejection"] = Field(
-        "plain", description="plain; nice: the best n of oversample·n candidates by discriminator score (each label, "
-                             "or each cluster of a coded model, keeping its share; the X-Ranking header says how); "
-                             "rejection: discriminator rejection sampling (Azadi et al. 2019)")
+    mode: Mode = Field("plain", description=MODE_HELP)
     oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode (default: "
                                            "the model's own, from its card's ranking, else 20); the candidate "
-                                           "budget per sample in rejection mode (default 20)")] | None = None
+                                           "budget per sample in rejection and filtered mode (default 20)")] | None = None
+    threshold: Threshold | None = None
     labels: list[Label] | dict[str, StrictInt] | None = Field(
         None, description="one label per sample, or {label: count}; conditional models only")
     format: Literal["json", "png", "gif", "webp", "npy", "npz", "zip"] = Field(
@@ -105,11 +118,24 @@ class DatasetRequest(BaseModel, LatentControl):
     labels: list[Label] | dict[str, StrictInt] | None = Field(
         None, description="one label per sample, or {label: count}; conditional models only")
     seed: Seed | None = None
-    mode: Literal["plain", "nice"] = "plain"
+    start: Annotated[StrictInt, Field(ge=0, le=2**40, description="the index of the first sample: the response "
+                                      "holds samples start..start+n-1 of the dataset, exactly as the whole would "
+                                      "(resume a download, or split a dataset across workers by ranges)")] = 0
+    order: Literal["grouped", "interleaved"] | None = Field(
+        None, description="label counts grouped (all of one label, then the next: the default) or interleaved "
+                          "(every label spread evenly: equal counts go round-robin, so any 10·k samples hold 10 of "
+                          "each of k labels); without labels a conditional model cycles through its labels")
+    mode: Mode = Field("plain", description=MODE_HELP + ". In a dataset, rejection goes slot by slot (sample i "
+                       "depends only on (seed, i)): each sample is the first of its oversample candidates D's "
+                       "acceptance probability accepts, else its best-scored one")
     oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode (default: "
-                                           "the model's own, from its card's ranking, else 20)")] | None = None
-    format: Literal["npz", "zip"] = Field("npz", description="npz: x, y, label_names, scores; "
-                                          "zip: one folder of PNGs per label and index.csv")
+                                           "the model's own, from its card's ranking, else 20); at most this many "
+                                           "per sample in rejection and filtered mode (default 20)")] | None = None
+    threshold: Threshold | None = None
+    format: Literal["npz", "zip", "tar"] = Field(
+        "npz", description="npz: x, y, label_names, scores (and acceptance_rate in rejection and filtered mode); "
+                           "zip: one folder of PNGs per label and index.csv; tar: WebDataset, NNNNNN.png and "
+                           "NNNNNN.cls (the label index) per sample, named by its index, readable as it streams")
     truncation: Truncation = 1.0
     latents: Latents | None = None
     walk: WalkRequest | None = None

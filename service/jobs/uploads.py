@@ -24,6 +24,9 @@ from service.settings import Settings
 
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # decoders that refuse truncated files
 NOTES = {".csv", ".txt", ".md", ".json"}  # top-level files that describe an upload rather than hold images
+# x key -> its labels' key: the service's own names first, then Keras' mnist.npz, then the names
+# /samples wrote before it used x and y (so an older file still uploads back).
+NPZ_PAIRS = {"x": "y", "x_train": "y_train", "samples": "labels"}  # images -> labels; samples: /samples' old npz
 MAX_RATIO = 200  # compressed -> uncompressed; beyond this a zip entry is treated as a bomb
 
 
@@ -94,7 +97,6 @@ def _check_pixels(count: int, pixels: int, settings: Settings, where: str) -> No
         raise UploadError(f"{where}: {pixels} pixels in all is over the limit of {settings.max_upload_pixels}")
 
 
-NPZ_KEYS = {"x": "y", "x_train": "y_train", "samples": "labels"}  # images -> labels; samples/labels: /samples' npz
 NUMBER_KINDS = "uif"  # unsigned, signed, float: no complex, bool, strings, objects or records
 
 
@@ -115,11 +117,11 @@ def _from_npz(raw: bytes, filename: str, settings: Settings):
     is inflated (an npz member can declare, or inflate to, far more than the upload's size)."""
     with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         members = {PurePosixPath(i.filename).stem: i for i in archive.infolist()}
-        x_key = next((k for k in NPZ_KEYS if k in members), None)
+        x_key = next((k for k in NPZ_PAIRS if k in members), None)
         if x_key is None:
             raise UploadError(f"{filename}: an .npz upload needs an array 'x' (or 'x_train', 'samples'); "
                               f"has {sorted(members)}")
-        y_key = NPZ_KEYS[x_key] if NPZ_KEYS[x_key] in members else None
+        y_key = NPZ_PAIRS[x_key] if NPZ_PAIRS[x_key] in members else None
         x_shape, x_dtype = _npy_header(archive, members[x_key].filename, filename)
         if x_dtype.kind not in NUMBER_KINDS:
             raise UploadError(f"{filename}: {x_key} must hold real numbers, got dtype {x_dtype}")
@@ -142,6 +144,9 @@ def _from_npz(raw: bytes, filename: str, settings: Settings):
         try:  # the headers are within budget: now inflate, allowing no pickles
             x = np.load(archive.open(members[x_key].filename), allow_pickle=False)
             y = None if y_key is None else np.load(archive.open(members[y_key].filename), allow_pickle=False)
+            names = None
+            if "label_names" in members and members["label_names"].file_size < 2**20:
+                names = np.load(archive.open(members["label_names"].filename), allow_pickle=False)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
             raise UploadError(f"{filename}: not a readable .npz ({type(exc).__name__})") from None
     if x_dtype.kind == "f" and not np.isfinite(x).all():
@@ -153,7 +158,9 @@ def _from_npz(raw: bytes, filename: str, settings: Settings):
     pixels = np.empty(x.shape, np.uint8)
     for i in range(0, len(x), 4096):  # converted a slice at a time, so memory stays near the upload's own
         pixels[i:i + 4096] = np.rint(x[i:i + 4096].astype(np.float32) * scale)
-    classes = [str(c) for c in np.unique(y)] if y is not None else None
+    classes = None if y is None else [str(c) for c in np.unique(y)]
+    if classes is not None and names is not None and names.ndim == 1 and 0 <= y.min() and y.max() < len(names):
+        classes = [str(names[c]) for c in np.unique(y)]  # the service's own npz names its labels
     return pixels, (None if y is None else y.astype(np.int64)), classes
 
 

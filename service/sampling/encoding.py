@@ -128,14 +128,7 @@ def encode(samples: Samples, fmt: str, grid: tuple[int, int] | None = None) -> b
         return buffer.getvalue()
     if fmt == "npz":
         buffer = io.BytesIO()
-        extra = {}
-        if samples.labels is not None:
-            extra["labels"] = samples.labels
-        if samples.scores is not None:
-            extra["scores"] = samples.scores
-        if samples.label_names is not None:
-            extra["label_names"] = np.asarray(samples.label_names, dtype=str)
-        np.savez(buffer, samples=_array(samples), **extra)
+        np.savez(buffer, **npz_arrays(samples))
         return buffer.getvalue()
     if fmt == "png":
         if samples.kind == "image":
@@ -147,6 +140,22 @@ def encode(samples: Samples, fmt: str, grid: tuple[int, int] | None = None) -> b
     if fmt == "zip":
         return _zip(samples)
     raise EncodingError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+NPZ_KEYS = ("x", "y", "label_names", "scores")  # the same on /samples, /datasets and uploads (POST /v1/data)
+
+
+def npz_arrays(samples: Samples) -> dict[str, np.ndarray]:
+    """The npz keys of samples: x (uint8 images or float32 numbers), y (label indices), label_names, scores."""
+    arrays = {"x": _array(samples)}
+    if samples.labels is not None:
+        arrays["y"] = samples.labels.astype(np.int64)
+        arrays["label_names"] = np.asarray(samples.label_names, dtype=str)
+    if samples.scores is not None:
+        arrays["scores"] = samples.scores.astype(np.float32)
+    if samples.acceptance is not None:
+        arrays["acceptance_rate"] = np.float64(samples.acceptance)
+    return arrays
 
 
 def _array(samples: Samples) -> np.ndarray:

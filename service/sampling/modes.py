@@ -14,7 +14,7 @@ import numpy as np
 
 from service.repository import Model
 from service.sampling import plans
-from service.sampling import rejection
+from service.sampling import filtering, rejection
 from service.sampling.latents import latent_codes, latents, truncate
 from service.sampling.plans import Plan, Runner, direct
 from service.sampling.samples import Samples, SamplingError
@@ -71,6 +71,25 @@ def nice(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | 
     return out
 
 
+def nice_by_slot(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0,
+                 truncation: float = 1.0) -> Plan:
+    """Plan: nice as datasets stream it, slot by slot: slot i keeps the best of its own candidates
+    (i·oversample …), so sample i depends only on (seed, i). A coded generator's slot keeps the cluster
+    of its first candidate, so each cluster keeps its share."""
+    m = n * oversample
+    cand_labels = np.repeat(labels, oversample) if labels is not None else None
+    latent = model.card.latent
+    z = draw(model, seed, start * oversample, m, truncation)
+    candidates = yield from plans.generate(model, z, cand_labels)
+    scores = yield from plans.score(model, candidates, cand_labels)
+    ranked = scores.astype(np.float64).reshape(n, oversample)  # (n, oversample)
+    if latent.codes and labels is None:
+        codes = latent_codes(z, latent.codes, latent.distribution).reshape(n, oversample)
+        ranked = np.where(codes == codes[:, :1], ranked, -np.inf)
+    keep = np.arange(n) * oversample + np.argmax(ranked, axis=1)
+    return Samples.of(model, seed, "nice", candidates[keep], labels, scores[keep], m, truncation)
+
+
 def best_per_group(scores: np.ndarray, slot_groups: np.ndarray, cand_groups: np.ndarray) -> np.ndarray:
     """Candidate indices (len(slot_groups),): each slot gets a best-first candidate of its own group."""
     keep = np.empty(len(slot_groups), dtype=np.int64)
@@ -105,22 +124,31 @@ def ranking(model: Model, mode: str, oversample: int) -> str:
 
 
 Mode = Callable[..., Plan]
-MODES: dict[str, Mode] = {"plain": plain, "nice": nice, "rejection": rejection.rejection}
+MODES: dict[str, Mode] = {"plain": plain, "nice": nice, "rejection": rejection.rejection, "filtered": filtering.filtered}
+# Streams (datasets) need sample i to depend on (seed, i) alone: their nice and rejection go slot by slot.
+STREAM_MODES: dict[str, Mode] = {**MODES, "nice": nice_by_slot, "rejection": rejection.by_slot}
 
 
 def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int | None = None,
-         labels: np.ndarray | None = None, start: int = 0, truncation: float = 1.0) -> Plan:
-    """The plan of one request: the mode's plan function, or SamplingError naming the modes."""
-    if mode not in MODES:
-        raise SamplingError(f"mode: unknown mode {mode!r}; known: {', '.join(MODES)}")
+         labels: np.ndarray | None = None, start: int = 0, truncation: float = 1.0,
+         judge: filtering.Judge | None = None, stream: bool = False) -> Plan:
+    """The plan of one request: the mode's plan function, or SamplingError naming the modes.
+
+    `judge` is the filtered mode's classifier; `stream` picks the modes a dataset streams with."""
+    modes = STREAM_MODES if stream else MODES
+    if mode not in modes:
+        raise SamplingError(f"mode: unknown mode {mode!r}; known: {', '.join(modes)}")
     if not 0 < truncation <= 1:
         raise SamplingError(f"truncation: ψ must be in (0, 1], got {truncation}")
-    return MODES[mode](model, n, seed, oversample_for(model, mode, oversample), labels, start, truncation)
+    oversample = oversample_for(model, mode, oversample)
+    if mode == "filtered":
+        return filtering.filtered(model, n, seed, oversample, labels, start, truncation, judge)
+    return modes[mode](model, n, seed, oversample, labels, start, truncation)
 
 
 def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int | None = None,
            labels: np.ndarray | None = None, runner: Runner = direct, start: int = 0,
-           truncation: float = 1.0) -> Samples:
+           truncation: float = 1.0, judge: filtering.Judge | None = None) -> Samples:
     """n samples of a model in a mode, blocking. `start` offsets the indices, so a long stream can be
-    sampled in chunks (plain, nice)."""
-    return plans.run(plan(model, n, seed, mode, oversample, labels, start, truncation), runner)
+    sampled in chunks (plain, nice, filtered)."""
+    return plans.run(plan(model, n, seed, mode, oversample, labels, start, truncation, judge), runner)

@@ -11,6 +11,7 @@ from service.sampling import plans
 from service.sampling.latents import bits, latents, truncate, uniforms
 from service.sampling.plans import Plan, Runner, direct
 from service.sampling.samples import Samples, SamplingError
+from service.sampling.slotwise import first_accepted
 
 CALIBRATION_N = 2048  # generated samples whose discriminator logits calibrate rejection sampling
 CALIBRATION_SEED = 20190101  # fixed: a model's calibration is the same in every process
@@ -133,3 +134,27 @@ def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarr
     out.acceptance = accepted / drawn
     out.ranking = describe(oversample, out.acceptance)
     return out
+
+
+def by_slot(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0,
+            truncation: float = 1.0) -> Plan:
+    """Plan: rejection sampling slot by slot, as datasets stream it: slot i takes the first of its own
+    candidates (i·oversample …, as in nice) that D's acceptance probability accepts.
+
+    Unlike `rejection`, sample i depends only on (seed, i), so a dataset can start at any index and
+    be split across workers. A slot none of whose candidates is accepted keeps its best-scored one
+    (slotwise.first_accepted); the acceptance rate says how often that was not needed.
+    """
+    cal = yield from calibrating(model)
+
+    def test(values, cand_labels, index) -> Plan:
+        logits = yield from plans.score(model, values, cand_labels)
+        u = np.array([uniforms(bits(seed, ACCEPT_STREAM, int(i), 1, 1)[:, 0])[0] for i in index])
+        per_label = np.zeros(len(values), np.int64) if cand_labels is None else cand_labels
+        p = np.empty(len(values))
+        for label in np.unique(per_label):
+            mask = per_label == label
+            p[mask] = cal.accept_probability(logits[mask], int(label))
+        return logits, u < p
+
+    return (yield from first_accepted(model, n, seed, oversample, labels, start, truncation, test, "rejection"))

@@ -41,6 +41,7 @@ class Steering:
     truncation: float = 1.0
     latents: np.ndarray | None = field(default=None, compare=False)  # (n, dim) float32, from check_latents
     walk: Walk | None = None
+    judge: object | None = field(default=None, compare=False)  # filtering.Judge of mode filtered
 
     def seed(self, seed: int | None) -> int | None:
         """The seed the samples report: the request's, a walk's start, none for explicit latents."""
@@ -101,14 +102,15 @@ def walk_labels(model: Model, n: int) -> np.ndarray | None:
 
 
 def plan(model: Model, n: int, seed: int | None, mode: str, oversample: int, labels: np.ndarray | None,
-         steer: Steering, start: int = 0) -> Plan:
-    """The plan of samples start..start+n-1 of a request, whichever way its latents come."""
+         steer: Steering, start: int = 0, stream: bool = False) -> Plan:
+    """The plan of samples start..start+n-1 of a request, whichever way its latents come (`stream`: of a
+    dataset, whose sample i depends on (seed, i) alone in every mode)."""
     if steer.latents is not None:
         z = truncate(steer.latents[start:start + n], steer.truncation, model.card.latent.codes)
     elif steer.walk is not None:
         z = walk_latents(model, steer.walk, steer.truncation, start, n)
     else:
-        return modes.plan(model, n, seed, mode, oversample, labels, start, steer.truncation)
+        return modes.plan(model, n, seed, mode, oversample, labels, start, steer.truncation, steer.judge, stream)
     if mode != "plain":
         raise SamplingError(f"mode: {mode} draws its own candidates; explicit latents and walks use plain")
     return modes.given(model, z, labels, steer.seed(seed), steer.truncation)

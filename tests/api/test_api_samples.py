@@ -43,7 +43,8 @@ def test_every_mode_and_format_works_on_every_kind(serving_api, name, mode, fmt)
         assert array.shape[0] == 4 and array.dtype == (np.uint8 if image else np.float32)
     elif fmt == "npz":
         archive = np.load(io.BytesIO(r.content))
-        assert ("labels" in archive) == conditional and ("scores" in archive) == (mode != "plain")
+        assert archive["x"].shape[0] == 4 and ("samples" not in archive) and ("labels" not in archive)
+        assert ("y" in archive) == conditional and ("scores" in archive) == (mode != "plain")
     else:
         names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
         assert "index.csv" in names and (sum(n.endswith(".png") for n in names) == 4 if image else "samples.csv" in names)
@@ -96,7 +97,7 @@ def test_sample_i_carries_label_i_in_every_mode(serving_api, mode):
     labels = ["3", "1", "3", "9", "1"]
     r = post(serving_api, "mnist-cgan", labels=labels, seed=2, mode=mode, oversample=40, format="npz")
     names = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
-    assert [names[i] for i in np.load(io.BytesIO(r.content))["labels"]] == labels
+    assert [names[i] for i in np.load(io.BytesIO(r.content))["y"]] == labels
 
 
 def test_unknown_label_is_422_listing_the_valid_ones(serving_api):

@@ -15,7 +15,7 @@ from tests.utils import Server
 
 pytestmark = pytest.mark.slow  # a client generated, a keyed server started: a few seconds
 KEY = "client-key-3f1a"
-PACKAGE = "ganserve_generated"  # not the hand-written ganserve_client
+PACKAGE = "ganserve_openapi_client"  # not ganserve_client: that name is the project's own client
 # Binary bodies reach the client as File objects (the generator reads only JSON and octet-stream).
 CONFIG = f"""post_hooks: []
 project_name_override: {PACKAGE}
@@ -53,9 +53,9 @@ def client(keyed, tmp_path_factory):
 
 
 def test_samples_come_back_typed(client, keyed):
-    from ganserve_generated import Client
-    from ganserve_generated.api.samples import sample_model
-    from ganserve_generated.models import SampleRequest, Samples, WalkRequest
+    from ganserve_openapi_client import Client
+    from ganserve_openapi_client.api.samples import sample_model
+    from ganserve_openapi_client.models import SampleRequest, Samples, WalkRequest
 
     with Client(base_url=keyed.url) as api:
         samples = sample_model.sync("quadratic", client=api, body=SampleRequest(n=3, seed=7, truncation=0.8))
@@ -68,9 +68,9 @@ def test_samples_come_back_typed(client, keyed):
 
 
 def test_a_png_comes_back_as_a_file(client, keyed):
-    from ganserve_generated import Client
-    from ganserve_generated.api.samples import sample_png
-    from ganserve_generated.types import File
+    from ganserve_openapi_client import Client
+    from ganserve_openapi_client.api.samples import sample_png
+    from ganserve_openapi_client.types import File
 
     with Client(base_url=keyed.url) as api:
         png = sample_png.sync("quadratic", client=api, n=20, seed=1)
@@ -78,10 +78,10 @@ def test_a_png_comes_back_as_a_file(client, keyed):
 
 
 def test_errors_come_back_as_the_error_body(client, keyed):
-    from ganserve_generated import Client
-    from ganserve_generated.api.jobs import submit_job
-    from ganserve_generated.api.samples import sample_model
-    from ganserve_generated.models import ErrorBody, JobRequest, SampleRequest
+    from ganserve_openapi_client import Client
+    from ganserve_openapi_client.api.jobs import submit_job
+    from ganserve_openapi_client.api.samples import sample_model
+    from ganserve_openapi_client.models import ErrorBody, JobRequest, SampleRequest
 
     with Client(base_url=keyed.url) as api:
         unknown = sample_model.sync("nope", client=api, body=SampleRequest())
@@ -93,9 +93,9 @@ def test_errors_come_back_as_the_error_body(client, keyed):
 
 
 def test_a_job_is_submitted_with_the_key_read_back_and_cancelled(client, keyed):
-    from ganserve_generated import AuthenticatedClient, Client
-    from ganserve_generated.api.jobs import cancel_job, get_job, list_families, list_jobs, submit_job
-    from ganserve_generated.models import Job, JobRequest
+    from ganserve_openapi_client import AuthenticatedClient, Client
+    from ganserve_openapi_client.api.jobs import cancel_job, get_job, list_families, list_jobs, submit_job
+    from ganserve_openapi_client.models import Job, JobRequest
 
     with AuthenticatedClient(base_url=keyed.url, token=KEY) as api:
         families = list_families.sync(client=api)

@@ -67,6 +67,17 @@ def test_npz_with_x_and_y_is_stored(api, server):
     np.testing.assert_array_equal(stored["x"], x)
 
 
+@pytest.mark.parametrize("keys", [("x", "y"), ("samples", "labels")])  # today's names and /samples' old ones
+def test_npz_of_the_service_uploads_back_under_either_names(api, server, keys):
+    x = np.random.default_rng(1).integers(0, 256, size=(6, 28, 28), dtype=np.uint8)
+    arrays = {keys[0]: x, keys[1]: np.array([3, 3, 7, 7, 7, 3]), "label_names": np.array(list("0123456789"))}
+    response = upload(api, npz_of(**arrays, scores=np.zeros(6, np.float32)), "samples.npz")
+    assert response.status_code == 201, response.text
+    meta = response.json()
+    assert meta["n"] == 6 and meta["classes"] == ["3", "7"] and meta["labelled"]
+    np.testing.assert_array_equal(np.load(server.data / "uploads" / meta["id"] / "data.npz")["x"], x)
+
+
 def test_mixed_sizes_of_one_aspect_are_resized(api):
     data = zip_of({"a/1.png": png_bytes((8, 8)), "a/2.png": png_bytes((8, 8)), "b/3.png": png_bytes((16, 16))})
     response = upload(api, data, "mixed.zip")

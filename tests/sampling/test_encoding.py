@@ -55,10 +55,11 @@ def test_npy_numbers_are_float32():
     assert array.dtype == np.float32 and array.shape == (5, 15)
 
 
-def test_npz_adds_labels_and_scores():
+def test_npz_has_the_dataset_keys_x_y_label_names_scores():
     archive = np.load(io.BytesIO(encoding.encode(samples(), "npz")))
-    assert archive["samples"].shape == (5, 4, 3)
-    assert archive["labels"].tolist() == [0, 1, 0, 1, 0]
+    assert sorted(archive.files) == sorted(encoding.NPZ_KEYS)
+    assert archive["x"].shape == (5, 4, 3) and archive["x"].dtype == np.uint8
+    assert archive["y"].tolist() == [0, 1, 0, 1, 0]
     assert list(archive["label_names"]) == ["lower", "upper"]
     np.testing.assert_allclose(archive["scores"], np.linspace(1, 0, 5))
 
