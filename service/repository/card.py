@@ -58,6 +58,11 @@ class Card(BaseModel):
     rejection: dict[str, list[float]] | None = None  # a card's own rejection-sampling constants, if any
     ranking: Ranking | None = None  # how nice ranks this model's candidates; None: the classic 1 of 20
 
+    @property
+    def score_name(self) -> str:
+        """What the discriminator's score is, for the X-Ranking header (ASCII)."""
+        return self.ranking.score if self.ranking is not None else Ranking().score
+
     @classmethod
     def load(cls, path: Path) -> "Card":
         """The card in a version folder (or at a card.json path); CardError names what is wrong."""
