@@ -110,6 +110,11 @@ class Card(BaseModel):
         return self.promoted is False or (self.gate is not None and self.gate.outcome == "failed")
     ranking: Ranking | None = None  # how nice ranks this model's candidates; None: the classic 1 of 20
 
+    @property
+    def score_name(self) -> str:
+        """What the discriminator's score is, for the X-Ranking header (ASCII)."""
+        return self.ranking.score if self.ranking is not None else Ranking().score
+
     @classmethod
     def load(cls, path: Path) -> "Card":
         """The card in a version folder (or at a card.json path); CardError names what is wrong."""

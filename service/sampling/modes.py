@@ -114,13 +114,12 @@ def ranking(model: Model, mode: str, oversample: int) -> str:
     if mode == "plain":
         return "none"
     if mode == "rejection":
-        return rejection.describe(oversample)
+        return rejection.describe(model, oversample)
     group = "label" if model.labels is not None else "cluster" if model.card.latent.codes else None
     share = f", each {group} keeping its share" if group else ""
     card = model.card.ranking
     source = "card" if card is not None and oversample == card.oversample else "request"
-    score = card.score if card is not None else "D logit"
-    return f"top by {score}, best 1 of {oversample}{share} (oversample from the {source})"
+    return f"top by {model.card.score_name}, best 1 of {oversample}{share} (oversample from the {source})"
 
 
 Mode = Callable[..., Plan]

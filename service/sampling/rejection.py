@@ -70,10 +70,10 @@ def calibrating(model: Model, percentile: float = 95.0) -> Plan:
     return _calibrations[key]
 
 
-def describe(oversample: int, acceptance: float | None = None) -> str:
+def describe(model: Model, oversample: int, acceptance: float | None = None) -> str:
     """Rejection's X-Ranking: the score, the rule, the budget (and the share accepted, once known)."""
     accepted = "" if acceptance is None else f", accepted {acceptance:.3f}"
-    return f"rejection by D logit (Azadi et al. 2019), budget {oversample} per sample{accepted}"
+    return f"rejection by {model.card.score_name} (Azadi et al. 2019), budget {oversample} per sample{accepted}"
 
 
 def _f_hat(logits: np.ndarray, max_logit: float, eps: float = 1e-6) -> np.ndarray:
@@ -132,7 +132,7 @@ def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarr
             slot_values[slot], slot_scores[slot] = value, logit
     out = Samples.of(model, seed, "rejection", np.stack(slot_values), labels, slot_scores, drawn, truncation)
     out.acceptance = accepted / drawn
-    out.ranking = describe(oversample, out.acceptance)
+    out.ranking = describe(model, oversample, out.acceptance)
     return out
 
 
