@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from service import errors
-from service.api import data, datasets, docs, health, jobs, models, pages, samples
+from service.api import data, datasets, docs, health, jobs, models, pages, samples, translate
 from service.jobs.store import JobStore
 from service.jobs.submit import celery_app
 from service.repository import Repository
@@ -67,8 +67,8 @@ def create_app() -> FastAPI:
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
     errors.install(app)
     docs.install(app)
-    for router in (health.router, models.router, samples.router, datasets.router, jobs.router, data.router,
-                   pages.router):
+    for router in (health.router, models.router, samples.router, translate.router, datasets.router, jobs.router,
+                   data.router, pages.router):
         app.include_router(router)
     return app
 

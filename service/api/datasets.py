@@ -11,7 +11,7 @@ from service.api.limits import label_total, steered_n
 from service.api.responses import content, error_responses
 from service.api.schemas import DatasetRequest
 from service.errors import LimitError
-from service.sampling import datasets, resolve_labels, steering
+from service.sampling import datasets, resolve_labels, steering, translation
 
 router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(404, 422))
 
@@ -33,6 +33,7 @@ def post_dataset(request: DatasetRequest, repository: RepositoryDep, settings: S
         raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {request.oversample}")
     # 2. what depends on the model.
     model = repository.get(request.model, request.version)
+    translation.check_samples(model)
     labels = resolve_labels(model, request.labels, n if request.n or steered else None)
     if request.walk is not None and request.labels is None:
         labels = steering.walk_labels(model, n)

@@ -14,7 +14,7 @@ from service.api.responses import Samples as SamplesBody, content, error_respons
 from service.api.schemas import SampleRequest, WalkRequest
 from service.errors import LimitError
 from service.repository import Repository
-from service.sampling import encoding, metrics, plans, resolve_labels, steering
+from service.sampling import encoding, metrics, plans, resolve_labels, steering, translation
 from service.sampling.batching import Batcher
 from service.sampling.samples import Samples
 from service.settings import Settings
@@ -62,6 +62,7 @@ async def respond(name: str, request: SampleRequest, repository: Repository, set
         drawn = request.latents is None and request.walk is None
         seed = None if not drawn else request.seed if request.seed is not None else secrets.randbelow(2**31)
         model = observed.model = repository.get(name, request.version)
+        translation.check_samples(model)
         labels = resolve_labels(model, request.labels, request.n)
         if request.grid is not None and model.card.kind != "image":
             raise LimitError(f"grid: only for image models; {model.name!r} makes {model.card.kind}")
