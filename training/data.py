@@ -72,6 +72,34 @@ def uci_split() -> dict[str, np.ndarray]:
     return {"train_x": images[train], "train_y": y[train], "test_x": images[test], "test_y": y[test]}
 
 
+def uci_recipe(images: np.ndarray) -> np.ndarray:
+    """28×28 digits (n, 1, 28, 28) in [-1, 1] made the way the UCI digits were, then fitted as MNIST was.
+
+    UCI's recipe (the dataset's description): each digit's box normalised into a 32×32 bitmap, on pixels
+    counted in 4×4 blocks into 8×8 values 0..16. A translation that kept the digit exactly and drew it as
+    UCI does would give these images: what a judge of UCI-style digits reads on them is the ceiling of
+    what it can read on any translation (training/evaluate.py reports it beside a_to_b).
+    """
+    from PIL import Image
+
+    from service.sampling.images import INK, mnist_fit
+
+    out = np.empty_like(images)
+    for i, img in enumerate((images[:, 0] + 1) / 2):
+        rows, cols = np.nonzero(img > INK)
+        crop = img[rows.min():rows.max() + 1, cols.min():cols.max() + 1] if len(rows) else img
+        h, w = crop.shape
+        scale = 32 / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        big = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), Image.BILINEAR))
+        bitmap = np.zeros((32, 32), np.float32)
+        top, left = (32 - nh) // 2, (32 - nw) // 2
+        bitmap[top:top + nh, left:left + nw] = big > 0.5
+        counts = bitmap.reshape(8, 4, 8, 4).sum((1, 3)) / 16  # (8, 8) in [0, 1], 17 levels
+        out[i, 0] = mnist_fit(counts) * 2 - 1
+    return out
+
+
 BUILT_IN = {"default": mnist_split, "mnist": mnist_split, "uci": uci_split}  # data names every image family knows
 
 
