@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("family")
     train.add_argument("--steps", type=int)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--data", default="default")
+    train.add_argument("--data", default="default", help="a data source; a translation family takes JSON: "
+                       "{\"a\": \"mnist\", \"b\": \"uci\"}")
     train.add_argument("--model", help="name to publish under (default: the family's name)")
     train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="a family hyper-parameter (JSON value), repeatable")
@@ -86,7 +87,8 @@ def _train(args) -> int:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
-    config = TrainConfig(family=args.family, steps=args.steps, seed=args.seed, data=args.data,
+    data = json.loads(args.data) if args.data.startswith("{") else args.data  # {"a": ..., "b": ...}: translation
+    config = TrainConfig(family=args.family, steps=args.steps, seed=args.seed, data=data,
                          model=args.model, params=params, threads=args.threads)
     bar = tqdm(desc=f"train {args.family}", unit="step")
 

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from service import errors
-from service.api import data, datasets, docs, health, jobs, models, pages, samples
+from service.api import data, datasets, docs, health, jobs, models, pages, samples, translate
 from service.api.guard import Guard
 from service.jobs.store import JobStore
 from service.jobs.submit import celery_app, reconcile
@@ -84,7 +84,8 @@ def create_app() -> FastAPI:
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
     errors.install(app)
     docs.install(app)
-    routers = (health.router, models.router, samples.router, datasets.router, jobs.router, data.router, pages.router)
+    routers = (health.router, models.router, samples.router, translate.router, datasets.router, jobs.router,
+               data.router, pages.router)
     for router in routers:
         app.include_router(router)
     origins = [o.strip() for o in get_settings().cors_origins.split(",") if o.strip()]

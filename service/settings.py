@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     max_upload_pixels: int = 100_000_000  # all images of one upload together, every channel counted
     max_storage_bytes: int = 2 * 2**30  # what one API key's uploads may hold on disk (507 beyond)
     max_upload_inflated_bytes: int = 256 * 2**20  # an npz upload's images as arrays, before conversion to uint8
+    max_translate_bytes: int = 16 * 2**20  # one /translate request body, as sent
+    max_translate_pixels: int = 16_000_000  # all input images of one /translate request together, decoded
     ort_threads: int = 1  # intra-op threads per onnxruntime session (measured: 1 beats 2 on two shared cores)
     batch_rows: int = 128  # most rows merged into one onnxruntime call (sampling.CHUNK: the fastest batch)
     batch_wait_ms: float = 2.0  # how long a batch waits for requests known to be on their way

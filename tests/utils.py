@@ -24,8 +24,10 @@ TINY = {
     "mnist-dcgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8, "codes": 0, "d_refine": 0},
     "mnist-cgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8, "d_refine": 0},
     "rgb-dcgan": {"latent_dim": 8, "image_size": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8},
+    "digits-cyclegan": {"g_channels": 4, "blocks": 1, "d_channels": 4, "batch_size": 4},
 }
-TINY_SERVED = ("quadratic", "curves-cgan", "mnist-dcgan", "mnist-cgan")  # points, curves per label, images (per label)
+TINY_SERVED = ("quadratic", "curves-cgan", "mnist-dcgan", "mnist-cgan", "digits-cyclegan")  # points, curves per label,
+# images (per label), translation
 
 
 def free_port() -> int:

@@ -12,7 +12,9 @@ from service.jobs.protocol import check_params
 class TrainConfig:
     family: str
     steps: int | None = None  # None: the family's default
-    data: str = "default"  # "default", "mnist", a file or folder path, or an uploaded data id
+    # "default", "mnist", "uci", a file or folder path, or an uploaded data id; a translation family
+    # takes one per domain: {"a": ..., "b": ...}
+    data: str | dict[str, str] = "default"
     params: dict[str, Any] = field(default_factory=dict)  # the family's hyper-parameters
     model: str | None = None  # name to publish under; None: the family's name
     seed: int = 0

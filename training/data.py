@@ -50,13 +50,73 @@ def mnist_split() -> dict[str, np.ndarray]:
             "test_x": images[test], "test_y": y[test].astype(np.int64)}
 
 
-def fingerprint(source: str, kind: str) -> str | None:
-    """sha256 of the data a run trains on, for the card's lineage; None for data drawn fresh each step."""
+UCI_HELD_OUT = 0.2  # share of the UCI digits held out, stratified by class
+
+
+@functools.lru_cache(maxsize=1)
+def uci_split() -> dict[str, np.ndarray]:
+    """The UCI digits (scikit-learn's load_digits, 1,797 at 8×8 in 17 grey levels) brought to 28×28 as
+    MNIST was made (service.sampling.images.mnist_fit), split once, stratified and seeded: 80 % for
+    training (1,437), 20 % held out (360). Same keys and shapes as mnist_split()."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from service.sampling.images import mnist_fit_all
+
+    digits = load_digits()
+    x = mnist_fit_all(digits.images / 16.0)  # (1797, 28, 28) in [0, 1]
+    y = digits.target.astype(np.int64)
+    train, test = train_test_split(np.arange(len(y)), test_size=UCI_HELD_OUT, stratify=y,
+                                   random_state=SPLIT_SEED % 2**32)
+    images = (x * 2 - 1).astype(np.float32)[:, None]  # (n, 1, 28, 28) in [-1, 1]
+    return {"train_x": images[train], "train_y": y[train], "test_x": images[test], "test_y": y[test]}
+
+
+def uci_recipe(images: np.ndarray) -> np.ndarray:
+    """28×28 digits (n, 1, 28, 28) in [-1, 1] made the way the UCI digits were, then fitted as MNIST was.
+
+    UCI's recipe (the dataset's description): each digit's box normalised into a 32×32 bitmap, on pixels
+    counted in 4×4 blocks into 8×8 values 0..16. A translation that kept the digit exactly and drew it as
+    UCI does would give these images: what a judge of UCI-style digits reads on them is the ceiling of
+    what it can read on any translation (training/evaluate.py reports it beside a_to_b).
+    """
+    from PIL import Image
+
+    from service.sampling.images import INK, mnist_fit
+
+    out = np.empty_like(images)
+    for i, img in enumerate((images[:, 0] + 1) / 2):
+        rows, cols = np.nonzero(img > INK)
+        crop = img[rows.min():rows.max() + 1, cols.min():cols.max() + 1] if len(rows) else img
+        h, w = crop.shape
+        scale = 32 / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        big = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), Image.BILINEAR))
+        bitmap = np.zeros((32, 32), np.float32)
+        top, left = (32 - nh) // 2, (32 - nw) // 2
+        bitmap[top:top + nh, left:left + nw] = big > 0.5
+        counts = bitmap.reshape(8, 4, 8, 4).sum((1, 3)) / 16  # (8, 8) in [0, 1], 17 levels
+        out[i, 0] = mnist_fit(counts) * 2 - 1
+    return out
+
+
+BUILT_IN = {"default": mnist_split, "mnist": mnist_split, "uci": uci_split}  # data names every image family knows
+
+
+def fingerprint(source, kind: str) -> str | None:
+    """sha256 of the data a run trains on, for the card's lineage; None for data drawn fresh each step.
+
+    A translation family's data is a dict of its two domains' sources: their hashes hashed together."""
+    if isinstance(source, dict):
+        digest = hashlib.sha256()
+        for key in sorted(source):
+            digest.update(f"{key}={fingerprint(source[key], 'image')}".encode())
+        return digest.hexdigest()
     if kind != "image":
         return None
     digest = hashlib.sha256()
-    if source in ("default", "mnist"):
-        split = mnist_split()
+    if source in BUILT_IN:
+        split = BUILT_IN[source]()
         digest.update(split["train_x"].tobytes())
         digest.update(split["train_y"].tobytes())
         return digest.hexdigest()
@@ -69,14 +129,14 @@ def fingerprint(source: str, kind: str) -> str | None:
 
 
 def load_images(data: str, size: int = 28, channels: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
-    """Training images for a data source: "default"/"mnist", an .npz, IDX file(s), or a class folder."""
-    if data in ("default", "mnist"):
-        split = mnist_split()
+    """Training images for a data source: "default"/"mnist", "uci", an .npz, IDX file(s), or a class folder."""
+    if data in BUILT_IN:
+        split = BUILT_IN[data]()
         x, y = split["train_x"], split["train_y"]
-        return _fit(x, size, channels, "mnist"), y
+        return _fit(x, size, channels, data), y
     path = Path(data)
     if not path.exists():
-        raise ValueError(f"data {data!r}: no such file or folder (or use 'default' / 'mnist')")
+        raise ValueError(f"data {data!r}: no such file or folder (or use 'default', 'mnist' or 'uci')")
     if path.is_dir():
         idx = sorted(p for p in path.iterdir() if p.is_file() and "idx" in p.name)
         if idx and not any(p.is_dir() for p in path.iterdir()):

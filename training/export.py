@@ -1,4 +1,7 @@
-"""export(checkpoint, repository) -> version folder: ONNX G and D plus card.json, verified, atomic."""
+"""export(checkpoint, repository) -> version folder: ONNX G and D plus card.json, verified, atomic.
+
+A translation family exports the networks its card's domains name (two generators, two discriminators).
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -55,23 +58,11 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
     tmp = stage(name, Path(repository))
     try:
         G, D = checkpoint.generator.eval(), checkpoint.discriminator.eval()
-        cfg = checkpoint.family_config
-        z = sample_latent(cfg, 4, torch.Generator().manual_seed(0))
-        labels = torch.arange(4) % len(family.LABELS) if family.LABELS else None
-        g_inputs = (z, labels) if labels is not None else (z,)
-        with torch.no_grad():
-            sample = G(*g_inputs)
-        d_inputs = (sample, labels) if labels is not None else (sample,)
-        g_names = ["z", "label"] if labels is not None else ["z"]
-        d_names = ["sample", "label"] if labels is not None else ["sample"]
-        _to_onnx(G, g_inputs, tmp / "generator.onnx", g_names, "sample")
-        # eval() on the wrapper too: the ONNX exporter restores the wrapper's mode afterwards, and a
-        # wrapper left in training mode would switch D's dropout back on for the check below.
-        scorer = _Scorer(D).eval()
-        _to_onnx(scorer, d_inputs, tmp / "discriminator.onnx", d_names, "score")
-        _verify(G, g_inputs, tmp / "generator.onnx", g_names)
-        _verify(scorer, d_inputs, tmp / "discriminator.onnx", d_names)
         card = _card(checkpoint, family, name, extra_card or {})
+        if card.kind == "translation":
+            _export_translation(card, family.networks(checkpoint.family_config, G, D), tmp)
+        else:
+            _export_sampling(family, checkpoint.family_config, G, D, tmp)
         card.lineage = _lineage(checkpoint, tmp, job, data_name)
         card.save(tmp)
         served = load(name, 0, tmp)  # the card checked against the ONNX files, as the service will
@@ -90,6 +81,37 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
         return path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _export_sampling(family, cfg, G, D, tmp: Path) -> None:
+    """generator.onnx (z [+ label] -> sample) and discriminator.onnx (sample [+ label] -> score), verified."""
+    z = sample_latent(cfg, 4, torch.Generator().manual_seed(0))
+    labels = torch.arange(4) % len(family.LABELS) if family.LABELS else None
+    g_inputs = (z, labels) if labels is not None else (z,)
+    with torch.no_grad():
+        sample = G(*g_inputs)
+    d_inputs = (sample, labels) if labels is not None else (sample,)
+    g_names = ["z", "label"] if labels is not None else ["z"]
+    d_names = ["sample", "label"] if labels is not None else ["sample"]
+    _to_onnx(G, g_inputs, tmp / "generator.onnx", g_names, "sample")
+    # eval() on the wrapper too: the ONNX exporter restores the wrapper's mode afterwards, and a
+    # wrapper left in training mode would switch D's dropout back on for the check below.
+    scorer = _Scorer(D).eval()
+    _to_onnx(scorer, d_inputs, tmp / "discriminator.onnx", d_names, "score")
+    _verify(G, g_inputs, tmp / "generator.onnx", g_names)
+    _verify(scorer, d_inputs, tmp / "discriminator.onnx", d_names)
+
+
+def _export_translation(card: Card, networks: dict[str, torch.nn.Module], tmp: Path) -> None:
+    """Each file the card's domains name: `image` -> `translated` (generators) or `score` (discriminators), verified."""
+    gen = torch.Generator().manual_seed(0)
+    for key in ("a", "b"):
+        domain = getattr(card.domains, key)
+        image = torch.rand(4, *domain.shape, generator=gen) * 2 - 1  # (4, c, h, w) in [-1, 1]
+        for file, output in ((domain.generator, "translated"), (domain.discriminator, "score")):
+            module = _Scorer(networks[Path(file).stem]).eval()
+            _to_onnx(module, (image,), tmp / file, ["image"], output)
+            _verify(module, (image,), tmp / file, ["image"])
 
 
 def _to_onnx(module, inputs, path: Path, input_names, output_name) -> None:
@@ -113,14 +135,16 @@ def _verify(module, inputs, path: Path, input_names) -> None:
 
 def _card(checkpoint: Checkpoint, family, name: str, extra: dict) -> Card:
     cfg = checkpoint.family_config
+    translation = family.KIND == "translation"  # no latent: its card names its domains, from the data it trained on
     card = {
         "name": name,
         "family": checkpoint.config.family,
         "kind": family.KIND,
         "description": (family.__doc__ or "").strip(),
-        "latent": {"dim": cfg.latent_dim, "distribution": cfg.latent, **({"codes": cfg.codes} if getattr(cfg, "codes", 0) else {})},
+        "latent": None if translation else {"dim": cfg.latent_dim, "distribution": cfg.latent,
+                                            **({"codes": cfg.codes} if getattr(cfg, "codes", 0) else {})},
         "labels": list(family.LABELS) if family.LABELS else None,
-        **family.card(cfg),
+        **(family.card(cfg, checkpoint.config.data) if translation else family.card(cfg)),
         "training": {
             "config": checkpoint.config.to_dict(),
             "family_config": vars(cfg),
@@ -136,11 +160,13 @@ def _card(checkpoint: Checkpoint, family, name: str, extra: dict) -> Card:
 
 def _lineage(checkpoint: Checkpoint, folder: Path, job: str | None, data_name: str | None) -> Lineage:
     """Where this version comes from: job, data (with a hash of what was trained on), code and runtimes."""
+    family = get_family(checkpoint.config.family)
     source = checkpoint.config.data
+    named = family.sources(source) if hasattr(family, "sources") else source  # a translation family's {a, b}
     return Lineage(
-        job=job, data=data_name or source, data_sha256=data.fingerprint(source, get_family(checkpoint.config.family).KIND),
+        job=job, data=data_name or source, data_sha256=data.fingerprint(named, family.KIND),
         project_version=_project_version(), git_commit=_git_commit(), torch=torch.__version__, onnx_opset=OPSET,
-        onnx_ir=onnx.load(str(folder / "generator.onnx"), load_external_data=False).ir_version,
+        onnx_ir=onnx.load(str(min(folder.glob("*.onnx"))), load_external_data=False).ir_version,
         onnxruntime=ort.__version__, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
 

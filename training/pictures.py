@@ -24,7 +24,9 @@ CAPTION = 18
 
 
 def render(model, seed: int = SEED, scale: int = 2) -> np.ndarray:
-    """One RGB picture of a model: plain on the left, nice on the right, captioned."""
+    """One RGB picture of a model: plain on the left, nice on the right, captioned (a translation model: pairs)."""
+    if model.card.kind == "translation":
+        return render_translation(model, seed, scale)
     if model.card.kind == "image":
         if model.labels:
             per = len(model.labels)
@@ -47,6 +49,24 @@ def render(model, seed: int = SEED, scale: int = 2) -> np.ndarray:
         panels = [encoding.plot(sampling.sample(model, 64, seed, mode=mode, labels=labels)) for mode in ("plain", "nice")]
     k = oversample_for(model, "nice", None)
     return _side_by_side(panels, ["plain", f"nice (best 1 of {k} by D)"], f"{model.name} v{model.version}")
+
+
+def render_translation(model, seed: int = SEED, scale: int = 2, n: int = 20) -> np.ndarray:
+    """Input | output pairs of held-out digits in each direction (A: MNIST's held-out, B: UCI's), side by side."""
+    from service.sampling.translation import translate_now
+    from training.data import mnist_split, uci_split
+
+    rng = np.random.default_rng(seed)
+    panels, captions = [], []
+    for direction, held in (("a_to_b", mnist_split()), ("b_to_a", uci_split())):
+        x = held["test_x"][rng.choice(len(held["test_x"]), n, replace=False)]
+        result = translate_now(model, x, direction)
+        grid = encoding.combine(encoding.pairs(encoding.to_uint8(result.inputs), encoding.to_uint8(result.values)),
+                                (n // 4, 4))
+        grid = np.kron(grid, np.ones((scale, scale), np.uint8))
+        panels.append(np.stack([grid] * 3, -1))
+        captions.append(f"{result.source} -> {result.target} (input | output)")
+    return _side_by_side(panels, captions, f"{model.name} v{model.version}")
 
 
 def _side_by_side(panels, captions, title) -> np.ndarray:

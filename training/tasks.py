@@ -19,6 +19,7 @@ from service.repository import Card
 from service.sampling import Samples, encoding
 from service.settings import get_settings
 from training.config import TrainConfig
+from training.data import BUILT_IN
 from training.export import export
 from training.families import get_family
 from training.trainer import Cancelled, train
@@ -101,9 +102,12 @@ def _heartbeat(store: JobStore, job_id: str, stop: threading.Event) -> None:
                 record["heartbeat"] = now()
 
 
-def _data_source(data: str, settings) -> str:
-    """A job's data as the trainer reads it: built-in names as they are, an upload id as its file."""
-    if data in ("default", "mnist"):
+def _data_source(data: str | dict, settings) -> str | dict:
+    """A job's data as the trainer reads it: built-in names as they are, an upload id as its file; per domain
+    for a translation family's {"a": ..., "b": ...}."""
+    if isinstance(data, dict):
+        return {key: _data_source(value, settings) for key, value in data.items()}
+    if data in BUILT_IN:
         return data
     return str(uploads.path_of(data, settings))
 
@@ -145,7 +149,7 @@ def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings
         return clock["cancel"]
 
     def on_progress(p) -> None:
-        pending.append({k: v for k, v in vars(p).items() if k != "snapshot"})
+        pending.append(p.point())
         if p.snapshot is not None:
             snapshots.append({"step": p.step, "file": _save_snapshot(snapshot_dir, p.step, kind, p.snapshot)})
         if time.monotonic() - clock["write"] < WRITE_SECONDS and p.step != p.steps:

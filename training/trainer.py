@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,12 @@ class Progress:
     acc_fake: float  # share of fake samples D calls fake
     seconds: float
     snapshot: np.ndarray | None = None  # (n, ...) generator samples on a fixed latent batch
+    extra: dict[str, float] = field(default_factory=dict)  # a family's own losses (cycle, identity, ...)
+
+    def point(self) -> dict:
+        """The report as one flat history point (no snapshot)."""
+        out = {k: v for k, v in vars(self).items() if k not in ("snapshot", "extra")}
+        return {**out, **self.extra}
 
 
 def sample_latent(family_config, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -98,7 +105,7 @@ def train(
         start, history, elapsed = resume.step, list(resume.history), resume.seconds
         _load_state(resume.state, G, D, ema_g, opt_g, opt_d, gen, rng)
     batches = family.real_batches(cfg, config.data, rng)
-    fixed_z = sample_latent(cfg, 16, torch.Generator().manual_seed(config.seed + 1))
+    fixed_z = sample_latent(cfg, 16, torch.Generator().manual_seed(config.seed + 1)) if hasattr(cfg, "latent") else None
     fixed_labels = torch.arange(16) % len(family.LABELS) if family.LABELS else None
     schedules = [_lr_schedule(opt, cfg, steps) for opt in (opt_g, opt_d)]
     if resume is not None:
@@ -107,40 +114,13 @@ def train(
             for group, factor in zip(s.optimizer.param_groups, s.lr_lambdas):
                 group["lr"] = group["initial_lr"] * factor(start)
     per_epoch = getattr(family, "EPOCH_SIZE", None)
-    coded = getattr(cfg, "codes", 0) > 0  # an unconditional G with a cluster code (see LatentCode)
     t0 = time.perf_counter() - elapsed
     G.train(), D.train()
+    step_fn = getattr(family, "train_step", None) or functools.partial(gan_step, family)  # a family may own its step
     for step in range(start + 1, steps + 1):
         if should_stop is not None and should_stop():
             raise Cancelled(f"cancelled at step {step - 1} of {steps}")
-        real, labels = next(batches)  # labels: the data's, or for a coded family each image's cluster
-        n = real.shape[0]
-        # Discriminator: real (smoothed targets) against detached fakes.
-        z = sample_latent(cfg, n, gen)
-        fake = G(z, labels) if family.LABELS else G(z)
-        fake_labels = G.code.index(z) if coded else labels  # a coded G's cluster comes from its latent
-        d_real = D(real, labels) if labels is not None else D(real)
-        d_fake = D(fake.detach(), fake_labels) if labels is not None else D(fake.detach())
-        loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, cfg.label_smoothing))
-                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-        if hasattr(family, "aux_loss"):  # a family's auxiliary classifier (mnist-cgan's AC-GAN option)
-            loss_d = loss_d + family.aux_loss(cfg, D, real, labels, real=True)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        # Generator: the non-saturating loss (flipped labels), on its own batch.
-        m = getattr(cfg, "g_batch_size", n)
-        z = sample_latent(cfg, m, gen)
-        g_labels = random_labels(family, m, gen)
-        fake = G(z, g_labels) if family.LABELS else G(z)
-        g_labels = G.code.index(z) if coded else g_labels
-        g_out = D(fake, g_labels) if g_labels is not None else D(fake)
-        loss_g = F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
-        if hasattr(family, "aux_loss"):
-            loss_g = loss_g + family.aux_loss(cfg, D, fake, g_labels, real=False)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        stats = step_fn(cfg, G, D, opt_g, opt_d, next(batches), gen)
         for s in schedules:
             s.step()
         if ema_g is not None:
@@ -148,14 +128,14 @@ def train(
         if step % config.progress_every == 0 or step == steps:
             report = Progress(
                 step=step, steps=steps,
-                epoch=step * n / per_epoch if per_epoch else 0.0,
-                loss_d=loss_d.item(), loss_g=loss_g.item(),
-                acc_real=float((d_real > 0).float().mean()), acc_fake=float((d_fake < 0).float().mean()),
-                seconds=time.perf_counter() - t0,
+                epoch=step * stats["n"] / per_epoch if per_epoch else 0.0,
+                loss_d=stats["loss_d"], loss_g=stats["loss_g"], acc_real=stats["acc_real"], acc_fake=stats["acc_fake"],
+                seconds=time.perf_counter() - t0, extra=stats.get("extra", {}),
             )
             if config.snapshot_every and (step % config.snapshot_every == 0 or step == steps):
-                report.snapshot = _snapshot(ema_g or G, family, fixed_z, fixed_labels)
-            history.append({k: v for k, v in vars(report).items() if k != "snapshot"})
+                report.snapshot = (family.snapshot(ema_g or G, cfg, config.data, config.seed)
+                                   if hasattr(family, "snapshot") else _snapshot(ema_g or G, family, fixed_z, fixed_labels))
+            history.append(report.point())
             if on_progress is not None:
                 on_progress(report)
         if checkpoint_path is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
@@ -199,6 +179,46 @@ def refine_discriminator(checkpoint: Checkpoint, steps: int, should_stop: Callab
         opt.step()
     D.eval()
     log.info("refined D for %d steps against the served G: last loss %.3f", steps, loss.item())
+
+
+def gan_step(family, cfg, G, D, opt_g, opt_d, batch, gen: torch.Generator) -> dict:
+    """One step of a family with one G taking z latents and one D: D on real and fake, then G.
+
+    A family that trains otherwise (two generators, no latents) declares its own `train_step` with this
+    signature, after the family argument, and returns the same dict: n, loss_d, loss_g, acc_real,
+    acc_fake, and optionally `extra` (more losses for the progress reports).
+    """
+    real, labels = batch  # labels: the data's, or for a coded family each image's cluster
+    coded = getattr(cfg, "codes", 0) > 0  # an unconditional G with a cluster code (see LatentCode)
+    n = real.shape[0]
+    # Discriminator: real (smoothed targets) against detached fakes.
+    z = sample_latent(cfg, n, gen)
+    fake = G(z, labels) if family.LABELS else G(z)
+    fake_labels = G.code.index(z) if coded else labels  # a coded G's cluster comes from its latent
+    d_real = D(real, labels) if labels is not None else D(real)
+    d_fake = D(fake.detach(), fake_labels) if labels is not None else D(fake.detach())
+    loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, cfg.label_smoothing))
+              + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    if hasattr(family, "aux_loss"):  # a family's auxiliary classifier (mnist-cgan's AC-GAN option)
+        loss_d = loss_d + family.aux_loss(cfg, D, real, labels, real=True)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    # Generator: the non-saturating loss (flipped labels), on its own batch.
+    m = getattr(cfg, "g_batch_size", n)
+    z = sample_latent(cfg, m, gen)
+    g_labels = random_labels(family, m, gen)
+    fake = G(z, g_labels) if family.LABELS else G(z)
+    g_labels = G.code.index(z) if coded else g_labels
+    g_out = D(fake, g_labels) if g_labels is not None else D(fake)
+    loss_g = F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
+    if hasattr(family, "aux_loss"):
+        loss_g = loss_g + family.aux_loss(cfg, D, fake, g_labels, real=False)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {"n": n, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
+            "acc_real": float((d_real > 0).float().mean()), "acc_fake": float((d_fake < 0).float().mean())}
 
 
 def _lr_schedule(opt, cfg, steps):

@@ -12,7 +12,7 @@ from service.api.responses import content, error_responses
 from service.api.schemas import DatasetRequest
 from service.api.strict import StrictJSONRoute
 from service.errors import LimitError
-from service.sampling import datasets, modes, resolve_labels, steering
+from service.sampling import datasets, modes, resolve_labels, steering, translation
 
 router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(404, 422),
                    route_class=StrictJSONRoute)
@@ -41,6 +41,7 @@ async def post_dataset(request: DatasetRequest, http: Request, repository: Repos
     label_total(request.labels, settings.max_dataset_n, "max_dataset_n")  # labels beside an explicit n
     # 2. what depends on the model: its oversample (a request may leave it to the card), and its budget.
     model = repository.get(request.model, request.version)
+    translation.check_samples(model)
     oversample = modes.oversample_for(model, request.mode, request.oversample)
     if request.mode != "plain" and oversample > settings.max_oversample:
         raise LimitError(f"oversample: at most {settings.max_oversample} (max_oversample), got {oversample}")

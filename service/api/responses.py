@@ -85,6 +85,8 @@ class Limits(BaseModel):
     max_upload_files: int
     max_image_pixels: int
     max_upload_pixels: int
+    max_translate_bytes: int = Field(description="one /translate request body")
+    max_translate_pixels: int = Field(description="the input images of one /translate request together")
 
 
 class Samples(BaseModel):
@@ -104,6 +106,18 @@ class Samples(BaseModel):
     truncation: float | None = Field(None, description="ψ, when below 1")
 
 
+class Translated(BaseModel):
+    """format=json of /translate: the translated images as base64 PNGs, each with the target critic's score."""
+    model: str
+    version: int
+    direction: Literal["a_to_b", "b_to_a"]
+    from_: str = Field(alias="from", description="the source domain's name")
+    to: str = Field(description="the target domain's name")
+    images: list[str] = Field(description="base64 PNGs, in the order of the inputs")
+    scores: list[float] = Field(description="the target domain's discriminator on each output (least squares: "
+                                            "near 1 looks real, near 0 looks translated)")
+
+
 class Param(BaseModel):
     """One hyper-parameter of a family: its type, default and limits."""
     type: Literal["int", "float", "bool", "str"]
@@ -115,7 +129,7 @@ class Param(BaseModel):
 
 
 class Family(BaseModel):
-    kind: Literal["points", "curves", "image"]
+    kind: Literal["points", "curves", "image", "translation"]
     labels: list[str] | None
     description: str
     default_steps: int
@@ -147,7 +161,7 @@ class JobConfig(BaseModel):
 
     family: str
     steps: int
-    data: str
+    data: str | dict[str, str] = Field(description="a data source, or a translation family's {a, b} sources")
     params: dict[str, Any]
     model: str
     seed: int

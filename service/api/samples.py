@@ -17,7 +17,7 @@ from service.api.schemas import SampleRequest, WalkRequest
 from service.api.strict import StrictJSONRoute
 from service.errors import LimitError
 from service.repository import Repository
-from service.sampling import encoding, metrics, plans, resolve_labels, steering
+from service.sampling import encoding, metrics, plans, resolve_labels, steering, translation
 from service.sampling.modes import oversample_for
 from service.sampling.batching import Batcher
 from service.sampling.samples import Samples
@@ -68,6 +68,7 @@ async def respond(name: str, request: SampleRequest, repository: Repository, set
         drawn = request.latents is None and request.walk is None
         seed = None if not drawn else request.seed if request.seed is not None else secrets.randbelow(2**31)
         model = observed.model = repository.get(name, request.version)
+        translation.check_samples(model)
         request = request.model_copy(update={"oversample": oversample_for(model, request.mode, request.oversample)})
         check_candidates(request.mode, request.n, request.oversample, settings)
         labels = resolve_labels(model, request.labels, request.n)

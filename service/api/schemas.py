@@ -93,12 +93,37 @@ class SampleRequest(BaseModel, LatentControl):
                 "counts; got {got}", {"got": repr(value)[:80]}) from None
 
 
+Direction = Annotated[str, Field(min_length=1, max_length=80, description=(
+    "a_to_b, b_to_a, <a>_to_<b> by the domains' names (mnist_to_uci), or the target domain's name"))]
+TranslateFormat = Literal["json", "png", "gif", "webp", "npy", "npz", "zip"]
+
+
+class TranslateOptions(BaseModel):
+    """What a /translate request asks besides its images (JSON fields, or multipart form fields)."""
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Direction
+    format: TranslateFormat = Field("json", description="json: base64 PNGs and scores; png: a grid of input|output "
+                                    "pairs; npy: the outputs (n, h, w) uint8; npz: images, inputs, scores; zip: PNGs "
+                                    "and index.csv; gif, webp: the outputs animated")
+    version: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
+class TranslateRequest(TranslateOptions):
+    """application/json: a few images as base64 PNGs (larger batches go as multipart files)."""
+    images: list[Annotated[str, Field(max_length=2_000_000)]] = Field(
+        min_length=1, description="base64 images (PNG; also JPEG, BMP, WebP, or an .npy), grey or colour (made grey); "
+        "28×28, or another square size fitted into 28×28 as MNIST was")
+
+
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: str
     steps: Annotated[StrictInt, Field(ge=1)] | None = None
-    data: str = "default"
+    data: str | dict[Literal["a", "b"], str] = Field(
+        "default", description="'default', 'mnist', 'uci' or an upload id; a translation family takes one per domain: "
+                               "{\"a\": \"mnist\", \"b\": \"uci\" or an upload id}")
     params: dict[str, Any] = Field(default_factory=dict)
     model: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
                                 description="the name to publish under; default: <family>-<short job id>. "

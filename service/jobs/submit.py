@@ -66,17 +66,35 @@ def validate(payload: dict, settings: Settings) -> dict:
     except ValueError as exc:
         raise JobError(str(exc)) from None
     data = payload.get("data") or "default"
-    if spec["kind"] != "image" and data != "default":
+    if spec["kind"] == "translation":
+        if data != "default" and (not isinstance(data, dict) or set(data) != {"a", "b"}):
+            raise JobError(f"data: family {family} translates between two domains; give both, "
+                           "{\"a\": \"mnist\", \"b\": \"uci\" or an upload id}, or 'default'")
+        for key, source in (data.items() if isinstance(data, dict) else ()):
+            _check_source(source, family, spec, settings, f"data.{key}")
+    elif isinstance(data, dict):
+        raise JobError(f"data: family {family} takes one data source (a name or an upload id), not one per domain")
+    elif spec["kind"] != "image" and data != "default":
         raise JobError(f"data: family {family} draws its own data; data must be 'default'")
-    if data not in ("default", "mnist"):
-        try:
-            meta = uploads.read(data, settings)
-        except uploads.UnknownUpload:
-            raise JobError(f"data: {data!r} is neither 'mnist' nor the id of an upload (POST /v1/data)") from None
-        if spec["labels"] and not meta["labelled"]:
-            raise JobError(f"data: family {family} needs labelled data; upload {data} has no labels")
+    else:
+        _check_source(data, family, spec, settings, "data")
     return {"family": family, "steps": steps, "data": data, "params": params,
             "model": payload.get("model"), "seed": payload.get("seed") or 0}
+
+
+BUILT_IN = ("default", "mnist", "uci")  # training/data.py's built-in image sources
+
+
+def _check_source(source: str, family: str, spec: dict, settings: Settings, field: str) -> None:
+    """A built-in image source, or an upload that exists (labelled, where the family needs labels)."""
+    if source in BUILT_IN:
+        return
+    try:
+        meta = uploads.read(source, settings)
+    except uploads.UnknownUpload:
+        raise JobError(f"{field}: {source!r} is neither 'mnist', 'uci' nor the id of an upload (POST /v1/data)") from None
+    if spec["labels"] and not meta["labelled"]:
+        raise JobError(f"{field}: family {family} needs labelled data; upload {source} has no labels")
 
 
 def submit(payload: dict, settings: Settings, store: JobStore, app: Celery, owner: str = "anonymous") -> dict:

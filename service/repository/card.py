@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-KINDS = ("points", "curves", "image")
+KINDS = ("points", "curves", "image", "translation")
+SAMPLING_KINDS = ("points", "curves", "image")  # generators of z: served by /samples
 
 
 class CardError(ValueError):
@@ -26,6 +27,42 @@ class Latent(BaseModel):
     dim: int = Field(ge=1)
     distribution: Literal["normal", "uniform"]
     codes: int = Field(0, ge=0, description="clusters a coded generator picks by z's first coordinate; 0: none")
+
+
+OnnxFile = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.onnx$",
+                                 description="a file name in the version's folder")]
+
+
+class Domain(BaseModel):
+    """One side of a translation model: its images, and the networks that translate from it and judge it."""
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="e.g. mnist; a request may name a direction by it")
+    description: str = ""
+    shape: list[int] = Field(min_length=3, max_length=3, description="one image, (channels, height, width)")
+    generator: OnnxFile = Field(description="translates this domain's images into the other domain: "
+                                            "input `image`, output `translated` (ONNX names are unique in a graph)")
+    discriminator: OnnxFile = Field(description="scores images as this domain's: input `image`, output `score` (n,)")
+
+
+class Domains(BaseModel):
+    """A translation model's two domains; direction a_to_b runs a's generator and scores with b's discriminator."""
+    model_config = ConfigDict(extra="forbid")
+
+    a: Domain
+    b: Domain
+
+    def files(self) -> list[str]:
+        return [self.a.generator, self.b.generator, self.a.discriminator, self.b.discriminator]
+
+    def direction(self, name: str) -> tuple[str, Domain, Domain]:
+        """(canonical name, source, target) for a_to_b, b_to_a, <a>_to_<b>, or a target domain's name."""
+        a, b = self.a, self.b
+        table = {"a_to_b": ("a_to_b", a, b), "b_to_a": ("b_to_a", b, a), f"{a.name}_to_{b.name}": ("a_to_b", a, b),
+                 f"{b.name}_to_{a.name}": ("b_to_a", b, a), b.name: ("a_to_b", a, b), a.name: ("b_to_a", b, a)}
+        if name not in table:
+            raise KeyError(f"direction: unknown direction {name!r}; known: {', '.join(table)}")
+        return table[name]
 
 
 class Bar(BaseModel):
@@ -62,7 +99,7 @@ class Gate(BaseModel):
 class Lineage(BaseModel):
     """Where a version came from: enough to trace it back to its job, data and code."""
     job: str | None = None  # the job id, for versions published by a training job
-    data: str = "default"  # the data source: default, mnist, or an upload id
+    data: str | dict[str, str] = "default"  # the data source: default, mnist, uci, an upload id; {a, b} for translation
     data_sha256: str | None = None  # of the training arrays (or the upload's data file), when known
     project_version: str | None = None
     git_commit: str | None = None
@@ -88,9 +125,10 @@ class Card(BaseModel):
 
     name: str
     family: str
-    kind: Literal["points", "curves", "image"]
-    latent: Latent
-    sample_shape: list[int] = Field(min_length=1)
+    kind: Literal["points", "curves", "image", "translation"]
+    latent: Latent | None = Field(None, description="the generator's z (every kind but translation)")
+    sample_shape: list[int] | None = Field(None, min_length=1, description="one sample (every kind but translation)")
+    domains: Domains | None = Field(None, description="translation models: the two domains, shapes and files")
     labels: list[str] | None = None
     value_range: tuple[float, float] = (-1.0, 1.0)
     version: int | None = None
@@ -102,6 +140,13 @@ class Card(BaseModel):
     gate: Gate | None = None  # None: shipped before gates existed, or published without evaluation
     lineage: Lineage | None = None
     promoted: bool | None = None  # whether publishing made it the default (None: shipped, no say)
+
+    @model_validator(mode="after")
+    def _fields_of_the_kind(self) -> "Card":
+        for name in _KIND_FIELDS[self.kind == "translation"]:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name}: required for kind {self.kind!r}")
+        return self
 
     @property
     def candidate(self) -> bool:
@@ -126,6 +171,9 @@ class Card(BaseModel):
             raise CardError(f"card.json: not readable JSON ({type(exc).__name__})") from None
         if not isinstance(raw, dict):
             raise CardError(f"card.json: must be a JSON object, got {type(raw).__name__}")
+        for name in _KIND_FIELDS[raw.get("kind") == "translation"]:  # named here: pydantic's own message has no field
+            if raw.get(name) is None:
+                raise CardError(f"card.{name}: Field required for kind {raw.get('kind')!r}")
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -158,6 +206,28 @@ class Card(BaseModel):
                     f"{'lists labels' if conditional else 'lists no labels'}")
             _expect(_fits(d_inputs["sample"].shape[1:], self.sample_shape), "sample_shape",
                     f"the card says {self.sample_shape}, the discriminator takes {list(d_inputs['sample'].shape[1:])}")
+
+
+    def check_translation(self, sessions: dict) -> None:
+        """Raise CardError unless each network takes and gives images of its domain's shape (and D one score)."""
+        for key in ("a", "b"):
+            source, target = getattr(self.domains, key), getattr(self.domains, "b" if key == "a" else "a")
+            for role, session, output in (("generator", sessions[source.generator], "translated"),
+                                          ("discriminator", sessions[source.discriminator], "score")):
+                field = f"domains.{key}.{role}"
+                inputs, outputs = session.get_inputs(), session.get_outputs()
+                _expect([i.name for i in inputs] == ["image"], field,
+                        f"{getattr(source, role)} takes {[i.name for i in inputs]}, not one input `image`")
+                _expect(_fits(inputs[0].shape[1:], source.shape), f"domains.{key}.shape",
+                        f"the card says {source.shape}, {getattr(source, role)} takes {list(inputs[0].shape[1:])}")
+                _expect(outputs[0].name == output, field, f"{getattr(source, role)} gives `{outputs[0].name}`, "
+                        f"not `{output}`")
+                if role == "generator":
+                    _expect(_fits(outputs[0].shape[1:], target.shape), f"domains.{'b' if key == 'a' else 'a'}.shape",
+                            f"the card says {target.shape}, {source.generator} gives {list(outputs[0].shape[1:])}")
+
+
+_KIND_FIELDS = {False: ("latent", "sample_shape"), True: ("domains",)}
 
 
 def _fits(onnx_shape, card_shape: list[int]) -> bool:

@@ -1,6 +1,7 @@
 """The model repository on disk: the one contract between training and serving.
 
     <folder>/<name>/<version>/card.json, generator.onnx [, discriminator.onnx]
+    <folder>/<name>/<version>/card.json, and the files its `domains` name (a translation model)
 
 A repository may span several folders (the first is writable); the versions of a name are merged
 across them and numbered once for all of them. A version appears whole or not at all: `publish`
@@ -15,7 +16,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,9 @@ class Model:
     version: int
     path: Path
     card: Card
-    generator: ort.InferenceSession
+    generator: ort.InferenceSession | None  # None for a translation model: see networks
     discriminator: ort.InferenceSession | None
+    networks: dict[str, ort.InferenceSession] = field(default_factory=dict)  # a translation model's, by file name
 
     @property
     def labels(self) -> list[str] | None:
@@ -118,6 +120,16 @@ def load(name: str, version: int, path: Path, threads: int = 1) -> Model:
     card = Card.load(path)
     options = session_options(threads)
     providers = ["CPUExecutionProvider"]
+    if card.kind == "translation":
+        networks = {}
+        for file in card.domains.files():
+            if not (path / file).is_file():
+                raise CardError(f"card.domains: names {file}, which the version's folder does not hold")
+            networks[file] = ort.InferenceSession(str(path / file), options, providers=providers)
+        card.check_translation(networks)
+        probe_translation(card, networks)
+        return Model(name=name, version=version, path=path, card=card, generator=None, discriminator=None,
+                     networks=networks)
     generator = ort.InferenceSession(str(path / "generator.onnx"), options, providers=providers)
     d_path = path / "discriminator.onnx"
     discriminator = ort.InferenceSession(str(d_path), options, providers=providers) if d_path.exists() else None
@@ -153,6 +165,28 @@ def probe(card: Card, generator, discriminator) -> None:
         if score.shape != (2,):
             raise CardError(f"card: the discriminator gives scores of shape {list(score.shape[1:])} per sample, "
                             "not one logit")
+
+
+def probe_translation(card: Card, networks: dict) -> None:
+    """Run each generator on two blank images of its domain, and the other domain's D on what it gives."""
+    low, high = card.value_range
+    for key, other in (("a", "b"), ("b", "a")):
+        source, target = getattr(card.domains, key), getattr(card.domains, other)
+        try:
+            out = networks[source.generator].run(None, {"image": np.full((2, *source.shape), low, np.float32)})[0]
+            score = networks[target.discriminator].run(None, {"image": out})[0]
+        except Exception as exc:
+            raise CardError(f"card.domains.{key}: its networks refuse images of shape {source.shape} "
+                            f"({type(exc).__name__})") from None
+        if list(out.shape) != [2, *target.shape]:
+            raise CardError(f"card.domains.{other}.shape: the card says {target.shape}, {source.generator} gives "
+                            f"{list(out.shape[1:])}")
+        if out.min() < low - 1e-3 or out.max() > high + 1e-3:
+            raise CardError(f"card.value_range: the card says [{low}, {high}], {source.generator} gives "
+                            f"[{out.min():.3g}, {out.max():.3g}]")
+        if score.shape != (2,):
+            raise CardError(f"card.domains.{other}.discriminator: gives scores of shape {list(score.shape[1:])} per "
+                            "image, not one")
 
 
 def read_aliases(name: str, folders: list[Path]) -> dict[str, int]:

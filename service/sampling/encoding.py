@@ -222,3 +222,51 @@ def _zip(samples: Samples) -> bytes:
             rows = index_rows([str(i) for i in range(len(samples.values))], samples)
         archive.writestr(zip_info("index.csv"), "\n".join([INDEX_HEADER, *rows]) + "\n")
     return buffer.getvalue()
+
+
+GAP = 4  # pixels between the input|output pairs of a translation's png grid
+GAP_GREY = 96
+
+
+def pairs(inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """uint8 images (n, h, w) twice -> (n, h, 2w + GAP): each input beside its output, a grey gap after the pair."""
+    n, h, w = inputs.shape
+    out = np.full((n, h, 2 * w + GAP), GAP_GREY, np.uint8)
+    out[:, :, :w], out[:, :, w:2 * w] = inputs, outputs
+    return out
+
+
+def encode_translation(result, fmt: str) -> bytes:
+    """The bytes of a translation (service.sampling.translation.Translation) in the requested format."""
+    outputs = to_uint8(result.values)
+    if fmt == "json":
+        body = {"model": result.model, "version": result.version, "direction": result.direction,
+                "from": result.source, "to": result.target, "images": [base64.b64encode(png(img)).decode()
+                                                                       for img in outputs],
+                "scores": np.round(result.scores.astype(np.float64), 6).tolist()}
+        return json.dumps(body, separators=(",", ":")).encode()
+    if fmt == "png":
+        return png(combine(pairs(to_uint8(result.inputs), outputs)))
+    if fmt in ANIMATIONS:
+        return animation(outputs, fmt)
+    buffer = io.BytesIO()
+    if fmt == "npy":
+        np.save(buffer, outputs)
+    elif fmt == "npz":  # written entry by entry with fixed times: the same request gives the same bytes
+        arrays = {"images": outputs, "inputs": to_uint8(result.inputs), "scores": result.scores.astype(np.float32),
+                  "direction": np.asarray(result.direction)}
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for key, array in arrays.items():
+                entry = io.BytesIO()
+                np.save(entry, array)
+                archive.writestr(zip_info(f"{key}.npy"), entry.getvalue())
+    elif fmt == "zip":
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            files = [f"{i:06d}.png" for i in range(len(outputs))]
+            for file, img in zip(files, outputs):
+                archive.writestr(zip_info(file), png(img))
+            rows = [f"{file},{score:.6f}" for file, score in zip(files, result.scores)]
+            archive.writestr(zip_info("index.csv"), "\n".join(["file,score", *rows]) + "\n")
+    else:
+        raise EncodingError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    return buffer.getvalue()

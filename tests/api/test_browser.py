@@ -97,6 +97,39 @@ def test_walk_strip_of_an_image_model_is_a_row_and_a_loop(browser, serving_serve
     page.close()
 
 
+def test_translate_tab_shows_input_and_output_side_by_side(browser, serving_server, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(serving_server.url + "/")
+    page.wait_for_selector("#translator option[value=digits-cyclegan]", state="attached")
+    assert page.locator("#model option[value=digits-cyclegan]").count() == 0  # not offered for sampling
+    page.click("#tab-translate")
+    assert page.is_hidden("#samples-panel") and page.is_visible("#translate-form")
+    assert page.locator("#direction option").all_inner_texts() == ["mnist → uci", "uci → mnist"]
+    # Samples of a digit model as the input: 8 pairs in a 4×2 grid of (input | output + gap).
+    page.select_option("#translate-source", "mnist-dcgan")
+    with page.expect_response(lambda r: r.url.endswith("/translate")) as translated:
+        page.click("#translate-button")
+    assert translated.value.ok
+    page.wait_for_function("document.querySelector('#translate-out img')?.naturalWidth > 0")
+    size = page.evaluate("(() => { const i = document.querySelector('#translate-out img');"
+                         " return [i.naturalWidth, i.naturalHeight]; })()")
+    assert size == [2 * 60, 4 * 28]
+    # An uploaded 8×8 PNG (fitted into 28×28 as MNIST was), the other way.
+    digit = np.zeros((8, 8), np.uint8)
+    digit[2:6, 3:5] = 255
+    Image.fromarray(digit).save(tmp_path / "one.png")
+    page.select_option("#direction", "b_to_a")
+    page.set_input_files("#translate-file", str(tmp_path / "one.png"))
+    with page.expect_response(lambda r: r.url.endswith("/translate")) as translated:
+        page.click("#translate-button")
+    assert translated.value.ok and translated.value.headers["x-direction"] == "b_to_a"
+    page.wait_for_function("document.querySelector('#translate-out img')?.naturalWidth === 60")
+    page.close()
+
+
 def test_job_shows_live_progress_plots_and_result(page, worker, tmp_path):
     page.select_option("#family", "quadratic")
     page.fill("#steps", "3000")

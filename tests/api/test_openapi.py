@@ -66,9 +66,10 @@ def test_operation_ids_are_stable_readable_and_unique(schema):
     assert {ids["post", "/v1/models/{name}/samples"], ids["get", "/v1/models/{name}/samples.png"],
             ids["post", "/v1/jobs"], ids["get", "/v1/jobs"], ids["get", "/v1/jobs/{job_id}"],
             ids["delete", "/v1/jobs/{job_id}"], ids["get", "/v1/jobs/{job_id}/events"], ids["post", "/v1/data"],
-            ids["post", "/v1/datasets"], ids["get", "/v1/families"], ids["get", "/v1/limits"]} == {
+            ids["post", "/v1/datasets"], ids["get", "/v1/families"], ids["get", "/v1/limits"],
+            ids["post", "/v1/models/{name}/translate"]} == {
         "sampleModel", "samplePng", "submitJob", "listJobs", "getJob", "cancelJob", "jobEvents", "uploadData",
-        "createDataset", "listFamilies", "getLimits"}
+        "createDataset", "listFamilies", "getLimits", "translateImages"}
 
 
 def test_keyed_routes_carry_the_bearer_scheme_and_open_ones_do_not(schema):

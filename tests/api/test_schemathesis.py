@@ -1,4 +1,5 @@
-"""Generated requests from the OpenAPI schema against the real server: sampling and models never answer 5xx."""
+"""Generated requests from the OpenAPI schema against the real server: sampling, translation and models never
+answer 5xx."""
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,7 @@ def test_sampling_and_models_never_answer_5xx(serving_server, mode):
     # The keyed repository changes (reload, aliases, deletion) would change what other tests sample.
     reading = schema.include(path_regex=r"^/v1/models").exclude(path_regex=r"/reload$").exclude(method=["PUT", "DELETE"])
     operations = [result.ok() for result in reading.get_all_operations()]
-    assert len(operations) == 4  # list, one model, POST samples, GET samples.png
+    assert len(operations) == 5  # list, one model, POST samples, GET samples.png, POST translate
 
     for operation in operations:
         @given(case=operation.as_strategy(generation_mode=mode))

@@ -118,3 +118,47 @@ def test_job_trains_on_uploaded_data(api, worker):
     assert api.post("/v1/models/uploaded-digits/samples", json={"n": 2}).status_code == 404
     sampled = api.post("/v1/models/uploaded-digits/samples", json={"n": 2, "labels": ["3", "4"], "version": 1})
     assert sampled.status_code == 200 and sampled.json()["labels"] == ["3", "4"]
+
+
+def test_a_translation_job_trains_on_two_named_sources_and_is_served(api, worker, server):
+    """digits-cyclegan with {"a": "mnist", "b": <upload id>}: trained by the worker, evaluated, translatable."""
+    import io
+
+    import numpy as np
+
+    from tests.utils import TINY
+    from training.data import uci_split
+
+    x = np.rint((uci_split()["train_x"][:200, 0] + 1) * 127.5).astype(np.uint8)  # 28×28, fitted as MNIST was
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x)
+    upload = api.post("/v1/data", files={"file": ("uci.npz", buffer.getvalue())})
+    assert upload.status_code == 201, upload.text
+    bad = api.post("/v1/jobs", json={"family": "digits-cyclegan", "data": "mnist"})
+    assert bad.status_code == 422 and bad.json()["error"]["message"].startswith("data: family digits-cyclegan")
+    data = {"a": "mnist", "b": upload.json()["id"]}
+    job = api.post("/v1/jobs", json={"family": "digits-cyclegan", "steps": 4, "data": data,
+                                     "params": TINY["digits-cyclegan"]}).json()
+    assert job["config"]["data"] == data
+    done = wait_state(api, job["id"], ("succeeded", "failed", "cancelled"), timeout=300)
+    assert done["state"] == "succeeded", done["error"]
+    assert {"loss_cycle", "loss_identity"} <= set(done["latest"]) and done["snapshots"]
+    metrics = done["result"]["metrics"]
+    assert 0 <= metrics["b_to_a"]["label_accuracy"] <= 1 and metrics["a_to_b"]["cycle_error"] >= 0
+    wait_until(lambda: api.get(f"/v1/models/{job['model']}").status_code == 200, 10, "the rescan")
+    card = api.get(f"/v1/models/{job['model']}", params={"version": 1}).json()["card"]
+    assert card["kind"] == "translation" and card["lineage"]["data"] == data
+    assert (card["domains"]["a"]["name"], card["domains"]["b"]["name"]) == ("mnist", "b")
+    translated = api.post(f"/v1/models/{job['model']}/translate",
+                          json={"images": [], "direction": "a_to_b", "version": 1})
+    assert translated.status_code == 422  # no images
+    import base64
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(x[0]).save(png, format="PNG")
+    translated = api.post(f"/v1/models/{job['model']}/translate", json={
+        "images": [base64.b64encode(png.getvalue()).decode()], "direction": "b_to_a", "version": 1})
+    assert translated.status_code == 200, translated.text
+    assert translated.json()["to"] == "mnist" and len(translated.json()["scores"]) == 1

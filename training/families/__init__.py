@@ -1,5 +1,5 @@
 """The model families: one file each. Adding a family is one file and one line here."""
-from training.families import curves, curves_cgan, mnist_cgan, mnist_dcgan, mnist_mlp, quadratic, rgb_dcgan
+from training.families import curves, curves_cgan, digits_cyclegan, mnist_cgan, mnist_dcgan, mnist_mlp, quadratic, rgb_dcgan
 
 FAMILIES = {
     "quadratic": quadratic,
@@ -9,6 +9,7 @@ FAMILIES = {
     "mnist-dcgan": mnist_dcgan,
     "mnist-cgan": mnist_cgan,
     "rgb-dcgan": rgb_dcgan,
+    "digits-cyclegan": digits_cyclegan,
 }
 
 

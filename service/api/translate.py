@@ -1,0 +1,110 @@
+"""Translation: images in (JSON base64 PNGs, or multipart files), the model's generator, images out with scores.
+
+The steps of a sample request: read the body under its limit, check the model and direction before
+decoding anything, decode under the image budget (off the event loop), run the plan through the
+batcher, encode.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+import anyio.to_thread
+from fastapi import APIRouter, Request, Response
+from starlette.datastructures import UploadFile
+
+from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
+from service.api.responses import Translated, content, error_responses
+from service.api.schemas import TranslateOptions, TranslateRequest
+from service.api.strict import StrictJSONRoute
+from service.jobs.uploads import UploadTooLarge
+from service.sampling import encoding, images, plans, translation
+from service.sampling.images import Budget, InputError
+from service.settings import Settings
+
+router = APIRouter(prefix="/v1/models", tags=["translate"], responses=error_responses(404, 413, 422, 503),
+                   route_class=StrictJSONRoute)
+
+MULTIPART = {"type": "object", "required": ["file", "direction"], "properties": {
+    "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+             "description": "one or more files: a PNG (or JPEG, BMP, WebP), an .npy or .npz of grey images "
+                            "((n, h, w), (n, 1, h, w) or (n, h, w, 1); uint8 0..255, or floats in [0, 1] or [-1, 1]), "
+                            "or a zip of images"},
+    **{k: v for k, v in TranslateOptions.model_json_schema()["properties"].items()}}}
+REQUEST_BODY = {"required": True, "content": {
+    "application/json": {"schema": TranslateRequest.model_json_schema()},
+    "multipart/form-data": {"schema": MULTIPART}}}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it passes the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(f"body: {declared} bytes is over the limit of {limit} (max_translate_bytes)")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise UploadTooLarge(f"body: over the limit of {limit} bytes (max_translate_bytes)")
+    return bytes(raw)
+
+
+async def parse(request: Request, raw: bytes) -> tuple[TranslateOptions, list[tuple[str, bytes]]]:
+    """The options and the raw files (name, bytes) of a JSON or multipart request."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        async def receive():
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        form = await Request(request.scope, receive).form(max_files=64, max_fields=16)
+        files = [(f.filename or f"file {i}", await f.read()) for i, f in enumerate(form.getlist("file"))
+                 if isinstance(f, UploadFile)]
+        fields = {k: v for k, v in form.multi_items() if k != "file"}
+        if not files:
+            raise InputError("file: no file given (multipart field `file`: a PNG, .npy, .npz or zip of images)")
+        return TranslateOptions.model_validate(fields), files
+    if kind in ("application/json", ""):
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InputError("body: not valid JSON") from None
+        parsed = TranslateRequest.model_validate(body)
+        files = []
+        for i, text in enumerate(parsed.images):
+            try:
+                files.append((f"images.{i}", base64.b64decode(text, validate=True)))
+            except (binascii.Error, ValueError):
+                raise InputError(f"images.{i}: not base64") from None
+        return TranslateOptions.model_validate(parsed.model_dump(exclude={"images"})), files
+    raise InputError(f"body: content type {kind!r}; send application/json or multipart/form-data")
+
+
+def decode(files: list[tuple[str, bytes]], shape: list[int], settings: Settings):
+    """Every file's images, decoded under one budget and fitted to the source domain's shape."""
+    budget = Budget(settings.max_n, settings.max_image_pixels, settings.max_translate_pixels)
+    decoded = [img for name, raw in files for img in images.decode(raw, name, budget)]
+    if not decoded:
+        raise InputError("file: holds no images")
+    return images.conform(decoded, shape)
+
+
+@router.post("/{name}/translate", operation_id="translateImages", response_class=Response,
+             openapi_extra={"requestBody": REQUEST_BODY}, responses={200: {
+                 "model": Translated, "description": "the translated images in the requested format",
+                 "content": {"application/json": {}, **content("image/png", "image/gif", "image/webp",
+                                                               "application/zip", "application/octet-stream")}}})
+async def translate(name: str, request: Request, repository: RepositoryDep, settings: SettingsDep,
+                    batcher: BatcherDep) -> Response:
+    """Translate images from one domain of a translation model to the other; each output carries the target
+    domain's discriminator score, and format=png shows each input beside its output."""
+    raw = await read_body(request, settings.max_translate_bytes)
+    options, files = await parse(request, raw)
+    model = repository.get(name, options.version)
+    direction, source, _ = translation.direction(model, options.direction)  # refused before any decoding
+    inputs = await anyio.to_thread.run_sync(decode, files, source.shape, settings, limiter=batcher.limiter)
+    with batcher.admit(model.name), batcher.sampling(model.name):
+        result = await plans.run_async(translation.translate(model, inputs, direction), batcher.run_async)
+    body = await anyio.to_thread.run_sync(encoding.encode_translation, result, options.format, limiter=batcher.limiter)
+    headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Direction": result.direction}
+    return Response(body, media_type=encoding.MEDIA_TYPES[options.format], headers=headers)

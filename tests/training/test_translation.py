@@ -1,0 +1,111 @@
+"""The translation family: a tiny CycleGAN trains, exports four networks that onnxruntime runs as torch does,
+and the evaluator's measures of label preservation and cycle error mean what they say."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from service.repository import Card, load
+from service.sampling.translation import translate_now
+from training.config import TrainConfig
+from training.data import mnist_split, uci_split
+from training.evaluate import translation
+from training.export import export
+from training.families import digits_cyclegan
+from training.trainer import train
+from tests.utils import TINY
+
+FILES = ["generator_a_to_b.onnx", "generator_b_to_a.onnx", "discriminator_a.onnx", "discriminator_b.onnx"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    reports = []
+    config = TrainConfig(family="digits-cyclegan", steps=2, params=TINY["digits-cyclegan"], progress_every=1,
+                         snapshot_every=2)
+    checkpoint = train(config, on_progress=reports.append)
+    path = export(checkpoint, tmp_path_factory.mktemp("models"), evaluate=False)
+    return checkpoint, path, reports
+
+
+def test_trains_with_progress_losses_and_a_snapshot_of_pairs(tiny):
+    _, _, reports = tiny
+    assert [r.step for r in reports] == [1, 2]
+    assert all(np.isfinite([r.loss_d, r.loss_g, r.extra["loss_cycle"], r.extra["loss_identity"]]).all()
+               for r in reports)
+    assert reports[-1].snapshot.shape == (16, 1, 28, 28)  # rows of a, a→b, b, b→a
+    assert {"loss_cycle", "loss_identity"} <= set(reports[-1].point())
+
+
+def test_card_names_the_domains_their_shapes_and_files(tiny):
+    _, path, _ = tiny
+    card = Card.load(path)
+    assert card.kind == "translation" and card.latent is None and card.labels is None
+    assert (card.domains.a.name, card.domains.b.name) == ("mnist", "uci")
+    assert card.domains.a.shape == card.domains.b.shape == [1, 28, 28]
+    assert sorted(card.domains.files()) == sorted(FILES) and all((path / f).is_file() for f in FILES)
+    assert card.lineage.data_sha256 is not None
+
+
+@pytest.mark.parametrize("direction, generator, critic", [("a_to_b", "a_to_b", "b"), ("b_to_a", "b_to_a", "a"),
+                                                          ("uci", "a_to_b", "b"), ("uci_to_mnist", "b_to_a", "a")])
+def test_onnx_translation_equals_torch(tiny, direction, generator, critic):
+    checkpoint, path, _ = tiny
+    model = load("tiny", 1, path)
+    x = uci_split()["test_x"][:5]
+    result = translate_now(model, x, direction)
+    with torch.no_grad():
+        expected = getattr(checkpoint.generator, generator)(torch.from_numpy(x)).numpy()
+        scores = getattr(checkpoint.discriminator, critic)(torch.from_numpy(expected)).numpy()
+    assert result.values.shape == (5, 1, 28, 28) and result.scores.shape == (5,)
+    np.testing.assert_allclose(result.values, expected, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(result.scores, scores, atol=1e-4, rtol=1e-4)
+    assert result.values.min() >= -1 and result.values.max() <= 1
+
+
+def test_a_card_that_lies_about_a_domain_shape_is_a_load_error(tiny, tmp_path):
+    import json
+    import shutil
+
+    from service.repository import CardError
+
+    _, path, _ = tiny
+    shutil.copytree(path, tmp_path / "1")
+    card = json.loads((tmp_path / "1" / "card.json").read_text())
+    card["domains"]["b"]["shape"] = [1, 32, 32]
+    (tmp_path / "1" / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CardError, match=r"^card.domains.b.shape"):
+        load("liar", 1, tmp_path / "1")
+    card["domains"]["b"]["shape"] = [1, 28, 28]
+    card["domains"]["a"]["generator"] = "missing.onnx"
+    (tmp_path / "1" / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CardError, match=r"^card.domains"):
+        load("liar", 1, tmp_path / "1")
+
+
+class _Same(torch.nn.Module):
+    """A translation that changes nothing, and a critic of one constant score."""
+
+    def forward(self, image):
+        return image * 1.0
+
+    def patches(self, image):
+        return image.mean((1, 2, 3), keepdim=True)
+
+
+def test_the_measures_of_a_translation_that_changes_nothing(tiny, tmp_path, monkeypatch):
+    """Labels kept exactly as the judge read the inputs, no cycle error, and Fréchet ratios unchanged."""
+    checkpoint, _, _ = tiny
+    monkeypatch.setattr(digits_cyclegan, "networks", lambda cfg, G, D: {
+        "generator_a_to_b": _Same(), "generator_b_to_a": _Same(), "discriminator_a": D.a, "discriminator_b": D.b})
+    model = load("same", 1, export(checkpoint, tmp_path, evaluate=False))
+    metrics = translation(model)
+    for direction in ("a_to_b", "b_to_a"):
+        m = metrics[direction]
+        assert m["label_accuracy"] == m["input_label_accuracy"]
+        assert m["frechet_ratio"] == pytest.approx(m["input_frechet_ratio"])
+        assert m["cycle_error"] == 0 and m["change"] == 0
+    assert metrics["n"] == {"a": len(mnist_split()["test_y"]), "b": len(uci_split()["test_y"])} == {"a": 1000, "b": 360}
+    # The judges read their own domain: the MNIST classifier the raw UCI digits poorly, the UCI one MNIST's.
+    assert metrics["b_to_a"]["input_label_accuracy"] < 0.9 and metrics["b_to_a"]["real_frechet_ratio"] < 3
