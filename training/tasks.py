@@ -114,7 +114,7 @@ def _data_source(data: str | dict, settings) -> str | dict:
 
 def _save_snapshot(folder: Path, step: int, kind: str, values: np.ndarray) -> str:
     """A PNG of the trainer's fixed-latent samples: a grid of images, or a plot of points or curves."""
-    if kind == "image":
+    if values.ndim == 4:  # images (n, c, h, w): samples, or a translation family's rows of pairs
         pixels = encoding.combine(encoding.to_uint8(values))
     else:
         samples = Samples(model="", version=0, seed=0, mode="plain", kind=kind, values=values, labels=None,
