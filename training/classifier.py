@@ -124,6 +124,16 @@ def train_classifier(epochs: int = 30, seed: int = 0, network: type[nn.Module] =
     return model, accuracy
 
 
+def export_onnx(model: nn.Module, out: Path) -> None:
+    """classifier.onnx: image (n, 1, 28, 28) in [-1, 1] -> logits (n, 10), features (n, f)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(2, 1, 28, 28),), str(out / "classifier.onnx"), input_names=["image"],
+                          output_names=["logits", "features"], opset_version=17, dynamo=False,
+                          dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}, "features": {0: "n"}})
+
+
 def build_asset(which: str = "A", epochs: int = 30) -> dict:
     """Train evaluator A or B, export it to ONNX, and write the reference features and the card."""
     from training import evaluate
@@ -132,12 +142,7 @@ def build_asset(which: str = "A", epochs: int = 30) -> dict:
     t0 = time.perf_counter()
     model, accuracy = train_classifier(epochs, seed, network)
     seconds = time.perf_counter() - t0
-    out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(2, 1, 28, 28),), str(out / "classifier.onnx"), input_names=["image"],
-                          output_names=["logits", "features"], opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}, "features": {0: "n"}})
+    export_onnx(model, out)
     split = mnist_split()
     evaluate.classifier.cache_clear()
     clf = evaluate.classifier(out)
@@ -189,12 +194,7 @@ def build_uci_asset(out: Path = UCI_ASSET, epochs: int = 40) -> dict:
     t0 = time.perf_counter()
     model, accuracy = train_classifier(epochs, split=split)
     seconds = time.perf_counter() - t0
-    out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(2, 1, 28, 28),), str(out / "classifier.onnx"), input_names=["image"],
-                          output_names=["logits", "features"], opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}, "features": {0: "n"}})
+    export_onnx(model, out)
     clf = evaluate.DigitClassifier(out / "classifier.onnx")
     test_logits, test_features = clf.run(split["test_x"])
     _, train_features = clf.run(split["train_x"][:len(split["test_x"])])

@@ -44,6 +44,17 @@ def given(model: Model, z: np.ndarray, labels: np.ndarray | None, seed: int | No
     return Samples.of(model, seed, "plain", values, labels, None, len(z), truncation)
 
 
+def scored_candidates(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int,
+                      truncation: float) -> Plan:
+    """Plan: slot i's `oversample` candidates (indices i·oversample …, each carrying slot i's label) and
+    their discriminator scores: (z, candidate labels, candidates, scores)."""
+    cand_labels = np.repeat(labels, oversample) if labels is not None else None
+    z = draw(model, seed, start * oversample, n * oversample, truncation)
+    candidates = yield from plans.generate(model, z, cand_labels)
+    scores = yield from plans.score(model, candidates, cand_labels)
+    return z, cand_labels, candidates, scores
+
+
 def nice(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0,
          truncation: float = 1.0) -> Plan:
     """Plan: the best n of oversample·n candidates by discriminator score (the keras-dcgan "nice").
@@ -51,14 +62,11 @@ def nice(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | 
     Slot i's candidates are the indices i·oversample …, each carrying slot i's label; each label
     (or each cluster of a coded generator) keeps its share, best first.
     """
-    # 1. oversample candidates per requested sample, each slot's candidates carrying its label.
-    m = n * oversample
-    cand_labels = np.repeat(labels, oversample) if labels is not None else None
-    latent = model.card.latent
-    z = draw(model, seed, start * oversample, m, truncation)
-    candidates = yield from plans.generate(model, z, cand_labels)
-    # 2. score them all, 3. keep the best of each group's own candidates, best first.
-    scores = yield from plans.score(model, candidates, cand_labels)
+    # 1. oversample candidates per requested sample, 2. score them all,
+    z, cand_labels, candidates, scores = yield from scored_candidates(model, n, seed, oversample, labels, start,
+                                                                      truncation)
+    # 3. keep the best of each group's own candidates, best first.
+    latent, m = model.card.latent, n * oversample
     if labels is not None:
         keep = best_per_group(scores, labels, cand_labels)
     elif latent.codes:  # a coded G: each cluster keeps its share
@@ -76,12 +84,9 @@ def nice_by_slot(model: Model, n: int, seed: int, oversample: int, labels: np.nd
     """Plan: nice as datasets stream it, slot by slot: slot i keeps the best of its own candidates
     (i·oversample …), so sample i depends only on (seed, i). A coded generator's slot keeps the cluster
     of its first candidate, so each cluster keeps its share."""
-    m = n * oversample
-    cand_labels = np.repeat(labels, oversample) if labels is not None else None
-    latent = model.card.latent
-    z = draw(model, seed, start * oversample, m, truncation)
-    candidates = yield from plans.generate(model, z, cand_labels)
-    scores = yield from plans.score(model, candidates, cand_labels)
+    z, cand_labels, candidates, scores = yield from scored_candidates(model, n, seed, oversample, labels, start,
+                                                                      truncation)
+    latent, m = model.card.latent, n * oversample
     ranked = scores.astype(np.float64).reshape(n, oversample)  # (n, oversample)
     if latent.codes and labels is None:
         codes = latent_codes(z, latent.codes, latent.distribution).reshape(n, oversample)
