@@ -103,8 +103,11 @@ async def translate(name: str, request: Request, repository: RepositoryDep, sett
     model = repository.get(name, options.version)
     direction, source, _ = translation.direction(model, options.direction)  # refused before any decoding
     inputs = await anyio.to_thread.run_sync(decode, files, source.shape, settings, limiter=batcher.limiter)
-    with batcher.admit(model.name), batcher.sampling(model.name):
-        result = await plans.run_async(translation.translate(model, inputs, direction), batcher.run_async)
+    # Not merged with other requests' rows: the discriminators' scores are not row-independent in onnxruntime
+    # (measured: a row's score changes with the batch around it), and the same request must give the same bytes.
+    with batcher.admit(model.name):
+        result = await anyio.to_thread.run_sync(plans.run, translation.translate(model, inputs, direction),
+                                                plans.direct, limiter=batcher.limiter)
     body = await anyio.to_thread.run_sync(encoding.encode_translation, result, options.format, limiter=batcher.limiter)
     headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Direction": result.direction}
     return Response(body, media_type=encoding.MEDIA_TYPES[options.format], headers=headers)

@@ -127,9 +127,7 @@ def encode(samples: Samples, fmt: str, grid: tuple[int, int] | None = None) -> b
         np.save(buffer, _array(samples))
         return buffer.getvalue()
     if fmt == "npz":
-        buffer = io.BytesIO()
-        np.savez(buffer, **npz_arrays(samples))
-        return buffer.getvalue()
+        return npz_bytes(npz_arrays(samples))
     if fmt == "png":
         if samples.kind == "image":
             return png(combine(to_uint8(samples.values), grid))
@@ -143,6 +141,18 @@ def encode(samples: Samples, fmt: str, grid: tuple[int, int] | None = None) -> b
 
 
 NPZ_KEYS = ("x", "y", "label_names", "scores")  # the same on /samples, /datasets and uploads (POST /v1/data)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz written entry by entry with fixed times (np.savez stamps the clock): the same request gives the
+    same bytes a second later too."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for key, array in arrays.items():
+            entry = io.BytesIO()
+            np.save(entry, array, allow_pickle=False)
+            archive.writestr(zip_info(f"{key}.npy"), entry.getvalue())
+    return buffer.getvalue()
 
 
 def npz_arrays(samples: Samples) -> dict[str, np.ndarray]:
@@ -252,14 +262,9 @@ def encode_translation(result, fmt: str) -> bytes:
     buffer = io.BytesIO()
     if fmt == "npy":
         np.save(buffer, outputs)
-    elif fmt == "npz":  # written entry by entry with fixed times: the same request gives the same bytes
-        arrays = {"images": outputs, "inputs": to_uint8(result.inputs), "scores": result.scores.astype(np.float32),
-                  "direction": np.asarray(result.direction)}
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for key, array in arrays.items():
-                entry = io.BytesIO()
-                np.save(entry, array)
-                archive.writestr(zip_info(f"{key}.npy"), entry.getvalue())
+    elif fmt == "npz":
+        buffer.write(npz_bytes({"images": outputs, "inputs": to_uint8(result.inputs),
+                                "scores": result.scores.astype(np.float32), "direction": np.asarray(result.direction)}))
     elif fmt == "zip":
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
             files = [f"{i:06d}.png" for i in range(len(outputs))]
