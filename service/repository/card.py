@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 KINDS = ("points", "curves", "image", "translation")
-SAMPLING_KINDS = ("points", "curves", "image")  # generators of z: served by /samples
 
 
 class CardError(ValueError):
