@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import KeyDep, SettingsDep
-from service.api.guard import client_of
+from service.api.guard import owner_of
 from service.api.responses import Upload, Uploads, error_responses
 from service.api.strict import StrictJSONRoute
 from service.jobs import uploads
@@ -28,7 +28,7 @@ async def upload(request: Request, file: Annotated[UploadFile, File(description=
         raw += chunk
         if len(raw) > limit:
             raise UploadTooLarge(f"file: over the upload limit of {limit} bytes")
-    owner = client_of(request.scope, request.headers.get("authorization") if settings.keys else None)
+    owner = owner_of(request, settings.keys)
     return await run_in_threadpool(uploads.store, bytes(raw), file.filename or "upload", settings, owner)
 
 

@@ -55,6 +55,12 @@ def client_of(scope: Scope, authorization: str | None) -> str:
     return "addr:" + (scope.get("client") or ("?",))[0]
 
 
+def owner_of(request, keys: list[str]) -> str:
+    """Whom a job or an upload is charged to (queue bound, storage quota): the key when keys are configured,
+    else the client's address."""
+    return client_of(request.scope, request.headers.get("authorization") if keys else None)
+
+
 class Guard:
     def __init__(self, app: ASGIApp, routes: list) -> None:
         self.app = app
