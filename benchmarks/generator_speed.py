@@ -13,63 +13,22 @@ import argparse
 import json
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
-from torch import nn
 
+from benchmarks.reference import KerasDcganGenerator, flops, to_onnx
 from service.repository import Card, session_options
 
 
-class KerasDcganGenerator(nn.Module):
-    """The classic keras-dcgan generator shape."""
-
-    def __init__(self):
-        super().__init__()
-        self.dense = nn.Sequential(nn.Linear(100, 1024), nn.Tanh(), nn.Linear(1024, 128 * 7 * 7),
-                                   nn.BatchNorm1d(128 * 7 * 7), nn.Tanh())
-        self.conv = nn.Sequential(
-            nn.Upsample(scale_factor=2), nn.Conv2d(128, 64, 5, padding=2), nn.Tanh(),  # (n, 64, 14, 14)
-            nn.Upsample(scale_factor=2), nn.Conv2d(64, 1, 5, padding=2), nn.Tanh(),  # (n, 1, 28, 28)
-        )
-
-    def forward(self, z):
-        return self.conv(self.dense(z).view(-1, 128, 7, 7))
-
-
-def conv_flops(module: nn.Module, z: torch.Tensor) -> float:
-    """Multiply-adds ×2 of the Linear and Conv layers for one image."""
-    total = 0
-
-    def hook(layer, inputs, output):
-        nonlocal total
-        if isinstance(layer, nn.Linear):
-            total += layer.in_features * layer.out_features
-        elif isinstance(layer, nn.Conv2d):
-            total += output[0].numel() * layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1] // layer.groups
-        elif isinstance(layer, nn.ConvTranspose2d):
-            total += inputs[0][0].numel() * layer.out_channels * layer.kernel_size[0] * layer.kernel_size[1]
-
-    handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
-    with torch.no_grad():
-        module(z[:1])
-    for h in handles:
-        h.remove()
-    return 2.0 * total
-
-
-def export_reference(path: Path) -> float:
+def export_generator(path: Path) -> float:
     """Write the reference generator to ONNX; returns its FLOPs per image."""
     model = KerasDcganGenerator().eval()
     z = torch.rand(2, 100) * 2 - 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (z,), str(path), input_names=["z"], output_names=["sample"], opset_version=17,
-                          dynamic_axes={"z": {0: "n"}, "sample": {0: "n"}}, dynamo=False)
-    return conv_flops(model, z)
+    to_onnx(model, z, path, "z", "sample")
+    return flops(model, z)
 
 
 def images_per_second(session: ort.InferenceSession, z: np.ndarray, seconds: float) -> float:
@@ -92,7 +51,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(1)
     card = Card.load(args.model)
     with tempfile.TemporaryDirectory() as tmp:
-        reference_flops = export_reference(Path(tmp) / "reference.onnx")
+        reference_flops = export_generator(Path(tmp) / "reference.onnx")
         options = session_options(args.threads)
         providers = ["CPUExecutionProvider"]
         sessions = {"reference": ort.InferenceSession(str(Path(tmp) / "reference.onnx"), options, providers=providers),

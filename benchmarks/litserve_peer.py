@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from fastapi import Response
 
-from service.repository import Card, session_options
+from service.repository import Card
 from service.sampling import latents
 from service.sampling.encoding import to_uint8
 
@@ -30,8 +30,8 @@ class GeneratorAPI(ls.LitAPI):
     def setup(self, device):
         card = Card.load(self.model_dir)
         self.dim, self.dist = card.latent.dim, card.latent.distribution
-        self.session = ort.InferenceSession(str(self.model_dir / "generator.onnx"), session_options(1),
-                                            providers=["CPUExecutionProvider"])
+        # onnxruntime's default options (a thread per core), as for the plain peer: what a user writes.
+        self.session = ort.InferenceSession(str(self.model_dir / "generator.onnx"), providers=["CPUExecutionProvider"])
 
     def decode_request(self, request):
         return latents(int(request.get("seed", 0)), 0, int(request.get("n", 1)), self.dim, self.dist)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="API processes sharing the port, each with its own sessions and batcher (see README)")
+    serve.add_argument("--quiet", action="store_true", help="no access log, warnings only")
 
     commands.add_parser("worker", help="run one Celery worker for training jobs")
 
@@ -56,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args) -> int:
     import uvicorn
 
-    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port)
+    if args.workers < 1:
+        raise SystemExit("--workers: at least 1")
+    os.environ["GANSERVE_PROCESSES"] = str(args.workers)  # each process's sessions take their share of the cores
+    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                **({"access_log": False, "log_level": "warning"} if args.quiet else {}))
 
 
 def _worker(args) -> int:

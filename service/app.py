@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -26,10 +27,12 @@ log = logging.getLogger(__name__)
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI):
     settings = get_settings()
-    repository = Repository(settings.repositories, threads=settings.ort_threads)
+    repository = Repository(settings.repositories, threads=settings.ort_threads,
+                            cores=max(1, (os.cpu_count() or 1) // max(1, settings.processes)))
     await run_in_threadpool(repository.refresh)
     app.state.repository = repository
-    app.state.batcher = Batcher(settings.batch_rows, settings.batch_wait_ms / 1000, settings.queue_requests)
+    app.state.batcher = Batcher(settings.batch_rows, settings.batch_wait_ms / 1000, settings.queue_requests,
+                                settings.inline_ms / 1000)
     app.state.jobs = JobStore(settings.jobs_dir)
     app.state.dataset_streams = Streams(settings.max_dataset_streams, settings.dataset_workers)
     app.state.celery = celery_app(settings)

@@ -42,7 +42,12 @@ class Settings(BaseSettings):
     max_upload_inflated_bytes: int = 256 * 2**20  # an npz upload's images as arrays, before conversion to uint8
     max_translate_bytes: int = 16 * 2**20  # one /translate request body, as sent
     max_translate_pixels: int = 16_000_000  # all input images of one /translate request together, decoded
-    ort_threads: int = 1  # intra-op threads per onnxruntime session (measured: 1 beats 2 on two shared cores)
+    # Intra-op threads per onnxruntime session. 0: measured per network at load, one thread against one per
+    # core, by batch size (repository/sessions.py); n: n threads for every session, not measured.
+    ort_threads: int = 0
+    processes: int = 1  # API processes sharing this machine (`ganserve serve --workers` sets it): measured
+    # sessions get cores ÷ processes threads at most, so the processes do not fight over the cores
+    inline_ms: float = 2.0  # a lone call measured at most this long runs on the event loop, not the lane; 0: never
     batch_rows: int = 128  # most rows merged into one onnxruntime call (sampling.CHUNK: the fastest batch)
     batch_wait_ms: float = 2.0  # how long a batch waits for requests known to be on their way
     queue_requests: int = 64  # sampling requests in flight per model before answering 503

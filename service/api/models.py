@@ -11,7 +11,7 @@ from service.api.deps import KeyDep, RepositoryDep, SettingsDep
 from service.api.health import limits
 from service.api.responses import Limits, error_responses
 from service.api.strict import StrictJSONRoute
-from service.repository import Card, Repository, UnknownModel
+from service.repository import Card, Repository, Threads, UnknownModel
 from service.repository.card import Gate, Lineage
 from service.repository.store import delete_version, write_alias
 
@@ -30,6 +30,8 @@ class VersionView(BaseModel):
     gate: Gate | None = None
     lineage: Lineage | None = None
     created: str | None = None
+    threads: dict[str, Threads] | None = Field(None, description="loaded versions: each network's onnxruntime "
+                                               "threads, chosen at load by measuring them (GANSERVE_ORT_THREADS=0)")
 
 
 class ModelView(BaseModel):
@@ -63,7 +65,8 @@ def view(repository: Repository, name: str, version: int | None = None) -> Model
             version=v, source="shipped" if repository.is_shipped(entry.folders[v]) else "writable",
             loaded=v in entry.loaded, error=entry.errors.get(v), promoted=card.promoted if card else None,
             gate=card.gate if card else None, lineage=card.lineage if card else None,
-            created=card.created if card else None))
+            created=card.created if card else None,
+            threads=entry.loaded[v].threads() if v in entry.loaded else None))
     return ModelView(name=name, default=entry.default, latest=entry.latest, versions=sorted(entry.folders),
                      aliases=entry.aliases, errors={str(v): e for v, e in entry.errors.items()},
                      card=repository.get(name, shown).card if shown is not None else None, version_details=details)

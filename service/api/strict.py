@@ -46,6 +46,8 @@ class StrictJSONRoute(APIRoute):
                     raise RequestValidationError([{
                         "type": "finite_number", "loc": ("body", *path), "input": None,
                         "msg": "must be a finite number; NaN and Infinity are not JSON numbers"}])
+                if parsed is not None:
+                    request._json = parsed  # Starlette's cache of request.json(): FastAPI does not parse it again
             return await handler(request)
 
         return strict

@@ -50,9 +50,9 @@ class Entry:
 class Repository:
     """Models by name; new versions are loaded by refresh() while the old ones keep serving."""
 
-    def __init__(self, folders: list[Path], threads: int = 1):
+    def __init__(self, folders: list[Path], threads: int = 1, cores: int | None = None):
         self.folders = [Path(f) for f in folders]
-        self.threads = threads
+        self.threads, self.cores = threads, cores
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
 
@@ -118,7 +118,7 @@ class Repository:
     def _load(self, name: str, version: int) -> bool:
         entry = self._entries[name]
         try:
-            model = load(name, version, entry.folders[version], self.threads)
+            model = load(name, version, entry.folders[version], self.threads, self.cores)
         except Exception as exc:  # a broken version is reported; the old one keeps serving
             log.error("model %s version %s failed to load: %s", name, version, exc)
             path = entry.folders[version]

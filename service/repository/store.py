@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from service.repository.card import Card, CardError
+from service.repository.sessions import Network, Threads
 
 log = logging.getLogger(__name__)
 ALIASES = "aliases.json"  # beside a model's version folders: {"default": 3}
@@ -39,9 +39,14 @@ class Model:
     version: int
     path: Path
     card: Card
-    generator: ort.InferenceSession | None  # None for a translation model: see networks
-    discriminator: ort.InferenceSession | None
-    networks: dict[str, ort.InferenceSession] = field(default_factory=dict)  # a translation model's, by file name
+    generator: Network | None  # None for a translation model: see networks
+    discriminator: Network | None
+    networks: dict[str, Network] = field(default_factory=dict)  # a translation model's, by file name
+
+    def threads(self) -> dict[str, Threads]:
+        """Each network's threads, as chosen at load."""
+        named = {"generator": self.generator, "discriminator": self.discriminator, **self.networks}
+        return {name: network.threads for name, network in named.items() if network is not None}
 
     @property
     def labels(self) -> list[str] | None:
@@ -105,34 +110,23 @@ def signature(path: Path) -> tuple:
     return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir() if f.is_file()))
 
 
-def session_options(threads: int) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # Spinning threads burn the cores that request handling and the other sessions need.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return options
-
-
-def load(name: str, version: int, path: Path, threads: int = 1) -> Model:
-    """Read a version folder and check its card against its ONNX files (CardError names the field)."""
+def load(name: str, version: int, path: Path, threads: int = 1, cores: int | None = None) -> Model:
+    """Read a version folder and check its card against its ONNX files (CardError names the field).
+    threads 0: each network's threads measured at load (sessions.Network), as the service does; n: n each."""
     card = Card.load(path)
-    options = session_options(threads)
-    providers = ["CPUExecutionProvider"]
     if card.kind == "translation":
         networks = {}
         for file in card.domains.files():
             if not (path / file).is_file():
                 raise CardError(f"card.domains: names {file}, which the version's folder does not hold")
-            networks[file] = ort.InferenceSession(str(path / file), options, providers=providers)
+            networks[file] = Network(str(path / file), threads, cores)
         card.check_translation(networks)
         probe_translation(card, networks)
         return Model(name=name, version=version, path=path, card=card, generator=None, discriminator=None,
                      networks=networks)
-    generator = ort.InferenceSession(str(path / "generator.onnx"), options, providers=providers)
+    generator = Network(str(path / "generator.onnx"), threads, cores)
     d_path = path / "discriminator.onnx"
-    discriminator = ort.InferenceSession(str(d_path), options, providers=providers) if d_path.exists() else None
+    discriminator = Network(str(d_path), threads, cores) if d_path.exists() else None
     card.check(generator, discriminator)
     probe(card, generator, discriminator)
     return Model(name=name, version=version, path=path, card=card, generator=generator, discriminator=discriminator)

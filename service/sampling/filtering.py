@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from service.repository import Model
-from service.repository.store import session_options
+from service.repository.sessions import Network
 from service.sampling.plans import Call, Plan
 from service.sampling.samples import SamplingError
 from service.sampling.slotwise import first_accepted
@@ -28,7 +27,7 @@ from service.sampling.slotwise import first_accepted
 @dataclass(frozen=True)
 class Judge:
     """A loaded classifier and the confidence a sample's requested label needs."""
-    session: object
+    session: Network
     labels: list[str]  # class names, in the order of the logits
     sample_shape: list[int]
     threshold: float
@@ -37,7 +36,7 @@ class Judge:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, mtime: float, threshold: float) -> Judge:
-    session = ort.InferenceSession(path, session_options(1), providers=["CPUExecutionProvider"])
+    session = Network(path, threads=1)
     classes = session.get_outputs()[0].shape[-1]
     card = Path(path).with_name("card.json")
     names = json.loads(card.read_text()).get("labels") if card.exists() else None

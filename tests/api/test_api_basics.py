@@ -45,3 +45,13 @@ def test_zip_and_npz_are_the_same_bytes_a_second_later(api):
     first = [api.post("/v1/models/quadratic/samples", json=body).content for body in bodies]
     time.sleep(2.1)  # zip timestamps (npz files are zips too) have a two-second resolution
     assert [api.post("/v1/models/quadratic/samples", json=body).content for body in bodies] == first
+
+
+def test_models_show_the_threads_each_network_was_measured_to_run_best_on(api):
+    """Threads are chosen per network at load (GANSERVE_ORT_THREADS=0): one, or one per core from a batch size."""
+    threads = api.get("/v1/models/quadratic").json()["version_details"][0]["threads"]
+    assert set(threads) == {"generator", "discriminator"}
+    for chosen in threads.values():
+        assert chosen["chosen"] == "measured" and chosen["threads"][0] == 1
+        assert "1" in chosen["ms_by_rows"] and len(chosen["ms_by_rows"]["1"]) == 2
+        assert (chosen["wide_from_rows"] is None) == (len(chosen["threads"]) == 1)

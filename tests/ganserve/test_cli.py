@@ -5,8 +5,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.utils import ROOT, export_tiny
+import httpx
+import pytest
+
+from tests.utils import ROOT, answers, export_tiny, free_port, stop, wait_until
 
 
 def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_other(tmp_path):
@@ -19,3 +23,35 @@ def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_o
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["published"] == str(writable / "quadratic" / "2")
     assert not (shipped / "quadratic" / "2").exists()  # the shipped folder untouched
+
+
+@pytest.mark.slow
+def test_serve_with_two_workers_answers_from_two_processes_sharing_the_cores(tiny_repository, tmp_path):
+    """`ganserve serve --workers 2`: two API processes on one port, each with sessions of its own, whose
+    measured threads are held to its share of the cores."""
+    port = free_port()
+    env = {**os.environ, "GANSERVE_REPOSITORY": f"{tmp_path / 'models'}:{tiny_repository}",
+           "GANSERVE_DATA": str(tmp_path), "GANSERVE_API_KEYS": ""}
+    process = subprocess.Popen([sys.executable, "-m", "ganserve.cli", "serve", "--port", str(port), "--workers", "2",
+                                "--quiet"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(url + "/readyz", process), 60, "two workers answering")
+        # uvicorn spawns its workers with multiprocessing (beside them runs multiprocessing's resource tracker)
+        workers = wait_until(lambda: len(found := spawned(process.pid)) >= 2 and found, 30, "two workers")
+        assert len(workers) == 2
+        share = max(1, (os.cpu_count() or 1) // 2)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(4):  # a few requests, whichever process takes them
+                assert client.post("/v1/models/quadratic/samples", json={"n": 4, "seed": 1, "format": "npy"}).status_code == 200
+            threads = client.get("/v1/models/quadratic").json()["version_details"][0]["threads"]
+        assert set(threads) == {"generator", "discriminator"}
+        assert all(max(t["threads"]) <= share and t["chosen"] == "measured" for t in threads.values())
+    finally:
+        stop(process)
+
+
+def spawned(pid: int) -> list[str]:
+    """The children of a process that multiprocessing spawned as workers."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]

@@ -1,0 +1,113 @@
+"""onnxruntime sessions with the intra-op threads that fit the model, chosen by measuring it at load.
+
+A small model runs fastest on one thread: a second costs more to wake than it saves. A heavy one
+(the keras-dcgan generator, 96 MFLOP per image) at a batch of 64 runs nearly twice as fast on two.
+So each network gets a one-thread session and, where the machine has more cores, a session with a
+thread per core; at load both are timed at the batch sizes the batcher makes, and the wide one
+serves the batches from the smallest size on which it was clearly faster (never, if it never was:
+then it is dropped). Threads never spin: spinning burns the cores that request handling and the
+other sessions need. The outputs are the same bytes whichever session runs a row (a test checks).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel, Field
+
+PROVIDERS = ["CPUExecutionProvider"]
+ROWS = (1, 8, 32, 128)  # batch sizes timed at load: one request alone up to the batcher's full batch
+CLEARLY = 0.85  # the wide session must take at most this share of the narrow one's time to be used
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+class Threads(BaseModel):
+    """What a network runs on, and why: shown per version in /v1/models."""
+    threads: list[int] = Field(description="intra-op threads of its sessions: [1], or [1, cores]")
+    wide_from_rows: int | None = Field(description="batches of at least this many rows run on the wide session; "
+                                       "None: all on one thread")
+    ms_by_rows: dict[int, list[float]] = Field(default_factory=dict, description="rows -> ms per call measured "
+                                               "at load (the fastest of a few), one per session")
+    chosen: str = Field(description="'measured', or 'configured' (GANSERVE_ORT_THREADS)")
+
+
+class Network:
+    """One ONNX network as the service runs it: session.run's signature, the session chosen by the rows."""
+
+    def __init__(self, path: str, threads: int = 0, cores: int | None = None):
+        """threads 0: one thread measured against `cores` (default: this machine's); n > 0: n threads."""
+        self.narrow = ort.InferenceSession(path, session_options(threads or 1), providers=PROVIDERS)
+        self.wide: ort.InferenceSession | None = None
+        self.wide_from: int | None = None
+        cores = cores or os.cpu_count() or 1
+        if threads or cores == 1:
+            timings = {rows: (t[0], t[0]) for rows, t in _time([self.narrow]).items()}
+        else:
+            wide = ort.InferenceSession(path, session_options(cores), providers=PROVIDERS)
+            timings = _time([self.narrow, wide])
+            faster = [rows for rows, (n, w) in timings.items() if w <= CLEARLY * n]
+            # From the smallest size on which wide won, provided it also won on every larger one.
+            wins = [rows for rows in timings if all(r in faster for r in timings if r >= rows)]
+            if wins:
+                self.wide, self.wide_from = wide, min(wins)
+        self.timings = timings
+        self.threads = Threads(
+            threads=[threads] if threads else [1, cores] if self.wide is not None else [1],
+            wide_from_rows=self.wide_from, chosen="configured" if threads else "measured",
+            ms_by_rows={rows: [round(n * 1e3, 4), round(w * 1e3, 4)] for rows, (n, w) in timings.items()})
+
+    def _session(self, rows: int):
+        return self.wide if self.wide is not None and rows >= self.wide_from else self.narrow
+
+    def run(self, output_names, feed: dict[str, np.ndarray]):
+        return self._session(len(next(iter(feed.values())))).run(output_names, feed)
+
+    def seconds(self, rows: int) -> float:
+        """What a call of `rows` rows takes, as measured at load (the next measured size up); inf beyond."""
+        for measured, (narrow, wide) in sorted(self.timings.items()):
+            if measured >= rows:
+                return wide if self._session(rows) is self.wide else narrow
+        return float("inf")
+
+    def get_inputs(self):
+        return self.narrow.get_inputs()
+
+    def get_outputs(self):
+        return self.narrow.get_outputs()
+
+
+def _time(sessions: list, budget: float = 0.1) -> dict[int, tuple[float, ...]]:
+    """rows -> seconds per call of each session on random inputs of the network's shapes: the fastest of
+    a few alternating calls (the minimum, since what else runs only ever adds time). Sizes are tried in
+    turn and stop growing once a call takes longer than `budget`."""
+    timings: dict[int, tuple[float, ...]] = {}
+    rng = np.random.default_rng(0)
+    for rows in ROWS:
+        feed = {}
+        for spec in sessions[0].get_inputs():
+            shape = [rows, *(d if isinstance(d, int) else 1 for d in spec.shape[1:])]
+            feed[spec.name] = (np.zeros(shape, np.int64) if "int" in spec.type
+                               else rng.uniform(-1, 1, shape).astype(np.float32))
+        times: list[list[float]] = [[] for _ in sessions]
+        for session in sessions:
+            session.run(None, feed)  # warm-up: the first call allocates
+        spent_until = time.perf_counter() + budget
+        while len(times[0]) < 3 or (len(times[0]) < 20 and time.perf_counter() < spent_until):
+            for session, out in zip(sessions, times, strict=True):
+                start = time.perf_counter()
+                session.run(None, feed)
+                out.append(time.perf_counter() - start)
+        timings[rows] = tuple(min(t) for t in times)
+        if timings[rows][0] > budget:
+            break
+    return timings
