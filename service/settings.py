@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     ort_threads: int = 0
     processes: int = 1  # API processes sharing this machine (`ganserve serve --workers` sets it): measured
     # sessions get cores ÷ processes threads at most, so the processes do not fight over the cores
-    inline_ms: float = 2.0  # a lone call measured at most this long runs on the event loop, not the lane; 0: never
+    inline_ms: float = 5.0  # a lone call measured at most this long runs on the event loop, not the lane; 0: never
     batch_rows: int = 128  # most rows merged into one onnxruntime call (sampling.CHUNK: the fastest batch)
     batch_wait_ms: float = 2.0  # how long a batch waits for requests known to be on their way
     queue_requests: int = 64  # sampling requests in flight per model before answering 503
