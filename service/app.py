@@ -87,7 +87,9 @@ def create_app() -> FastAPI:
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
     errors.install(app)
     docs.install(app)
-    routers = (health.router, models.router, samples.router, translate.router, datasets.router, jobs.router,
+    # The sample routes first: a request is matched against the routes in order (~10 % of an n=1 request's
+    # time went to trying the others first); no two routers' paths overlap, so the order changes nothing else.
+    routers = (samples.router, health.router, models.router, translate.router, datasets.router, jobs.router,
                data.router, pages.router)
     for router in routers:
         app.include_router(router)
