@@ -146,6 +146,12 @@ def bench_model(name: str, model_dir: Path, repository: str, args, data: Path) -
             server, url = start()
             try:
                 ours = label.startswith("ganserve")
+                if ours:  # what the server measured at load: threads per network, ms per call by rows
+                    version = json.loads(urllib.request.urlopen(f"{url}/v1/models/{name}").read())["version_details"]
+                    for network, t in (version[-1]["threads"] or {}).items():
+                        print(f"  round {round_ + 1} {label:<14} {network}: threads {t['threads']} from "
+                              f"{t['wide_from_rows']} rows; ms (1 thread, {os.cpu_count()}) by rows "
+                              f"{t['ms_by_rows']}", flush=True)
                 cells = [("plain", n, c) for n, c in PLAIN_CELLS]
                 if label == "ganserve":
                     cells += [("nice", n, c) for n, c in NICE_CELLS]

@@ -10,6 +10,7 @@ other sessions need. The outputs are the same bytes whichever session runs a row
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 
@@ -116,4 +117,14 @@ def _time(sessions: list, budget: float = 0.1) -> dict[int, tuple[float, ...]]:
     # call instead fragmented the heap: 0.55 GB under the memory benchmark's load against 0.3 without).
     for session in sessions:
         session.run(None, {name: value[:1] for name, value in feed.items()}, _SHRINK)
+    _trim_heap()
     return timings
+
+
+def _trim_heap() -> None:
+    """Hand freed heap memory back to the system: glibc keeps it otherwise (measured with every shipped model
+    loaded: 219 MB RSS before, 144 MB after). Nothing to do where the C library has no malloc_trim."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
