@@ -220,6 +220,9 @@ def card(cfg: Config, source="default") -> dict:
         domains[key] = {"name": name, "description": description, "shape": SHAPE,
                         "generator": f"generator_{key}_to_{'b' if key == 'a' else 'a'}.onnx",
                         "discriminator": f"discriminator_{key}.onnx"}
-    return {"domains": domains, "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": CHANGES,
+    changes = CHANGES + (f"; a layout loss ×{cfg.layout:g} (training/families/digits_cyclegan.py layout: where the "
+                         "ink lies at 7×7, as shares of it, kept by a translation in both directions; no labels)"
+                         if cfg.layout else "")
+    return {"domains": domains, "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": changes,
             "score": "the target domain's least-squares critic, mean over 7×7 patches: near 1 looks real, near 0 "
                      "looks translated"}
