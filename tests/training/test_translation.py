@@ -38,6 +38,22 @@ def test_trains_with_progress_losses_and_a_snapshot_of_pairs(tiny):
     assert {"loss_cycle", "loss_identity"} <= set(reports[-1].point())
 
 
+def test_layout_is_where_the_ink_lies_not_how_much():
+    digits = torch.from_numpy(mnist_split()["test_x"][:8])  # (8, 1, 28, 28) in [-1, 1]
+    shares = digits_cyclegan.layout(digits)
+    assert shares.shape == (8, 49) and torch.allclose(shares.sum(1), torch.ones(8), atol=1e-3)
+    fainter = (digits + 1) / 2 - 1  # the same strokes at half the ink
+    assert digits_cyclegan._layout_loss(fainter, digits) < 0.01
+    assert digits_cyclegan._layout_loss(digits.roll(1, 0), digits) > 0.2  # other digits lie elsewhere
+
+
+def test_layout_loss_is_reported_when_weighted():
+    config = TrainConfig(family="digits-cyclegan", steps=1, params={**TINY["digits-cyclegan"], "layout": 1.0})
+    reports = []
+    train(config, on_progress=reports.append)
+    assert reports[-1].extra["loss_layout"] > 0
+
+
 def test_card_names_the_domains_their_shapes_and_files(tiny):
     _, path, _ = tiny
     card = Card.load(path)
