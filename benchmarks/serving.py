@@ -129,7 +129,7 @@ def load(url: str, body: dict, concurrency: int, seconds: float, server: Process
 
 
 def median(runs: list[dict]) -> dict:
-    """The run with the median images/s (whole runs, so a row's columns stay consistent)."""
+    """The run with the median images/s (whole runs, so a row's columns stay consistent); of two, the slower."""
     return sorted(runs, key=lambda r: r["rps"])[(len(runs) - 1) // 2]
 
 
@@ -221,7 +221,8 @@ def main() -> None:
                         help=f"comma-separated: shipped model names, and {REFERENCE} (exported here)")
     parser.add_argument("--repository", default="models", help="where the shipped models are")
     parser.add_argument("--seconds", type=float, default=5.0, help="per cell")
-    parser.add_argument("--rounds", type=int, default=2, help="rotations over the servers; the median is shown")
+    parser.add_argument("--rounds", type=int, default=2, help="rotations over the servers; the median run is shown "
+                        "(of two, the slower)")
     parser.add_argument("--oversample", type=int, default=20, help="nice's candidates per image")
     parser.add_argument("--skip", default="", help="comma-separated servers to leave out, e.g. 'LitServe'")
     parser.add_argument("--memory-seconds", type=float, default=300.0, help="RSS run at concurrency 32; 0: skip")

@@ -89,7 +89,7 @@ class Network:
         return self.narrow.get_outputs()
 
 
-def _time(sessions: list, budget: float = 0.1) -> dict[int, tuple[float, ...]]:
+def _time(sessions: list, budget: float = 0.25) -> dict[int, tuple[float, ...]]:
     """rows -> seconds per call of each session on random inputs of the network's shapes: the fastest of
     a few alternating calls (the minimum, since what else runs only ever adds time). Sizes are tried in
     turn and stop growing once a call takes longer than `budget`."""
@@ -105,7 +105,8 @@ def _time(sessions: list, budget: float = 0.1) -> dict[int, tuple[float, ...]]:
         for session in sessions:
             session.run(None, feed)  # warm-up: the first call allocates
         spent_until = time.perf_counter() + budget
-        while len(times[0]) < 3 or (len(times[0]) < 20 and time.perf_counter() < spent_until):
+        # At least 5 rounds: with 3 the choice flipped between two starts on this machine (whose speed drifts).
+        while len(times[0]) < 5 or (len(times[0]) < 20 and time.perf_counter() < spent_until):
             for session, out in zip(sessions, times, strict=True):
                 start = time.perf_counter()
                 session.run(None, feed)
