@@ -33,14 +33,14 @@ MODES = ("plain", "nice", "rejection", "filtered")
 PER_CLASS = 400
 
 
-def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
-    """uvicorn on the shipped repository (read-only) and a scratch writable folder, on a free port."""
+def start_server(tmp: Path, repository: Path = ROOT / "models") -> tuple[subprocess.Popen, str]:
+    """uvicorn on a model repository (read-only; the shipped one by default) and a scratch writable folder."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "GANSERVE_REPOSITORY": f"{tmp / 'models'}:{ROOT / 'models'}", "GANSERVE_DATA": str(tmp),
+    env = {**os.environ, "GANSERVE_REPOSITORY": f"{tmp / 'models'}:{repository}", "GANSERVE_DATA": str(tmp),
            "GANSERVE_API_KEYS": "", "GANSERVE_ORT_THREADS": "1", "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port",
                                 str(port), "--log-level", "warning"], cwd=ROOT, env=env)
@@ -56,17 +56,19 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the server did not become ready")
 
 
-def synthetic(url: str, mode: str, seed: int, cache: Path, oversample: int, threshold: float | None) -> dict:
-    """4,000 generated digits (400 per class, interleaved) as float32 (n, 1, 28, 28) in [-1, 1] and labels."""
+def synthetic(url: str, mode: str, seed: int, cache: Path, oversample: int, threshold: float | None,
+              version: int | None = None, tag: str = "") -> dict:
+    """4,000 generated digits (400 per class, interleaved) as float32 (n, 1, 28, 28) in [-1, 1] and labels.
+    `tag` names the model behind `url` in the cache (a cache is only valid for the model that filled it)."""
     from ganserve_client import Client
 
-    path = cache / f"{mode}-{seed}-{oversample}-{threshold}.npz"
+    path = cache / f"{tag}{mode}-{seed}-{oversample}-{threshold}-v{version}.npz"
     if not path.exists():
         t0 = time.perf_counter()
         with Client(url, timeout=1200) as client:
             data = client.dataset("mnist-cgan", labels={str(d): PER_CLASS for d in range(10)}, order="interleaved",
                                   seed=seed, mode=mode, oversample=None if mode == "plain" else oversample,
-                                  threshold=threshold if mode == "filtered" else None)
+                                  threshold=threshold if mode == "filtered" else None, version=version)
         np.savez(path, x=data.x, y=data.y, acceptance=np.float64(data.acceptance_rate or 1.0),
                  seconds=time.perf_counter() - t0)
     arrays = np.load(path)
@@ -94,8 +96,11 @@ def shift(x, gen):
 
 
 def train(sources: list[tuple[np.ndarray, np.ndarray]], shares: list[float], steps: int, batch: int, seed: int,
-          test: tuple[np.ndarray, np.ndarray]) -> float:
-    """Held-out accuracy (%) of the network after `steps` Adam steps on batches drawn from the sources in shares."""
+          test: tuple[np.ndarray, np.ndarray], anneal: bool = False) -> float:
+    """Held-out accuracy (%) of the network after `steps` Adam steps on batches drawn from the sources in shares.
+
+    `anneal` (two sources, real first): the second source's share of a batch falls linearly from 1 at the
+    first step to 0 at the last (its mean share is 0.5): generated digits first, the real ones last."""
     import torch
     import torch.nn.functional as F
 
@@ -108,9 +113,14 @@ def train(sources: list[tuple[np.ndarray, np.ndarray]], shares: list[float], ste
     counts = [round(batch * s) for s in shares]
     counts[-1] = batch - sum(counts[:-1])
     model.train()
-    for _ in range(steps):
+    for step in range(steps):
+        if anneal and len(tensors) == 2:
+            second = round(batch * (1 - step / max(1, steps - 1)))
+            counts = [batch - second, second]
         xs, ys = [], []
         for (x, y), k in zip(tensors, counts):
+            if k == 0:
+                continue
             idx = torch.randint(len(x), (k,), generator=gen)
             xs.append(x[idx])
             ys.append(y[idx])
@@ -123,6 +133,17 @@ def train(sources: list[tuple[np.ndarray, np.ndarray]], shares: list[float], ste
     with torch.no_grad():
         predicted = model(torch.from_numpy(test[0])).argmax(1).numpy()
     return float((predicted == test[1]).mean() * 100)
+
+
+def validation_split(x: np.ndarray, y: np.ndarray, small: int, n: int = 1000) -> dict[str, np.ndarray]:
+    """For choosing (never for reporting): the last n training digits outside the real-500 subset become the
+    test set and drop out of the real arm; the GAN and the filter's classifier did see them, so a choice
+    made here compares candidates, it does not estimate an accuracy."""
+    keep = np.concatenate([np.flatnonzero(y == c)[:small] for c in range(10)])
+    rest = np.setdiff1d(np.arange(len(y)), keep)
+    test = rest[-n:]
+    train = np.setdiff1d(np.arange(len(y)), test)
+    return {"train_x": x[train], "train_y": y[train], "test_x": x[test], "test_y": y[test]}
 
 
 def real_subset(x: np.ndarray, y: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +162,12 @@ def main(argv=None) -> None:
     parser.add_argument("--oversample", type=int, default=20)
     parser.add_argument("--threshold", type=float, default=None, help="filtered (default: the server's, 0.9)")
     parser.add_argument("--real-share", type=float, default=0.5, help="share of each batch that is real, real 500 + synthetic")
+    parser.add_argument("--mix", choices=("constant", "anneal"), default="constant",
+                        help="real 500 + synthetic: the real share fixed, or rising linearly from 0 to 1 (synthetic first)")
+    parser.add_argument("--repository", type=Path, default=ROOT / "models", help="the model repository to serve")
+    parser.add_argument("--version", type=int, help="the mnist-cgan version (default: the default alias)")
+    parser.add_argument("--holdout", choices=("test", "validation"), default="test",
+                        help="validation: score on 1,000 training digits outside real 500, to choose levers")
     parser.add_argument("--arms", default="", help="only arms whose names start with one of these (comma-separated)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ganserve-augmentation")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "augmentation.json")
@@ -153,23 +180,28 @@ def main(argv=None) -> None:
     from training.data import mnist_split
 
     split = mnist_split()
+    if args.holdout == "validation":
+        split = validation_split(split["train_x"], split["train_y"], 50)
     test = (split["test_x"], split["test_y"])
     real = (split["train_x"], split["train_y"])
     small = real_subset(*real, 50)
     modes = [m for m in args.modes.split(",") if m]
     args.cache.mkdir(parents=True, exist_ok=True)
-    server, url = (None, args.url) if args.url else start_server(Path(tempfile.mkdtemp(prefix="ganserve-aug-")))
+    server, url = (None, args.url) if args.url else start_server(Path(tempfile.mkdtemp(prefix="ganserve-aug-")),
+                                                                           args.repository.resolve())
+    tag = "" if args.repository.resolve() == (ROOT / "models").resolve() else f"{args.repository.resolve().name}-"
     results: dict[str, list[float]] = {}
     extra: dict[str, dict] = {}
     t_start = time.perf_counter()
     try:
         for s in range(args.seeds):
-            data = {m: synthetic(url, m, 11 + s, args.cache, args.oversample, args.threshold) for m in modes}
+            data = {m: synthetic(url, m, 11 + s, args.cache, args.oversample, args.threshold, args.version, tag)
+                    for m in modes}
             for m, d in data.items():
                 extra.setdefault(m, {"acceptance": [], "seconds": []})
                 extra[m]["acceptance"].append(d["acceptance"])
                 extra[m]["seconds"].append(d["seconds"])
-            arms = {"real 4000": ([real], [1.0]), "real 500": ([small], [1.0])}
+            arms = {f"real {len(real[1])}": ([real], [1.0]), "real 500": ([small], [1.0])}
             for m in modes:
                 arms[f"cas {m}"] = ([(data[m]["x"], data[m]["y"])], [1.0])
                 arms[f"real 500 + {m}"] = ([small, (data[m]["x"], data[m]["y"])], [args.real_share, 1 - args.real_share])
@@ -177,7 +209,7 @@ def main(argv=None) -> None:
             arms = {k: v for k, v in arms.items() if not wanted or k.startswith(tuple(wanted))}
             for name, (sources, shares) in arms.items():
                 t0 = time.perf_counter()
-                acc = train(sources, shares, args.steps, args.batch, seed=s, test=test)
+                acc = train(sources, shares, args.steps, args.batch, seed=s, test=test, anneal=args.mix == "anneal")
                 results.setdefault(name, []).append(acc)
                 print(f"seed {s} {name:<22} {acc:6.2f} %  ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
                       flush=True)
@@ -188,6 +220,7 @@ def main(argv=None) -> None:
     summary = {name: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "runs": v}
                for name, v in results.items()}
     report = {"steps": args.steps, "batch": args.batch, "seeds": args.seeds, "real_share": args.real_share,
+              "mix": args.mix, "holdout": args.holdout, "repository": str(args.repository), "version": args.version,
               "oversample": args.oversample, "threshold": args.threshold, "results": summary, "datasets": extra,
               "minutes": round((time.perf_counter() - t_start) / 60, 1)}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -196,8 +229,9 @@ def main(argv=None) -> None:
 
 def table(report: dict) -> str:
     res = report["results"]
-    ref = {name: res[name]["mean"] for name in ("real 4000", "real 500") if name in res}
-    gap = lambda name: ref.get("real 4000", float("nan")) - res[name]["mean"]  # noqa: E731
+    full = next((name for name in res if name.startswith("real ") and name != "real 500" and "+" not in name), "")
+    ref = {name: res[name]["mean"] for name in (full, "real 500") if name in res}
+    gap = lambda name: ref.get(full, float("nan")) - res[name]["mean"]  # noqa: E731
     lift = lambda name: res[name]["mean"] - ref.get("real 500", float("nan"))  # noqa: E731
     rows = ["| arm | held-out accuracy % (mean ± sd) | vs reference |", "|---|---|---|"]
     for name, r in res.items():

@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from ganserve_client import _core
+from ganserve_client import _core, shards
 from ganserve_client._core import Event, EventParser, Job, Model, Retry, Samples, body, check
 
 
@@ -54,6 +54,40 @@ class AsyncClient:
     async def dataset(self, model: str, n: int | None = None, **options) -> Samples:
         fields = body(model=model, n=n, **options, format="npz")
         return _core.samples_of(await self.request("POST", "/v1/datasets", json=fields))
+
+    async def iter_dataset(self, model: str, n: int | None = None, *, start: int = 0, retries: int = 5,
+                           **options) -> AsyncIterator[shards.Item]:
+        """Client.iter_dataset, as an async iterator: samples as the tar streams, resumed exactly after a drop."""
+        fields = body(model=model, **options, format="tar")
+        end = None if n is None else start + n
+        labelled = None
+        failures = 0
+        while end is None or start < end:
+            request = {**fields, "start": start, **({} if end is None else {"n": end - start})}
+            try:
+                async with self.http.stream("POST", "/v1/datasets", json=request) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        if _core.should_retry(response, None, True) and failures < retries:
+                            failures += 1
+                            await asyncio.sleep(self.retry.wait(failures, response))
+                            continue
+                        check(response)
+                    total = start + int(response.headers["x-count"])
+                    end = total if end is None else end
+                    if labelled is None:
+                        labelled = (await self.model(model, options.get("version"))).labels is not None
+                    async for item in shards.aread(response.aiter_bytes(), labelled):
+                        yield item
+                        start = item.index + 1
+                        failures = 0  # progress: the budget is for failures in a row
+                if start < end:
+                    raise shards.Truncated(f"the stream ended at sample {start} of {end}")
+            except (httpx.TransportError, shards.Truncated):
+                failures += 1
+                if failures > retries:
+                    raise
+                await asyncio.sleep(self.retry.wait(failures - 1, None))
 
     async def models(self) -> list[Model]:
         return [Model.of(m) for m in (await self.request("GET", "/v1/models")).json()["models"]]

@@ -90,8 +90,8 @@ class Client:
                         start = item.index + 1
                         failures = 0  # progress: the budget is for failures in a row
                 if start < end:
-                    raise shards.tarfile.ReadError(f"the stream ended at sample {start} of {end}")
-            except (httpx.TransportError, shards.tarfile.ReadError):
+                    raise shards.Truncated(f"the stream ended at sample {start} of {end}")
+            except (httpx.TransportError, shards.Truncated):
                 failures += 1
                 if failures > retries:
                     raise

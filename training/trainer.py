@@ -214,6 +214,8 @@ def gan_step(family, cfg, G, D, opt_g, opt_d, batch, gen: torch.Generator) -> di
     loss_g = F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
     if hasattr(family, "aux_loss"):
         loss_g = loss_g + family.aux_loss(cfg, D, fake, g_labels, real=False)
+    if hasattr(family, "g_penalty"):  # a family's regulariser of G alone (mnist-cgan's mode seeking)
+        loss_g = loss_g + family.g_penalty(cfg, G, z, g_labels, fake, gen)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()

@@ -97,6 +97,28 @@ def test_walk_strip_of_an_image_model_is_a_row_and_a_loop(browser, serving_serve
     page.close()
 
 
+def test_mode_choice_offers_filtered_for_labelled_image_models_only(browser, serving_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(serving_server.url + "/")
+    page.wait_for_selector("#model option[value=mnist-cgan]", state="attached")
+    page.select_option("#model", "mnist-cgan")
+    page.wait_for_selector("#mode option:text-is('filtered')", state="attached")
+    page.select_option("#mode", "filtered")
+    page.fill("#n", "4")
+    page.fill("#labels", "3,3,7,7")
+    with page.expect_response(lambda r: "samples.png" in r.url) as sampled:
+        page.click("#sample-button")
+    assert sampled.value.ok, sampled.value.text()
+    assert "mode=filtered" in sampled.value.url and "labels=3%2C3%2C7%2C7" in sampled.value.url
+    page.wait_for_function("document.querySelector('#sample-out img')?.naturalWidth > 0")
+    page.select_option("#model", "mnist-dcgan")  # unlabelled: no filtered, and the choice falls back to plain
+    options = page.eval_on_selector_all("#mode option", "els => els.map((e) => e.textContent)")
+    assert options == ["plain", "nice", "rejection"] and page.input_value("#mode") == "plain"
+    page.select_option("#model", "mnist-cgan")
+    assert "filtered" in page.eval_on_selector_all("#mode option", "els => els.map((e) => e.textContent)")
+    page.close()
+
+
 def test_translate_tab_shows_input_and_output_side_by_side(browser, serving_server, tmp_path):
     import numpy as np
     from PIL import Image

@@ -116,6 +116,29 @@ def test_the_async_client_answers_the_same(serving_server, client):
     assert model.name == "quadratic" and len(dataset) == 4
 
 
+def test_the_async_client_streams_a_dataset_and_resumes_a_dropped_connection_exactly(serving_server, client):
+    from tests.utils import DroppingProxy
+
+    labels = {str(d): 6 for d in range(10)}
+    whole = client.dataset("mnist-cgan", labels=labels, order="interleaved", seed=4)
+    proxy = DroppingProxy(("127.0.0.1", serving_server.port), after=12_000, drops=2)  # two cuts within the 60 samples
+
+    async def go(url, **window):
+        async with AsyncClient(url) as c:
+            return [item async for item in c.iter_dataset("mnist-cgan", labels=labels, order="interleaved", seed=4,
+                                                          **window)]
+    try:
+        items = asyncio.run(go(proxy.url))
+    finally:
+        proxy.close()
+    assert proxy.dropped == 2
+    assert [i.index for i in items] == list(range(60))
+    np.testing.assert_array_equal(np.stack([i.image for i in items]), whole.x)
+    assert [i.label for i in items] == whole.y.tolist()
+    window = asyncio.run(go(serving_server.url, n=7, start=50))
+    assert [i.index for i in window] == list(range(50, 57)) and [i.label for i in window] == whole.y[50:57].tolist()
+
+
 @pytest.mark.slow
 def test_a_job_is_submitted_followed_and_waited_for(server, worker):
     events = []

@@ -93,3 +93,20 @@ def test_curves_cgan_labels_follow_a():
     x, y = next(curves_cgan.real_batches(cfg, "default", np.random.default_rng(0)))
     a = (x[:, 7] + 1).numpy()  # at x = 0 the curve is a − 1
     assert ((a > 1.5) == (y.numpy() == 1)).all()
+
+
+def test_mode_seeking_penalises_a_generator_that_ignores_its_latent():
+    from training.families import mnist_cgan
+
+    cfg = mnist_cgan.Config(latent_dim=8, g_channels=8, mode_seeking=1.0)
+    G = mnist_cgan.Generator(cfg).eval()  # running statistics: the same latent and label give the same digit
+    z, labels = torch.randn(8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 10
+    penalty = mnist_cgan.g_penalty(cfg, G, z, labels, G(z, labels), torch.Generator().manual_seed(1))
+    penalty.backward()
+    assert penalty.item() > 0 and G.project[0].weight.grad.abs().sum() > 0
+    with torch.no_grad():  # a G whose output no longer depends on z: the penalty grows
+        G.project[0].weight[:, :8] = 0
+    collapsed = mnist_cgan.g_penalty(cfg, G, z, labels, G(z, labels), torch.Generator().manual_seed(1))
+    assert collapsed.item() > 100 * penalty.item()
+    off = mnist_cgan.Config(latent_dim=8, g_channels=8)
+    assert mnist_cgan.g_penalty(off, G, z, labels, G(z, labels), torch.Generator()).item() == 0

@@ -51,6 +51,9 @@ class Config:
     aux: float = param(0.0, 0.0, 10.0, "weight of an auxiliary digit classifier's loss (AC-GAN, Odena et al. "
                                        "2017): a head of D's learns the real digits' labels, G learns to be read "
                                        "as its label; 0: off")
+    mode_seeking: float = param(0.0, 0.0, 10.0, "weight of the mode-seeking term (MSGAN, Mao et al. 2019): G is "
+                                                "penalised by 1 / (mean |G(z1, y) - G(z2, y)| / mean |z1 - z2|), so "
+                                                "two latents of one label must give different digits; 0: off")
     aux_rank: float = param(4.0, 0.0, 100.0, "with aux: weight of the auxiliary classifier's log-probability of "
                                              "the label in the exported D's score, that nice ranks by")
 
@@ -115,6 +118,21 @@ def aux_loss(cfg: Config, D: Discriminator, images: torch.Tensor, labels: torch.
     if real and D.augment:
         images = translate(images, D.augment)
     return cfg.aux * nn.functional.cross_entropy(D.classifier(images), labels)
+
+
+def g_penalty(cfg: Config, G: Generator, z: torch.Tensor, labels: torch.Tensor, fake: torch.Tensor,
+              gen: torch.Generator) -> torch.Tensor:
+    """Mode seeking: half of G's batch again from fresh latents with the same labels; the images must differ
+    as much as their latents do (the ratio's inverse is the loss, as in MSGAN)."""
+    if cfg.mode_seeking <= 0:
+        return fake.new_zeros(())
+    h = z.shape[0] // 2
+    z2 = torch.randn(h, z.shape[1], generator=gen)  # (h, latent_dim)
+    if cfg.latent == "uniform":
+        z2 = torch.rand(h, z.shape[1], generator=gen) * 2 - 1
+    other = G(z2, labels[:h])  # (h, 1, 28, 28)
+    ratio = (fake[:h] - other).abs().mean() / (z[:h] - z2).abs().mean()
+    return cfg.mode_seeking / (ratio + 1e-5)
 
 
 def real_batches(cfg: Config, source: str, rng: np.random.Generator):
