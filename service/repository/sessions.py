@@ -40,7 +40,7 @@ class Threads(BaseModel):
     wide_from_rows: int | None = Field(description="batches of at least this many rows run on the wide session; "
                                        "None: all on one thread")
     ms_by_rows: dict[int, list[float]] = Field(default_factory=dict, description="rows -> ms per call measured "
-                                               "at load (the fastest of a few), one per session")
+                                               "at load (the fastest of a few): one thread, then one per core")
     chosen: str = Field(description="'measured', or 'configured' (GANSERVE_ORT_THREADS)")
 
 
@@ -54,7 +54,7 @@ class Network:
         self.wide_from: int | None = None
         cores = cores or os.cpu_count() or 1
         if threads or cores == 1:
-            timings = {rows: (t[0], t[0]) for rows, t in _time([self.narrow]).items()}
+            timings = _time([self.narrow])
         else:
             wide = ort.InferenceSession(path, session_options(cores), providers=PROVIDERS)
             timings = _time([self.narrow, wide])
@@ -67,7 +67,7 @@ class Network:
         self.threads = Threads(
             threads=[threads] if threads else [1, cores] if self.wide is not None else [1],
             wide_from_rows=self.wide_from, chosen="configured" if threads else "measured",
-            ms_by_rows={rows: [round(n * 1e3, 4), round(w * 1e3, 4)] for rows, (n, w) in timings.items()})
+            ms_by_rows={rows: [round(t * 1e3, 4) for t in times] for rows, times in timings.items()})
 
     def _session(self, rows: int):
         return self.wide if self.wide is not None and rows >= self.wide_from else self.narrow
@@ -77,9 +77,9 @@ class Network:
 
     def seconds(self, rows: int) -> float:
         """What a call of `rows` rows takes, as measured at load (the next measured size up); inf beyond."""
-        for measured, (narrow, wide) in sorted(self.timings.items()):
+        for measured, times in sorted(self.timings.items()):
             if measured >= rows:
-                return wide if self._session(rows) is self.wide else narrow
+                return times[-1] if self._session(rows) is self.wide else times[0]
         return float("inf")
 
     def get_inputs(self):

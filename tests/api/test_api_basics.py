@@ -1,5 +1,6 @@
 """The walking skeleton's sampling contract, through real HTTP."""
 import io
+import os
 
 import numpy as np
 
@@ -53,5 +54,6 @@ def test_models_show_the_threads_each_network_was_measured_to_run_best_on(api):
     assert set(threads) == {"generator", "discriminator"}
     for chosen in threads.values():
         assert chosen["chosen"] == "measured" and chosen["threads"][0] == 1
-        assert "1" in chosen["ms_by_rows"] and len(chosen["ms_by_rows"]["1"]) == 2
+        sessions = 2 if (os.cpu_count() or 1) > 1 else 1  # one thread, then one per core where there are more
+        assert "1" in chosen["ms_by_rows"] and len(chosen["ms_by_rows"]["1"]) == sessions
         assert (chosen["wide_from_rows"] is None) == (len(chosen["threads"]) == 1)
