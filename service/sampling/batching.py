@@ -170,7 +170,7 @@ class Batcher:
     """Lanes per session, and a bound on the requests in flight per model."""
 
     def __init__(self, max_rows: int = 256, max_wait: float = 0.002, max_queue: int = 64,
-                 inline_seconds: float = 0.002):
+                 inline_seconds: float = 0.005):
         self.max_rows, self.max_wait, self.max_queue = max_rows, max_wait, max_queue
         self.inline_seconds = inline_seconds
         self._lanes: dict[int, _Lane] = {}
