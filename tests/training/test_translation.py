@@ -13,7 +13,7 @@ from training.data import mnist_split, uci_split
 from training.evaluate import translation
 from training.export import export
 from training.families import digits_cyclegan
-from training.trainer import train
+from training.trainer import build, train
 from tests.utils import TINY
 
 FILES = ["generator_a_to_b.onnx", "generator_b_to_a.onnx", "discriminator_a.onnx", "discriminator_b.onnx"]
@@ -47,11 +47,13 @@ def test_layout_is_where_the_ink_lies_not_how_much():
     assert digits_cyclegan._layout_loss(digits.roll(1, 0), digits) > 0.2  # other digits lie elsewhere
 
 
-def test_layout_loss_is_reported_when_weighted():
-    config = TrainConfig(family="digits-cyclegan", steps=1, params={**TINY["digits-cyclegan"], "layout": 1.0})
+@pytest.mark.parametrize("weight", ["layout", "layout_b_to_a"])
+def test_layout_loss_is_reported_when_weighted(weight):
+    config = TrainConfig(family="digits-cyclegan", steps=1, params={**TINY["digits-cyclegan"], weight: 1.0})
     reports = []
     train(config, on_progress=reports.append)
     assert reports[-1].extra["loss_layout"] > 0
+    assert ("B→A" in digits_cyclegan.card(build(config)[1])["changes"]) == (weight == "layout_b_to_a")
 
 
 def test_card_names_the_domains_their_shapes_and_files(tiny):

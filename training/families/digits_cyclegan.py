@@ -51,8 +51,10 @@ class Config:
     cycle: float = param(10.0, 0.0, 100.0, "weight of the cycle loss (L1, both directions)")
     identity: float = param(2.0, 0.0, 100.0, "weight of the identity loss (L1: a generator leaves its own target "
                                              "domain's images alone)")
-    layout: float = param(0.0, 0.0, 100.0, "weight of the layout loss: where the ink lies at 7×7 (each image's ink "
-                                           "pooled in 4×4 cells, as shares of its total) is kept by a translation")
+    layout: float = param(0.0, 0.0, 100.0, "weight of the layout loss of A→B (MNIST→UCI): where the ink lies at 7×7 "
+                                           "(each image's ink pooled in 4×4 cells, as shares of its total) is kept")
+    layout_b_to_a: float = param(0.0, 0.0, 100.0, "weight of the same layout loss for B→A (UCI→MNIST), where UCI's "
+                                                  "wide, blurred layouts are what the translation has to change")
     lr: float = parts.lr(2e-4)
     beta1: float = parts.beta1()
     lr_decay: float = parts.lr_decay(0.5)
@@ -169,8 +171,11 @@ def train_step(cfg: Config, G: Generator, D: Discriminator, opt_g, opt_d, batch,
     adversarial = _least_squares(D.b.patches(fake_b), 1.0) + _least_squares(D.a.patches(fake_a), 1.0)
     cycle = F.l1_loss(G.b_to_a(fake_b), a) + F.l1_loss(G.a_to_b(fake_a), b)
     identity = F.l1_loss(G.b_to_a(a), a) + F.l1_loss(G.a_to_b(b), b) if cfg.identity else torch.zeros(())
-    kept = _layout_loss(fake_b, a) + _layout_loss(fake_a, b) if cfg.layout else torch.zeros(())
-    loss_g = adversarial + cfg.cycle * cycle + cfg.identity * identity + cfg.layout * kept
+    kept_b = _layout_loss(fake_b, a) if cfg.layout else torch.zeros(())
+    kept_a = _layout_loss(fake_a, b) if cfg.layout_b_to_a else torch.zeros(())
+    kept = kept_b + kept_a
+    loss_g = (adversarial + cfg.cycle * cycle + cfg.identity * identity
+              + cfg.layout * kept_b + cfg.layout_b_to_a * kept_a)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -220,9 +225,9 @@ def card(cfg: Config, source="default") -> dict:
         domains[key] = {"name": name, "description": description, "shape": SHAPE,
                         "generator": f"generator_{key}_to_{'b' if key == 'a' else 'a'}.onnx",
                         "discriminator": f"discriminator_{key}.onnx"}
-    changes = CHANGES + (f"; a layout loss ×{cfg.layout:g} (training/families/digits_cyclegan.py layout: where the "
-                         "ink lies at 7×7, as shares of it, kept by a translation in both directions; no labels)"
-                         if cfg.layout else "")
+    weights = [f"×{w:g} {direction}" for w, direction in ((cfg.layout, "A→B"), (cfg.layout_b_to_a, "B→A")) if w]
+    changes = CHANGES + (f"; a layout loss {' and '.join(weights)} (training/families/digits_cyclegan.py layout: where "
+                         "the ink lies at 7×7, as shares of it, kept by the translation; no labels)" if weights else "")
     return {"domains": domains, "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": changes,
             "score": "the target domain's least-squares critic, mean over 7×7 patches: near 1 looks real, near 0 "
                      "looks translated"}
