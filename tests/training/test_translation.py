@@ -56,6 +56,21 @@ def test_layout_loss_is_reported_when_weighted(weight):
     assert ("B→A" in digits_cyclegan.card(build(config)[1])["changes"]) == (weight == "layout_b_to_a")
 
 
+def test_a_critic_with_a_whole_digit_score_trains_exports_and_scores(tmp_path):
+    """The whole-digit score joins the patches in training and in the served score, and survives the ONNX export."""
+    config = TrainConfig(family="digits-cyclegan", steps=1, params={**TINY["digits-cyclegan"], "whole": 1.0})
+    checkpoint = train(config)
+    critic = checkpoint.discriminator.a.eval()
+    digits = torch.from_numpy(mnist_split()["test_x"][:4])
+    assert critic.patches(digits).shape == (4, 50)  # 7×7 patches and the whole digit
+    with torch.no_grad():
+        whole = critic.whole(critic.net[:-1](digits).flatten(1))[:, 0]
+        assert torch.allclose(critic(digits), (critic.patches(digits)[:, :49].mean(1) + whole) / 2)
+    model = load("whole", 1, export(checkpoint, tmp_path, evaluate=False))  # export checks ONNX against torch
+    assert "whole digit" in model.card.changes
+    assert translate_now(model, uci_split()["test_x"][:3], "b_to_a").scores.shape == (3,)
+
+
 def test_card_names_the_domains_their_shapes_and_files(tiny):
     _, path, _ = tiny
     card = Card.load(path)

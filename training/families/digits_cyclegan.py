@@ -47,6 +47,8 @@ class Config:
     g_channels: int = param(16, 2, 256, "channels of G's first convolution; doubled at 14×14")
     blocks: int = param(3, 0, 12, "residual blocks of each generator at 14×14")
     d_channels: int = param(32, 1, 256, "channels of D's first convolution; doubled in the second")
+    whole: float = param(0.0, 0.0, 100.0, "weight of each critic's second, whole-digit score (a linear read of all "
+                                          "its 7×7 features) beside the per-patch scores; 0: patches only")
     batch_size: int = param(8, 1, 512, "images of each domain per step")
     cycle: float = param(10.0, 0.0, 100.0, "weight of the cycle loss (L1, both directions)")
     identity: float = param(2.0, 0.0, 100.0, "weight of the identity loss (L1: a generator leaves its own target "
@@ -101,12 +103,20 @@ class Critic(nn.Module):
             nn.Conv2d(c, 2 * c, 4, 2, 1), nn.InstanceNorm2d(2 * c, affine=True), nn.LeakyReLU(0.2),  # (n, 2c, 7, 7)
             nn.Conv2d(2 * c, 1, 3, 1, 1),  # (n, 1, 7, 7)
         )
+        # A patch sees ~14×14 pixels: strokes, not the digit's shape. The whole-digit score sees all of it.
+        self.whole = nn.Linear(2 * c * 49, 1) if cfg.whole else None
 
     def patches(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image)
+        """(n, 1, 7, 7) per-patch scores, then the whole-digit score (n, 1) where the critic has one."""
+        features = self.net[:-1](image)
+        patches = self.net[-1](features)
+        return patches if self.whole is None else torch.cat([patches.flatten(1), self.whole(features.flatten(1))], 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image).mean((1, 2, 3))  # (n,): 1 looks real, 0 looks translated
+        scores = self.patches(image).flatten(1)  # (n,): 1 looks real, 0 looks translated
+        if self.whole is None:
+            return scores.mean(1)
+        return (scores[:, :-1].mean(1) + scores[:, -1]) / 2  # patches and the whole digit, weighed alike
 
 
 class Generator(nn.Module):
@@ -147,6 +157,13 @@ def _least_squares(score: torch.Tensor, target: float) -> torch.Tensor:
     return ((score - target) ** 2).mean()
 
 
+def _critic_loss(cfg: Config, scores: torch.Tensor, target: float) -> torch.Tensor:
+    """Least squares over a critic's patches, plus its whole-digit score weighted by `whole`."""
+    if not cfg.whole:
+        return _least_squares(scores, target)
+    return _least_squares(scores[:, :-1], target) + cfg.whole * _least_squares(scores[:, -1], target)
+
+
 def layout(image: torch.Tensor) -> torch.Tensor:
     """Where the ink lies: (n, 1, 28, 28) in [-1, 1] -> (n, 49) shares of the ink in 4×4 cells, summing to 1.
 
@@ -168,7 +185,7 @@ def train_step(cfg: Config, G: Generator, D: Discriminator, opt_g, opt_d, batch,
     a, b = batch  # (n, 1, 28, 28) each
     # Generators: fool the other domain's critic, come back by the cycle, leave the own domain alone.
     fake_b, fake_a = G.a_to_b(a), G.b_to_a(b)
-    adversarial = _least_squares(D.b.patches(fake_b), 1.0) + _least_squares(D.a.patches(fake_a), 1.0)
+    adversarial = _critic_loss(cfg, D.b.patches(fake_b), 1.0) + _critic_loss(cfg, D.a.patches(fake_a), 1.0)
     cycle = F.l1_loss(G.b_to_a(fake_b), a) + F.l1_loss(G.a_to_b(fake_a), b)
     identity = F.l1_loss(G.b_to_a(a), a) + F.l1_loss(G.a_to_b(b), b) if cfg.identity else torch.zeros(())
     kept_b = _layout_loss(fake_b, a) if cfg.layout else torch.zeros(())
@@ -182,13 +199,13 @@ def train_step(cfg: Config, G: Generator, D: Discriminator, opt_g, opt_d, batch,
     # Critics: real 1, translated 0 (halved, as Zhu et al., so D learns at half G's pace).
     real_a, real_b = D.a.patches(a), D.b.patches(b)
     fake_a_score, fake_b_score = D.a.patches(fake_a.detach()), D.b.patches(fake_b.detach())
-    loss_d = 0.5 * (_least_squares(real_a, 1.0) + _least_squares(fake_a_score, 0.0)
-                    + _least_squares(real_b, 1.0) + _least_squares(fake_b_score, 0.0))
+    loss_d = 0.5 * (_critic_loss(cfg, real_a, 1.0) + _critic_loss(cfg, fake_a_score, 0.0)
+                    + _critic_loss(cfg, real_b, 1.0) + _critic_loss(cfg, fake_b_score, 0.0))
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
-    real = torch.cat([real_a.mean((1, 2, 3)), real_b.mean((1, 2, 3))])
-    fake = torch.cat([fake_a_score.mean((1, 2, 3)), fake_b_score.mean((1, 2, 3))])
+    real = torch.cat([real_a.flatten(1).mean(1), real_b.flatten(1).mean(1)])
+    fake = torch.cat([fake_a_score.flatten(1).mean(1), fake_b_score.flatten(1).mean(1)])
     return {"n": a.shape[0], "loss_d": loss_d.item(), "loss_g": adversarial.item(),
             "acc_real": float((real > 0.5).float().mean()), "acc_fake": float((fake < 0.5).float().mean()),
             "extra": {"loss_cycle": cycle.item(), "loss_identity": identity.item(), "loss_layout": kept.item()}}
@@ -228,6 +245,9 @@ def card(cfg: Config, source="default") -> dict:
     weights = [f"×{w:g} {direction}" for w, direction in ((cfg.layout, "A→B"), (cfg.layout_b_to_a, "B→A")) if w]
     changes = CHANGES + (f"; a layout loss {' and '.join(weights)} (training/families/digits_cyclegan.py layout: where "
                          "the ink lies at 7×7, as shares of it, kept by the translation; no labels)" if weights else "")
+    if cfg.whole:
+        changes += (f"; each critic also scores the whole digit (a linear read of its 7×7 features, its loss "
+                    f"×{cfg.whole:g}): a patch sees strokes, not the digit's shape")
+    score = "mean over 7×7 patches" + (", averaged with its whole-digit score" if cfg.whole else "")
     return {"domains": domains, "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": changes,
-            "score": "the target domain's least-squares critic, mean over 7×7 patches: near 1 looks real, near 0 "
-                     "looks translated"}
+            "score": f"the target domain's least-squares critic, {score}: near 1 looks real, near 0 looks translated"}
