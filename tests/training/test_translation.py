@@ -56,6 +56,19 @@ def test_layout_loss_is_reported_when_weighted(weight):
     assert ("B→A" in digits_cyclegan.card(build(config)[1])["changes"]) == (weight == "layout_b_to_a")
 
 
+def test_cycle_noise_reaches_the_cycle_loss_and_the_card():
+    """The same seed, with and without noise on the translations the cycle brings back: only the cycle loss differs."""
+    first = {}
+    for noise in (0.0, 0.5):
+        config = TrainConfig(family="digits-cyclegan", steps=1, params={**TINY["digits-cyclegan"], "cycle_noise": noise})
+        reports = []
+        train(config, on_progress=reports.append)
+        first[noise] = reports[0]
+        assert ("noise" in digits_cyclegan.card(build(config)[1])["changes"]) == bool(noise)
+    assert first[0.0].loss_g == first[0.5].loss_g  # the adversarial loss comes before the noise
+    assert first[0.0].extra["loss_cycle"] != first[0.5].extra["loss_cycle"]
+
+
 def test_a_critic_with_a_whole_digit_score_trains_exports_and_scores(tmp_path):
     """The whole-digit score joins the patches in training and in the served score, and survives the ONNX export."""
     config = TrainConfig(family="digits-cyclegan", steps=1, params={**TINY["digits-cyclegan"], "whole": 1.0})

@@ -51,6 +51,10 @@ class Config:
                                           "its 7×7 features) beside the per-patch scores; 0: patches only")
     batch_size: int = param(8, 1, 512, "images of each domain per step")
     cycle: float = param(10.0, 0.0, 100.0, "weight of the cycle loss (L1, both directions)")
+    cycle_noise: float = param(0.0, 0.0, 2.0, "std of Gaussian noise added to each translation before it is "
+                                               "translated back for the cycle loss (Chu et al. 2017: without it a "
+                                               "generator can hide the source in faint signals and swap the digit "
+                                               "it shows); 0: off")
     identity: float = param(2.0, 0.0, 100.0, "weight of the identity loss (L1: a generator leaves its own target "
                                              "domain's images alone)")
     layout: float = param(3.0, 0.0, 100.0, "weight of the layout loss of A→B (MNIST→UCI): where the ink lies at 7×7 "
@@ -186,7 +190,9 @@ def train_step(cfg: Config, G: Generator, D: Discriminator, opt_g, opt_d, batch,
     # Generators: fool the other domain's critic, come back by the cycle, leave the own domain alone.
     fake_b, fake_a = G.a_to_b(a), G.b_to_a(b)
     adversarial = _critic_loss(cfg, D.b.patches(fake_b), 1.0) + _critic_loss(cfg, D.a.patches(fake_a), 1.0)
-    cycle = F.l1_loss(G.b_to_a(fake_b), a) + F.l1_loss(G.a_to_b(fake_a), b)
+    noisy_b, noisy_a = (fake_b + cfg.cycle_noise * torch.randn(fake_b.shape, generator=gen),
+                        fake_a + cfg.cycle_noise * torch.randn(fake_a.shape, generator=gen)) if cfg.cycle_noise else (fake_b, fake_a)
+    cycle = F.l1_loss(G.b_to_a(noisy_b), a) + F.l1_loss(G.a_to_b(noisy_a), b)
     identity = F.l1_loss(G.b_to_a(a), a) + F.l1_loss(G.a_to_b(b), b) if cfg.identity else torch.zeros(())
     kept_b = _layout_loss(fake_b, a) if cfg.layout else torch.zeros(())
     kept_a = _layout_loss(fake_a, b) if cfg.layout_b_to_a else torch.zeros(())
@@ -245,6 +251,9 @@ def card(cfg: Config, source="default") -> dict:
     weights = [f"×{w:g} {direction}" for w, direction in ((cfg.layout, "A→B"), (cfg.layout_b_to_a, "B→A")) if w]
     changes = CHANGES + (f"; a layout loss {' and '.join(weights)} (training/families/digits_cyclegan.py layout: where "
                          "the ink lies at 7×7, as shares of it, kept by the translation; no labels)" if weights else "")
+    if cfg.cycle_noise:
+        changes += (f"; Gaussian noise (σ {cfg.cycle_noise:g}) on each translation before the cycle brings it back "
+                    "(Chu et al. 2017), so the digit must be carried by what the translation shows")
     if cfg.whole:
         changes += (f"; each critic also scores the whole digit (a linear read of its 7×7 features, its loss "
                     f"×{cfg.whole:g}): a patch sees strokes, not the digit's shape")
