@@ -34,13 +34,19 @@ PER_CLASS = 400
 
 
 def start_server(tmp: Path, repository: Path = ROOT / "models") -> tuple[subprocess.Popen, str]:
-    """uvicorn on a model repository (read-only; the shipped one by default) and a scratch writable folder."""
+    """uvicorn on the shipped models, a candidate's repository beside them if named, and a scratch writable folder.
+
+    Versions are numbered across all folders, so a candidate trained with --repository (which has no default
+    of its own) is served as a version of the shipped model.
+    """
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "GANSERVE_REPOSITORY": f"{tmp / 'models'}:{repository}", "GANSERVE_DATA": str(tmp),
+    shipped = ROOT / "models"
+    folders = [tmp / "models", repository] + ([] if repository.resolve() == shipped.resolve() else [shipped])
+    env = {**os.environ, "GANSERVE_REPOSITORY": ":".join(map(str, folders)), "GANSERVE_DATA": str(tmp),
            "GANSERVE_API_KEYS": "", "GANSERVE_ORT_THREADS": "1", "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port",
                                 str(port), "--log-level", "warning"], cwd=ROOT, env=env)
@@ -164,7 +170,7 @@ def main(argv=None) -> None:
     parser.add_argument("--real-share", type=float, default=0.5, help="share of each batch that is real, real 500 + synthetic")
     parser.add_argument("--mix", choices=("constant", "anneal"), default="constant",
                         help="real 500 + synthetic: the real share fixed, or rising linearly from 0 to 1 (synthetic first)")
-    parser.add_argument("--repository", type=Path, default=ROOT / "models", help="the model repository to serve")
+    parser.add_argument("--repository", type=Path, default=ROOT / "models", help="a candidate's model repository, served beside the shipped models")
     parser.add_argument("--version", type=int, help="the mnist-cgan version (default: the default alias)")
     parser.add_argument("--holdout", choices=("test", "validation"), default="test",
                         help="validation: score on 1,000 training digits outside real 500, to choose levers")
