@@ -170,7 +170,8 @@ def main(argv=None) -> None:
     parser.add_argument("--real-share", type=float, default=0.5, help="share of each batch that is real, real 500 + synthetic")
     parser.add_argument("--mix", choices=("constant", "anneal"), default="constant",
                         help="real 500 + synthetic: the real share fixed, or rising linearly from 0 to 1 (synthetic first)")
-    parser.add_argument("--repository", type=Path, default=ROOT / "models", help="a candidate's model repository, served beside the shipped models")
+    parser.add_argument("--repository", type=Path, default=ROOT / "models",
+                        help="a candidate's model repository, served beside the shipped models")
     parser.add_argument("--version", type=int, help="the mnist-cgan version (default: the default alias)")
     parser.add_argument("--holdout", choices=("test", "validation"), default="test",
                         help="validation: score on 1,000 training digits outside real 500, to choose levers")

@@ -184,15 +184,18 @@ def _layout_loss(translated: torch.Tensor, source: torch.Tensor) -> torch.Tensor
     return 0.5 * (layout(translated) - layout(source)).abs().sum(1).mean()
 
 
+def _noisy(image: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
+    return image + sigma * torch.randn(image.shape, generator=gen) if sigma else image
+
+
 def train_step(cfg: Config, G: Generator, D: Discriminator, opt_g, opt_d, batch, gen: torch.Generator) -> dict:
     """One CycleGAN step: both generators against both critics, then both critics; returns the step's losses."""
     a, b = batch  # (n, 1, 28, 28) each
     # Generators: fool the other domain's critic, come back by the cycle, leave the own domain alone.
     fake_b, fake_a = G.a_to_b(a), G.b_to_a(b)
     adversarial = _critic_loss(cfg, D.b.patches(fake_b), 1.0) + _critic_loss(cfg, D.a.patches(fake_a), 1.0)
-    noisy_b, noisy_a = (fake_b + cfg.cycle_noise * torch.randn(fake_b.shape, generator=gen),
-                        fake_a + cfg.cycle_noise * torch.randn(fake_a.shape, generator=gen)) if cfg.cycle_noise else (fake_b, fake_a)
-    cycle = F.l1_loss(G.b_to_a(noisy_b), a) + F.l1_loss(G.a_to_b(noisy_a), b)
+    cycle = (F.l1_loss(G.b_to_a(_noisy(fake_b, cfg.cycle_noise, gen)), a)
+             + F.l1_loss(G.a_to_b(_noisy(fake_a, cfg.cycle_noise, gen)), b))
     identity = F.l1_loss(G.b_to_a(a), a) + F.l1_loss(G.a_to_b(b), b) if cfg.identity else torch.zeros(())
     kept_b = _layout_loss(fake_b, a) if cfg.layout else torch.zeros(())
     kept_a = _layout_loss(fake_a, b) if cfg.layout_b_to_a else torch.zeros(())
