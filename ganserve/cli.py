@@ -80,13 +80,11 @@ def _up(args) -> int:
 
 
 def _train(args) -> int:
-    from tqdm import tqdm
-
     from service.repository import Card
     from service.settings import get_settings
     from training.config import TrainConfig
     from training.export import export
-    from training.trainer import train
+    from training.trainer import progress_bar, train
 
     params = {}
     for item in args.param:
@@ -98,16 +96,8 @@ def _train(args) -> int:
     data = json.loads(args.data) if args.data.startswith("{") else args.data  # {"a": ..., "b": ...}: translation
     config = TrainConfig(family=args.family, steps=args.steps, seed=args.seed, data=data,
                          model=args.model, params=params, threads=args.threads)
-    bar = tqdm(desc=f"train {args.family}", unit="step")
-
-    def on_progress(p):
-        bar.total = p.steps
-        bar.n = p.step
-        bar.set_postfix(loss_d=f"{p.loss_d:.3f}", loss_g=f"{p.loss_g:.3f}", acc_real=f"{p.acc_real:.2f}",
-                        acc_fake=f"{p.acc_fake:.2f}")
-
-    checkpoint = train(config, on_progress=on_progress)
-    bar.close()
+    with progress_bar(f"train {args.family}") as on_progress:
+        checkpoint = train(config, on_progress=on_progress)
     print("exporting and evaluating ...", file=sys.stderr)
     folders = get_settings().repositories
     target = args.repository or folders[0]

@@ -1,6 +1,7 @@
 """train(config, on_progress) -> Checkpoint: one loop for every family."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import logging
@@ -145,6 +146,25 @@ def train(
         refine_discriminator(checkpoint, cfg.d_refine, should_stop)
         checkpoint.seconds = time.perf_counter() - t0
     return checkpoint
+
+
+@contextlib.contextmanager
+def progress_bar(description: str):
+    """A terminal progress bar for the command lines: yields train()'s on_progress callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, unit="step")
+
+    def on_progress(p) -> None:
+        bar.total = p.steps
+        bar.n = p.step
+        bar.set_postfix(loss_d=f"{p.loss_d:.3f}", loss_g=f"{p.loss_g:.3f}", acc_real=f"{p.acc_real:.2f}",
+                        acc_fake=f"{p.acc_fake:.2f}")
+
+    try:
+        yield on_progress
+    finally:
+        bar.close()
 
 
 def refine_discriminator(checkpoint: Checkpoint, steps: int, should_stop: Callable[[], bool] | None = None) -> None:

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> Path:
     import warnings
 
     from training.export import export
-    from training.trainer import load, save, train
+    from training.trainer import load, progress_bar, save, train
 
     parser = argparse.ArgumentParser(description="continue training from a published version's ONNX weights")
     parser.add_argument("folder", type=Path, help="the version folder to start from, e.g. models/mnist-cgan/1")
@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> Path:
             params[key] = json.loads(value)
         config = TrainConfig(family=start["family"], steps=args.steps, seed=0, threads=1, model=start["name"],
                              params=params)
-        checkpoint = train(config, resume=warm_checkpoint(config, args.folder))
+        with progress_bar(f"continue {start['name']} version {start.get('version')}") as on_progress:
+            checkpoint = train(config, on_progress=on_progress, resume=warm_checkpoint(config, args.folder))
         if args.checkpoint:
             save(checkpoint, args.checkpoint)
     origin = f"{start['name']} version {start.get('version')}"

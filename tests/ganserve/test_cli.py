@@ -21,6 +21,7 @@ def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_o
                           "--param", "g_hidden=8", "--param", "d_hidden=8"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
+    assert "train quadratic" in out.stderr and "2/2" in out.stderr  # the progress bar reached the last step
     assert json.loads(out.stdout)["published"] == str(writable / "quadratic" / "2")
     assert not (shipped / "quadratic" / "2").exists()  # the shipped folder untouched
 

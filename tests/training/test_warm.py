@@ -7,7 +7,7 @@ import torch
 
 from training.config import TrainConfig
 from training.trainer import train
-from training.warm import warm_checkpoint
+from training.warm import main, warm_checkpoint
 from tests.utils import TINY, export_tiny
 
 
@@ -25,6 +25,14 @@ def test_a_warm_start_holds_the_published_weights_exactly(tmp_path):
     np.testing.assert_allclose(served, x.numpy(), atol=1e-5)
     np.testing.assert_allclose(d.run(None, {"sample": served, "label": labels.numpy()})[0], score.numpy(), atol=1e-4)
     train(config, resume=warm)  # and it trains on from there, the new head included
+
+
+def test_continuing_shows_a_progress_bar_and_publishes_the_next_version(tmp_path, capsys):
+    folder = export_tiny("mnist-cgan", tmp_path, steps=2)
+    published = main([str(folder), "--steps", "3", "--repository", str(tmp_path)])
+    assert published == tmp_path / "mnist-cgan" / "2"
+    bar = capsys.readouterr().err
+    assert "continue mnist-cgan version 1" in bar and "3/3" in bar  # the last step reached the bar
 
 
 def test_the_served_cgan_score_adds_the_auxiliary_classifiers_label_log_probability():
