@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> Path:
     warnings.simplefilter("ignore")  # the ONNX exporter's deprecation notes
     torch.set_num_threads(1)
     start = json.loads((args.folder / "card.json").read_text())
+    origin = f"{start['name']} version {start.get('version')}"
     if args.from_checkpoint:
         checkpoint = load(args.from_checkpoint)
     else:
@@ -87,11 +88,10 @@ def main(argv: list[str] | None = None) -> Path:
             params[key] = json.loads(value)
         config = TrainConfig(family=start["family"], steps=args.steps, seed=0, threads=1, model=start["name"],
                              params=params)
-        with progress_bar(f"continue {start['name']} version {start.get('version')}") as on_progress:
+        with progress_bar(f"continue {origin}") as on_progress:
             checkpoint = train(config, on_progress=on_progress, resume=warm_checkpoint(config, args.folder))
         if args.checkpoint:
             save(checkpoint, args.checkpoint)
-    origin = f"{start['name']} version {start.get('version')}"
     lineage = {"warm_start": {"from": origin, "steps_before": start["training"].get("steps"),
                               "steps_after": checkpoint.step, "params": checkpoint.config.params},
                "changes": f"{start.get('changes', '')}; then continued from {origin}'s weights for "
