@@ -63,18 +63,20 @@ def start_server(tmp: Path, repository: Path = ROOT / "models") -> tuple[subproc
 
 
 def synthetic(url: str, mode: str, seed: int, cache: Path, oversample: int, threshold: float | None,
-              version: int | None = None, tag: str = "") -> dict:
+              version: int | None = None, tag: str = "", truncation: float = 1.0) -> dict:
     """4,000 generated digits (400 per class, interleaved) as float32 (n, 1, 28, 28) in [-1, 1] and labels.
     `tag` names the model behind `url` in the cache (a cache is only valid for the model that filled it)."""
     from ganserve_client import Client
 
-    path = cache / f"{tag}{mode}-{seed}-{oversample}-{threshold}-v{version}.npz"
+    psi = "" if truncation == 1 else f"-psi{truncation:g}"
+    path = cache / f"{tag}{mode}-{seed}-{oversample}-{threshold}-v{version}{psi}.npz"
     if not path.exists():
         t0 = time.perf_counter()
         with Client(url, timeout=1200) as client:
             data = client.dataset("mnist-cgan", labels={str(d): PER_CLASS for d in range(10)}, order="interleaved",
                                   seed=seed, mode=mode, oversample=None if mode == "plain" else oversample,
-                                  threshold=threshold if mode == "filtered" else None, version=version)
+                                  threshold=threshold if mode == "filtered" else None, version=version,
+                                  truncation=None if truncation == 1 else truncation)
         np.savez(path, x=data.x, y=data.y, acceptance=np.float64(data.acceptance_rate or 1.0),
                  seconds=time.perf_counter() - t0)
     arrays = np.load(path)
@@ -172,6 +174,8 @@ def main(argv=None) -> None:
                         help="real 500 + synthetic: the real share fixed, or rising linearly from 0 to 1 (synthetic first)")
     parser.add_argument("--repository", type=Path, default=ROOT / "models",
                         help="a candidate's model repository, served beside the shipped models")
+    parser.add_argument("--truncation", type=float, default=1.0,
+                        help="ψ for the generated data: below 1 truncation, above 1 the expansion trick")
     parser.add_argument("--version", type=int, help="the mnist-cgan version (default: the default alias)")
     parser.add_argument("--holdout", choices=("test", "validation"), default="test",
                         help="validation: score on 1,000 training digits outside real 500, to choose levers")
@@ -202,8 +206,8 @@ def main(argv=None) -> None:
     t_start = time.perf_counter()
     try:
         for s in range(args.seeds):
-            data = {m: synthetic(url, m, 11 + s, args.cache, args.oversample, args.threshold, args.version, tag)
-                    for m in modes}
+            data = {m: synthetic(url, m, 11 + s, args.cache, args.oversample, args.threshold, args.version, tag,
+                                 args.truncation) for m in modes}
             for m, d in data.items():
                 extra.setdefault(m, {"acceptance": [], "seconds": []})
                 extra[m]["acceptance"].append(d["acceptance"])
@@ -228,7 +232,7 @@ def main(argv=None) -> None:
                for name, v in results.items()}
     report = {"steps": args.steps, "batch": args.batch, "seeds": args.seeds, "real_share": args.real_share,
               "mix": args.mix, "holdout": args.holdout, "repository": str(args.repository), "version": args.version,
-              "oversample": args.oversample, "threshold": args.threshold, "results": summary, "datasets": extra,
+              "truncation": args.truncation, "oversample": args.oversample, "threshold": args.threshold, "results": summary, "datasets": extra,
               "minutes": round((time.perf_counter() - t_start) / 60, 1)}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))

@@ -18,6 +18,7 @@ from service.api.strict import StrictJSONRoute
 from service.errors import LimitError
 from service.repository import Repository
 from service.sampling import encoding, metrics, plans, resolve_labels, steering, translation
+from service.sampling.latents import PSI_MAX
 from service.sampling.modes import oversample_for
 from service.sampling.batching import Batcher
 from service.sampling.samples import Samples
@@ -164,7 +165,8 @@ async def get_samples_png(
                                         "or label:count pairs (0:4,1:4)")] = None,
     grid: Annotated[str | None, Query(pattern=r"^\d{1,6}x\d{1,6}$", description="ROWSxCOLS")] = None,
     version: Annotated[int | None, Query(ge=1)] = None,
-    truncation: Annotated[float, Query(gt=0, le=1, description="ψ in (0, 1]; 1: off")] = 1.0,
+    truncation: Annotated[float, Query(gt=0, le=PSI_MAX, description=f"ψ in (0, {PSI_MAX:g}]; 1: off; "
+                                       "below 1 truncation, above 1 expansion")] = 1.0,
     walk: Annotated[str | None, Query(pattern=r"^\d{1,19}\.\.\d{1,19}$",
                                       description="FROM..TO: a walk from sample 0 of seed FROM to sample 0 of "
                                                   "seed TO, drawn as a row")] = None,

@@ -7,13 +7,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Valid
 from pydantic_core import PydanticCustomError
 
 from service.sampling import filtering, steering
+from service.sampling.latents import PSI_MAX
 
 Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="latent seed; omitted: one is chosen and returned")]
 Label = StrictInt | str
 Truncation = Annotated[float, Field(
-    gt=0, le=1, description="the truncation trick, ψ in (0, 1]: latents scaled toward their mean by ψ (a uniform "
-    "latent's range becomes [-ψ, ψ]; a coded generator's cluster coordinate is kept); 1: off. Lower ψ trades "
-    "variety for typical samples; the model card's `truncation` holds the measured effect")]
+    gt=0, le=PSI_MAX, description=f"the truncation trick, ψ in (0, {PSI_MAX:g}]: latents scaled toward their mean "
+    "by ψ (a uniform latent's range becomes [-ψ, ψ]; a coded generator's cluster coordinate is kept); 1: off. "
+    "Lower ψ trades variety for typical samples; the model card's `truncation` holds the measured effect. ψ above "
+    "1 is the reverse, the expansion trick: more variety, less typical samples, for training data a guided mode "
+    "(nice, rejection, filtered) then sorts")]
 Latents = Annotated[list[list[Annotated[StrictFloat, Field(allow_inf_nan=False)]]], Field(
     description="explicit latents z, one row of the card's latent.dim numbers per sample (at most max_n rows); "
     "n is their count; drawn from nothing, so mode is plain and there is no seed")]

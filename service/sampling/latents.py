@@ -68,8 +68,14 @@ def latent_codes(z: np.ndarray, codes: int, distribution: str) -> np.ndarray:
     return np.searchsorted(edges, z[:, 0], side="right")  # (n,): how many edges lie at or below z
 
 
+PSI_MAX = 2.0  # past this an expanded latent lies where training never drew one
+
+
 def truncate(z: np.ndarray, psi: float, codes: int = 0) -> np.ndarray:
     """The truncation trick: latents scaled toward their mean (0) by ψ ∈ (0, 1]; ψ = 1 leaves them as drawn.
+
+    ψ in (1, PSI_MAX] is its reverse, the expansion trick (GaFi, Lampis et al. 2023): wider latents,
+    more variety, less typical samples, for training data that a guided mode then sorts.
 
     One rule for both distributions: a uniform latent's range [-1, 1] becomes [-ψ, ψ], and a normal
     latent is scaled too (as StyleGAN scales w toward its mean) rather than resampled beyond ψ·σ

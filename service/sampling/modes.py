@@ -15,7 +15,7 @@ import numpy as np
 from service.repository import Model
 from service.sampling import plans
 from service.sampling import filtering, rejection
-from service.sampling.latents import latent_codes, latents, truncate
+from service.sampling.latents import PSI_MAX, latent_codes, latents, truncate
 from service.sampling.plans import Plan, Runner, direct
 from service.sampling.samples import Samples, SamplingError
 
@@ -142,8 +142,8 @@ def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int |
     modes = STREAM_MODES if stream else MODES
     if mode not in modes:
         raise SamplingError(f"mode: unknown mode {mode!r}; known: {', '.join(modes)}")
-    if not 0 < truncation <= 1:
-        raise SamplingError(f"truncation: ψ must be in (0, 1], got {truncation}")
+    if not 0 < truncation <= PSI_MAX:
+        raise SamplingError(f"truncation: ψ must be in (0, {PSI_MAX:g}], got {truncation}")
     oversample = oversample_for(model, mode, oversample)
     if mode == "filtered":
         return filtering.filtered(model, n, seed, oversample, labels, start, truncation, judge)

@@ -113,9 +113,23 @@ def test_explicit_latents_reproduce_a_seeds_samples(serving_api, cards):
     np.testing.assert_array_equal(dataset["x"], npy(given))
 
 
+@pytest.mark.parametrize("psi", [0.5, 1.5])
+def test_psi_scales_the_seeds_latents_both_ways(serving_api, cards, psi):
+    """ψ below 1 is truncation, above 1 the expansion trick: either way sample i is G(ψ·z_i), in a dataset too."""
+    card = cards["mnist-cgan"]
+    z = sampling.latents(8, 0, 5, card.latent.dim, card.latent.distribution)
+    scaled = npy(post(serving_api, "mnist-cgan", n=5, seed=8, truncation=psi, format="npy"))
+    given = npy(post(serving_api, "mnist-cgan", latents=(psi * z).tolist(), format="npy"))
+    np.testing.assert_array_equal(scaled, given)
+    assert not np.array_equal(scaled, npy(post(serving_api, "mnist-cgan", n=5, seed=8, format="npy")))
+    dataset = np.load(io.BytesIO(serving_api.post("/v1/datasets", json={
+        "model": "mnist-cgan", "n": 5, "seed": 8, "truncation": psi, "mode": "filtered"}).content))
+    assert dataset["x"].shape == (5, 28, 28) and "acceptance_rate" in dataset.files
+
+
 @pytest.mark.parametrize("body, field, words", [
     ({"truncation": 0}, "truncation", "greater than 0"),
-    ({"truncation": 1.5}, "truncation", "less than or equal to 1"),
+    ({"truncation": 2.5}, "truncation", "less than or equal to 2"),
     ({"truncation": "high"}, "truncation", "number"),
     ({"latents": [[0.0] * 3]}, "latents", "8 numbers"),
     ({"latents": [[0.0] * 8, [0.0] * 9]}, "latents", "row 1 has 9"),
@@ -144,7 +158,8 @@ def test_bad_latent_control_is_422_naming_the_field(serving_api, body, field, wo
 
 
 @pytest.mark.parametrize("params, field", [
-    ({"truncation": 0}, "truncation"), ({"walk": "1-2"}, "walk"), ({"steps": 4}, "steps"),
+    ({"truncation": 0}, "truncation"), ({"truncation": 2.01}, "truncation"), ({"walk": "1-2"}, "walk"),
+    ({"steps": 4}, "steps"),
     ({"walk": "1..2", "steps": 1}, "steps"), ({"walk": "1..2", "seed": 3}, "seed"),
 ])
 def test_bad_latent_control_by_get_is_422_naming_the_field(serving_api, params, field):
@@ -159,7 +174,7 @@ def test_bad_latent_control_in_a_dataset_is_422_naming_the_field(serving_api):
                                              "mode": "nice"})
     assert nice.status_code == 422 and nice.json()["error"]["field"] == "mode"
     assert send(serving_api, "/v1/datasets", {"model": "mnist-dcgan", "n": 4,
-                                              "truncation": 2}).json()["error"]["field"] == "truncation"
+                                              "truncation": 2.5}).json()["error"]["field"] == "truncation"
 
 
 def test_animations_are_for_images(serving_api):
