@@ -232,8 +232,8 @@ def main(argv=None) -> None:
                for name, v in results.items()}
     report = {"steps": args.steps, "batch": args.batch, "seeds": args.seeds, "real_share": args.real_share,
               "mix": args.mix, "holdout": args.holdout, "repository": str(args.repository), "version": args.version,
-              "truncation": args.truncation, "oversample": args.oversample, "threshold": args.threshold, "results": summary, "datasets": extra,
-              "minutes": round((time.perf_counter() - t_start) / 60, 1)}
+              "truncation": args.truncation, "oversample": args.oversample, "threshold": args.threshold,
+              "results": summary, "datasets": extra, "minutes": round((time.perf_counter() - t_start) / 60, 1)}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))
 

@@ -103,7 +103,7 @@ class Samples(BaseModel):
                                        "confidence in the requested label (filtered)")
     candidates: int | None = Field(None, description="generator samples drawn (nice, rejection, filtered)")
     acceptance_rate: float | None = Field(None, description="rejection, filtered: the share of candidates accepted")
-    truncation: float | None = Field(None, description="ψ, when below 1")
+    truncation: float | None = Field(None, description="ψ, when not 1")
 
 
 class Translated(BaseModel):
