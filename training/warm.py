@@ -60,10 +60,12 @@ def warm_checkpoint(config: TrainConfig, folder: Path) -> Checkpoint:
 
 def main(argv: list[str] | None = None) -> Path:
     """`python -m training.warm FOLDER --steps N --param k=v ... [--from-checkpoint PATH]`: continue a published
-    version for N steps (or export a checkpoint of such a run again) and publish the next version."""
+    version for N steps (or export a checkpoint of such a run again) and publish the next version, evaluated
+    and gated as every export is; it becomes the default only with --promote and a passed gate."""
     import argparse
     import warnings
 
+    from service.settings import get_settings
     from training.export import export
     from training.trainer import load, progress_bar, save, train
 
@@ -71,7 +73,10 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("folder", type=Path, help="the version folder to start from, e.g. models/mnist-cgan/1")
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--param", action="append", default=[], help="family parameter k=v (repeatable)")
-    parser.add_argument("--repository", type=Path, default=Path("models"))
+    parser.add_argument("--repository", type=Path, default=Path("models"),
+                        help="where to publish; numbered after every configured repository folder, as ganserve train")
+    parser.add_argument("--promote", action=argparse.BooleanOptionalAction, default=False,
+                        help="make the new version the default if it passes its gate (default: never)")
     parser.add_argument("--checkpoint", type=Path, help="save the run's checkpoint here")
     parser.add_argument("--from-checkpoint", type=Path, help="skip training: export this run's checkpoint")
     args = parser.parse_args(argv)
@@ -96,7 +101,8 @@ def main(argv: list[str] | None = None) -> Path:
                               "steps_after": checkpoint.step, "params": checkpoint.config.params},
                "changes": f"{start.get('changes', '')}; then continued from {origin}'s weights for "
                           f"{checkpoint.step:,} steps with params {json.dumps(checkpoint.config.params)}"}
-    return export(checkpoint, args.repository, evaluate=False, extra_card=lineage)
+    others = tuple(f for f in get_settings().repositories if f.resolve() != args.repository.resolve())
+    return export(checkpoint, args.repository, others=others, extra_card=lineage, promote=args.promote)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
 """Continuing from a published version: its ONNX weights back in torch, and the cGAN's auxiliary classifier."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import onnxruntime as ort
 import torch
 
 from training.config import TrainConfig
 from training.trainer import train
-from training.warm import main, warm_checkpoint
-from tests.utils import TINY, export_tiny
+from service.repository import Card
+from training.warm import warm_checkpoint
+from tests.utils import ROOT, TINY, export_tiny
 
 
 def test_a_warm_start_holds_the_published_weights_exactly(tmp_path):
@@ -27,12 +32,21 @@ def test_a_warm_start_holds_the_published_weights_exactly(tmp_path):
     train(config, resume=warm)  # and it trains on from there, the new head included
 
 
-def test_continuing_shows_a_progress_bar_and_publishes_the_next_version(tmp_path, capsys):
-    folder = export_tiny("mnist-cgan", tmp_path, steps=2)
-    published = main([str(folder), "--steps", "3", "--repository", str(tmp_path)])
-    assert published == tmp_path / "mnist-cgan" / "2"
-    bar = capsys.readouterr().err
-    assert "continue mnist-cgan version 1" in bar and "3/3" in bar  # the last step reached the bar
+def test_continuing_shows_a_progress_bar_and_publishes_a_gated_next_version_that_is_not_the_default(tmp_path):
+    """As a user runs it: into a scratch folder, numbered after the served folders' versions, measured and gated."""
+    shipped, scratch = tmp_path / "models", tmp_path / "scratch"
+    folder = export_tiny("mnist-cgan", shipped, steps=2)
+    env = {**os.environ, "GANSERVE_REPOSITORY": f"{tmp_path / 'var'}:{shipped}"}
+    out = subprocess.run([sys.executable, "-m", "training.warm", str(folder), "--steps", "3",
+                          "--repository", str(scratch)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "continue mnist-cgan version 1" in out.stderr and "3/3" in out.stderr  # the last step reached the bar
+    published = scratch / "mnist-cgan" / "2"  # after the served version 1, not a second version 1
+    assert out.stdout.strip() == str(published)
+    card = Card.load(published / "card.json")
+    assert card.gate is not None and "plain" in card.metrics and not card.promoted
+    assert card.model_extra["warm_start"]["from"] == "mnist-cgan version 1"
 
 
 def test_the_served_cgan_score_adds_the_auxiliary_classifiers_label_log_probability():
