@@ -73,28 +73,38 @@ def test_a_job_submitted_through_one_api_is_listed_streamed_and_served_by_the_ot
         assert versions == {"1"}
 
 
-def test_killing_one_api_under_load_loses_no_get_behind_the_proxy(replicas):
+def test_killing_one_api_under_load_loses_only_its_in_flight_gets_behind_the_proxy(replicas):
+    """What the README promises. A GET the dead API had not begun to answer goes to the other one: never a 502.
+    One it had begun to answer (nginx has passed its headers on and cannot retry) is cut off, at most one per
+    client. Every GET begun after the kill is answered."""
     url, (first, second), _ = replicas
-    results, stop_load = [], threading.Event()
+    results, stop_load, clients = [], threading.Event(), 4
 
     def load():
         with httpx.Client(base_url=url, timeout=10) as client:
             while not stop_load.is_set():
+                began = time.monotonic()
                 try:
-                    results.append(client.get("/v1/models/quadratic/samples.png", params={"n": 4}).status_code)
+                    outcome = client.get("/v1/models/quadratic/samples.png", params={"n": 4}).status_code
                 except httpx.HTTPError as exc:
-                    results.append(type(exc).__name__)
+                    outcome = type(exc).__name__
+                results.append((began, outcome))
 
-    threads = [threading.Thread(target=load) for _ in range(4)]
+    threads = [threading.Thread(target=load) for _ in range(clients)]
     for t in threads:
         t.start()
     time.sleep(1.0)
     first.process.kill()  # no goodbye: in-flight requests on it die with it
+    first.process.wait()
+    dead = time.monotonic()  # its sockets are closed: a GET begun from here on never reaches it
     time.sleep(2.0)
     stop_load.set()
     for t in threads:
         t.join()
     first.log.close()
-    assert len(results) > 20 and set(results) == {200}, {r: results.count(r) for r in set(results)}
+    lost = [outcome for _, outcome in results if outcome != 200]
+    assert len(results) > 20 and len(lost) <= clients and set(lost) <= {"RemoteProtocolError", "ReadError"}, lost
+    after = [outcome for began, outcome in results if began > dead]
+    assert len(after) > 20 and set(after) == {200}, {r: after.count(r) for r in set(after)}
     with httpx.Client(base_url=url, timeout=10) as client:
         assert client.get("/v1/models").status_code == 200
