@@ -63,25 +63,41 @@ def start_server(tmp: Path, repository: Path = ROOT / "models") -> tuple[subproc
 
 
 def synthetic(url: str, mode: str, seed: int, cache: Path, oversample: int, threshold: float | None,
-              version: int | None = None, tag: str = "", truncation: float = 1.0) -> dict:
-    """4,000 generated digits (400 per class, interleaved) as float32 (n, 1, 28, 28) in [-1, 1] and labels.
+              versions: tuple[int | None, ...] = (None,), tag: str = "", truncation: float = 1.0) -> dict:
+    """4,000 generated digits (400 per class) as float32 (n, 1, 28, 28) in [-1, 1] and labels, in equal shares
+    from each of `versions` (an ensemble of generators, Eilertsen et al. 2021; None: the default alias).
     `tag` names the model behind `url` in the cache (a cache is only valid for the model that filled it)."""
+    shares = [PER_CLASS // len(versions) + (i < PER_CLASS % len(versions)) for i in range(len(versions))]
+    # a seed of its own for each member: a continued version maps a shared latent to nearly the same digit
+    parts = [dataset(url, mode, seed + 100 * i, cache, oversample, threshold, v, tag, truncation, k)
+             for i, (v, k) in enumerate(zip(versions, shares))]
+    x, y = np.concatenate([p["x"] for p in parts]), np.concatenate([p["y"] for p in parts])
+    drawn = [k / PER_CLASS for k in shares]  # each part's share: the acceptance rate over them all
+    return {"x": (x[:, None].astype(np.float32) / 127.5 - 1), "y": y.astype(np.int64),
+            "acceptance": float(sum(w * p["acceptance"] for w, p in zip(drawn, parts))),
+            "seconds": float(sum(p["seconds"] for p in parts))}
+
+
+def dataset(url: str, mode: str, seed: int, cache: Path, oversample: int, threshold: float | None,
+            version: int | None, tag: str, truncation: float, per_class: int) -> dict:
+    """`per_class` digits of each label (interleaved) from one version, through /v1/datasets, cached."""
     from ganserve_client import Client
 
     psi = "" if truncation == 1 else f"-psi{truncation:g}"
-    path = cache / f"{tag}{mode}-{seed}-{oversample}-{threshold}-v{version}{psi}.npz"
+    share = "" if per_class == PER_CLASS else f"-{per_class}"
+    path = cache / f"{tag}{mode}-{seed}-{oversample}-{threshold}-v{version}{psi}{share}.npz"
     if not path.exists():
         t0 = time.perf_counter()
         with Client(url, timeout=1200) as client:
-            data = client.dataset("mnist-cgan", labels={str(d): PER_CLASS for d in range(10)}, order="interleaved",
+            data = client.dataset("mnist-cgan", labels={str(d): per_class for d in range(10)}, order="interleaved",
                                   seed=seed, mode=mode, oversample=None if mode == "plain" else oversample,
                                   threshold=threshold if mode == "filtered" else None, version=version,
                                   truncation=None if truncation == 1 else truncation)
         np.savez(path, x=data.x, y=data.y, acceptance=np.float64(data.acceptance_rate or 1.0),
                  seconds=time.perf_counter() - t0)
     arrays = np.load(path)
-    return {"x": (arrays["x"][:, None].astype(np.float32) / 127.5 - 1), "y": arrays["y"].astype(np.int64),
-            "acceptance": float(arrays["acceptance"]), "seconds": float(arrays["seconds"])}
+    return {"x": arrays["x"], "y": arrays["y"], "acceptance": float(arrays["acceptance"]),
+            "seconds": float(arrays["seconds"])}
 
 
 def network():
@@ -176,7 +192,8 @@ def main(argv=None) -> None:
                         help="a candidate's model repository, served beside the shipped models")
     parser.add_argument("--truncation", type=float, default=1.0,
                         help="ψ for the generated data: below 1 truncation, above 1 the expansion trick")
-    parser.add_argument("--version", type=int, help="the mnist-cgan version (default: the default alias)")
+    parser.add_argument("--version", default="", help="the mnist-cgan version (default: the default alias), or "
+                        "several (1,3): an ensemble, equal shares of each class from each")
     parser.add_argument("--holdout", choices=("test", "validation"), default="test",
                         help="validation: score on 1,000 training digits outside real 500, to choose levers")
     parser.add_argument("--arms", default="", help="only arms whose names start with one of these (comma-separated)")
@@ -197,6 +214,7 @@ def main(argv=None) -> None:
     real = (split["train_x"], split["train_y"])
     small = real_subset(*real, 50)
     modes = [m for m in args.modes.split(",") if m]
+    versions = tuple(int(v) for v in args.version.split(",") if v) or (None,)
     args.cache.mkdir(parents=True, exist_ok=True)
     server, url = (None, args.url) if args.url else start_server(Path(tempfile.mkdtemp(prefix="ganserve-aug-")),
                                                                            args.repository.resolve())
@@ -206,7 +224,7 @@ def main(argv=None) -> None:
     t_start = time.perf_counter()
     try:
         for s in range(args.seeds):
-            data = {m: synthetic(url, m, 11 + s, args.cache, args.oversample, args.threshold, args.version, tag,
+            data = {m: synthetic(url, m, 11 + s, args.cache, args.oversample, args.threshold, versions, tag,
                                  args.truncation) for m in modes}
             for m, d in data.items():
                 extra.setdefault(m, {"acceptance": [], "seconds": []})
@@ -231,7 +249,8 @@ def main(argv=None) -> None:
     summary = {name: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "runs": v}
                for name, v in results.items()}
     report = {"steps": args.steps, "batch": args.batch, "seeds": args.seeds, "real_share": args.real_share,
-              "mix": args.mix, "holdout": args.holdout, "repository": str(args.repository), "version": args.version,
+              "mix": args.mix, "holdout": args.holdout, "repository": str(args.repository),
+              "version": list(versions) if len(versions) > 1 else versions[0],
               "truncation": args.truncation, "oversample": args.oversample, "threshold": args.threshold,
               "results": summary, "datasets": extra, "minutes": round((time.perf_counter() - t_start) / 60, 1)}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
