@@ -72,9 +72,9 @@ def synthetic(url: str, mode: str, seed: int, cache: Path, oversample: int, thre
     parts = [dataset(url, mode, seed + 100 * i, cache, oversample, threshold, v, tag, truncation, k)
              for i, (v, k) in enumerate(zip(versions, shares))]
     x, y = np.concatenate([p["x"] for p in parts]), np.concatenate([p["y"] for p in parts])
-    drawn = [k / PER_CLASS for k in shares]  # each part's share: the acceptance rate over them all
+    candidates = sum(k / p["acceptance"] for k, p in zip(shares, parts))  # per class: what the kept ones cost
     return {"x": (x[:, None].astype(np.float32) / 127.5 - 1), "y": y.astype(np.int64),
-            "acceptance": float(sum(w * p["acceptance"] for w, p in zip(drawn, parts))),
+            "acceptance": float(PER_CLASS / candidates),
             "seconds": float(sum(p["seconds"] for p in parts))}
 
 
