@@ -19,14 +19,14 @@ from service.jobs.submit import celery_app, reconcile
 from service.repository import Repository
 from service.sampling.batching import Batcher
 from service.sampling.datasets import Streams
-from service.settings import get_settings
+from service.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI):
-    settings = get_settings()
+    settings = app.state.settings
     repository = Repository(settings.repositories, threads=settings.ort_threads,
                             cores=max(1, (os.cpu_count() or 1) // max(1, settings.processes)))
     await run_in_threadpool(repository.refresh)
@@ -81,10 +81,13 @@ async def _reap(store: JobStore, lost_after: float) -> None:
             log.exception("reaping lost jobs failed")
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app, configured by `settings` (default: the environment's, GANSERVE_*)."""
+    settings = settings or get_settings()
     app = FastAPI(title="ganserve", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   generate_unique_id_function=operation_id,
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
+    app.state.settings = settings
     errors.install(app)
     docs.install(app)
     # The sample routes first: a request is matched against the routes in order (~10 % of an n=1 request's
@@ -93,12 +96,12 @@ def create_app() -> FastAPI:
                data.router, pages.router)
     for router in routers:
         app.include_router(router)
-    origins = [o.strip() for o in get_settings().cors_origins.split(",") if o.strip()]
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"], expose_headers=["*"])
     # Outermost: before any body is read. Each router's own routes carry their full paths and dependencies.
-    app.add_middleware(Guard, routes=[route for router in routers for route in router.routes])
+    app.add_middleware(Guard, routes=[route for router in routers for route in router.routes], settings=settings)
     return app
 
 

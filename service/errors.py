@@ -13,22 +13,19 @@ from starlette.exceptions import HTTPException
 from service.jobs.store import UnknownJob
 from service.jobs.submit import BrokerUnavailable, JobError, QueueFull
 from service.jobs.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
-from service.repository import UnknownModel
+from service.formats.pictures import EncodingError
+from service.limits import LimitError
+from service.repository import UnknownModel, WrongKind
 from service.repository.store import Conflict
 from service.sampling.batching import Overloaded
-from service.sampling.encoding import EncodingError
 from service.sampling.plans import Cancelled
 from service.sampling.samples import SamplingError
 
 log = logging.getLogger(__name__)
 
-
-class LimitError(ValueError):
-    """A request over a configured limit; the message names the field and the limit."""
-
-
 STATUS = {
     UnknownModel: 404,
+    WrongKind: 422,
     Conflict: 409,
     UnknownJob: 404,
     SamplingError: 422,

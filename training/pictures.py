@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from service import sampling
-from service.sampling import encoding
-from service.sampling.modes import oversample_for
+from service.formats.pictures import combine, pairs, plot, png, to_uint8
+from service.sampling.modes import MODES
 from service.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -41,13 +41,15 @@ def render(model, seed: int = SEED, scale: int = 2) -> np.ndarray:
             if labels is not None:  # nice returns each slot's own label, best first; rows stay rows
                 order = np.lexsort((np.arange(n), s.labels))
                 s.values = s.values[order]
-            grid = encoding.combine(encoding.to_uint8(s.values), shape)
+            grid = combine(to_uint8(s.values), shape)
             grid = np.kron(grid, np.ones((scale, scale) + (1,) * (grid.ndim - 2), np.uint8))
             panels.append(grid if grid.ndim == 3 else np.stack([grid] * 3, -1))  # (h, w, 3)
     else:
         labels = sampling.resolve_labels(model, None, 64)
-        panels = [encoding.plot(sampling.sample(model, 64, seed, mode=mode, labels=labels)) for mode in ("plain", "nice")]
-    k = oversample_for(model, "nice", None)
+        picture = model.card.picture.model_dump() if model.card.picture else None
+        panels = [plot(sampling.sample(model, 64, seed, mode=mode, labels=labels), picture=picture)
+                  for mode in ("plain", "nice")]
+    k = MODES["nice"].oversample(model, None)[0]
     return _side_by_side(panels, ["plain", f"nice (best 1 of {k} by D)"], f"{model.name} v{model.version}")
 
 
@@ -61,7 +63,7 @@ def render_translation(model, seed: int = SEED, scale: int = 2, n: int = 20) -> 
     for direction, held in (("a_to_b", mnist_split()), ("b_to_a", uci_split())):
         x = held["test_x"][rng.choice(len(held["test_x"]), n, replace=False)]
         result = translate_now(model, x, direction)
-        grid = encoding.combine(encoding.pairs(encoding.to_uint8(result.inputs), encoding.to_uint8(result.values)),
+        grid = combine(pairs(to_uint8(result.inputs), to_uint8(result.values)),
                                 (n // 4, 4))
         grid = np.kron(grid, np.ones((scale, scale), np.uint8))
         panels.append(np.stack([grid] * 3, -1))
@@ -91,7 +93,7 @@ def write_all(repositories: list[Path], out: Path, seed: int = SEED) -> list[Pat
     for name in repository.names():
         model = repository.get(name)
         path = out / f"{name}.png"
-        path.write_bytes(encoding.png(render(model, seed)))
+        path.write_bytes(png(render(model, seed)))
         log.info("wrote %s", path)
         written.append(path)
     return written

@@ -16,7 +16,8 @@ from service.jobs import uploads
 from service.jobs.protocol import HEARTBEAT_SECONDS, HISTORY_LIMIT, QUEUE, TASK, now
 from service.jobs.store import JobStore
 from service.repository import Card
-from service.sampling import Samples, encoding
+from service.formats.pictures import combine, plot, png, to_uint8
+from service.sampling import Samples
 from service.settings import get_settings
 from training.config import TrainConfig
 from training.data import BUILT_IN
@@ -115,13 +116,13 @@ def _data_source(data: str | dict, settings) -> str | dict:
 def _save_snapshot(folder: Path, step: int, kind: str, values: np.ndarray) -> str:
     """A PNG of the trainer's fixed-latent samples: a grid of images, or a plot of points or curves."""
     if values.ndim == 4:  # images (n, c, h, w): samples, or a translation family's rows of pairs
-        pixels = encoding.combine(encoding.to_uint8(values))
+        pixels = combine(to_uint8(values))
     else:
         samples = Samples(model="", version=0, seed=0, mode="plain", kind=kind, values=values, labels=None,
                           label_names=None, scores=None, value_range=(-1.0, 1.0), candidates=len(values))
-        pixels = encoding.plot(samples)
+        pixels = plot(samples)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{step}.png").write_bytes(encoding.png(pixels))
+    (folder / f"{step}.png").write_bytes(png(pixels))
     return f"{step}.png"
 
 

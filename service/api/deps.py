@@ -12,13 +12,13 @@ from service.jobs.store import JobStore
 from service.repository import Repository
 from service.sampling.batching import Batcher
 from service.sampling.datasets import Streams
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in the thread pool, a hop that costs about
 # as much as sampling one image (measured ~60 µs each under load).
-async def settings() -> Settings:
-    return get_settings()
+async def settings(request: Request) -> Settings:
+    return request.app.state.settings
 
 
 async def repository(request: Request) -> Repository:

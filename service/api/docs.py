@@ -9,6 +9,7 @@ pages' Content-Security-Policy keeps that (and anything else) on this machine.
 from __future__ import annotations
 
 from importlib import resources
+from typing import Callable
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -27,8 +28,34 @@ def assets_folder() -> str:
     return str(resources.files("fastapi_offline").joinpath("static"))
 
 
+# operation id -> what to write into that operation when the schema is made: the parts of the schema that
+# registries (modes, formats) decide, read then so that a mode or format registered later is listed too.
+LATE: dict[str, list[Callable[[dict], None]]] = {}
+
+
+def late(operation_id: str):
+    """Decorate a function that completes an operation's schema when /openapi.json is first made."""
+    def register(patch: Callable[[dict], None]) -> Callable[[dict], None]:
+        LATE.setdefault(operation_id, []).append(patch)
+        return patch
+    return register
+
+
+def openapi(app: FastAPI) -> dict:
+    """FastAPI's schema, with each LATE operation completed; made once per app."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for patch in LATE.get(operation.get("operationId"), []):
+                    patch(operation)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def install(app: FastAPI) -> None:
     """Mount the assets and add /docs, /docs/oauth2-redirect and /redoc (none of them in the schema)."""
+    app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     app.mount(ASSETS, StaticFiles(directory=assets_folder()), name="docs-assets")
     oauth2_redirect = "/docs/oauth2-redirect"
 

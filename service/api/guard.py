@@ -23,7 +23,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import key_refusal, require_key
-from service.settings import get_settings
+from service.settings import Settings
 
 UPLOAD_TYPES = ("multipart/form-data", "application/octet-stream", "application/zip")
 UNLIMITED = ("/healthz", "/readyz", "/metrics")
@@ -63,8 +63,8 @@ def owner_of(request, keys: list[str]) -> str:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, routes: list) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, routes: list, settings: Settings) -> None:
+        self.app, self.settings = app, settings
         self.buckets = Buckets()
         # Keyed routes are those that depend on require_key: the one declaration both checks read.
         self.keyed = [r for r in routes if isinstance(r, APIRoute)
@@ -79,7 +79,7 @@ class Guard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        settings = get_settings()
+        settings = self.settings
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if settings.rate_per_second > 0 and scope["path"] not in UNLIMITED:
             wait = self.buckets.wait(client_of(scope, headers.get("authorization")), settings.rate_per_second,

@@ -11,7 +11,11 @@ from service.api.deps import KeyDep, RepositoryDep, SettingsDep
 from service.api.health import limits
 from service.api.responses import Limits, error_responses
 from service.api.strict import StrictJSONRoute
-from service.repository import Card, Repository, Threads, UnknownModel
+from service import formats
+from service.formats.pictures import EncodingError
+from service.repository import Card, Model, Repository, Threads, UnknownModel
+from service.sampling.modes import MODES
+from service.sampling.samples import SamplingError
 from service.repository.card import Gate, Lineage
 from service.repository.store import delete_version, write_alias
 
@@ -42,6 +46,9 @@ class ModelView(BaseModel):
     aliases: dict[str, int]
     errors: dict[str, str] = Field(description="version -> why it does not load")
     card: Card | None = Field(description="the default version's card (or the requested version's)")
+    modes: list[str] = Field(default_factory=list, description="the sampling modes that version can be sampled in")
+    formats: dict[str, list[str]] = Field(default_factory=dict, description="route -> the formats that version can "
+                                          "be answered in (samples, datasets; translate for translation models)")
     version_details: list[VersionView]
 
 
@@ -67,9 +74,39 @@ def view(repository: Repository, name: str, version: int | None = None) -> Model
             gate=card.gate if card else None, lineage=card.lineage if card else None,
             created=card.created if card else None,
             threads=entry.loaded[v].threads() if v in entry.loaded else None))
+    model = repository.get(name, shown) if shown is not None else None
     return ModelView(name=name, default=entry.default, latest=entry.latest, versions=sorted(entry.folders),
                      aliases=entry.aliases, errors={str(v): e for v, e in entry.errors.items()},
-                     card=repository.get(name, shown).card if shown is not None else None, version_details=details)
+                     card=model.card if model else None, version_details=details,
+                     modes=supported_modes(model) if model else [], formats=supported_formats(model) if model else {})
+
+
+def supported_modes(model: Model) -> list[str]:
+    """The modes whose checks the model passes (filtered still needs the classifier to know its labels)."""
+    if "samples" not in model.kind.routes:
+        return []
+    out = []
+    for name, mode in MODES.items():
+        try:
+            mode.check(model)
+        except SamplingError:
+            continue
+        out.append(name)
+    return out
+
+
+def supported_formats(model: Model) -> dict[str, list[str]]:
+    out = {}
+    for route in model.kind.routes:
+        fits = []
+        for name in formats.names(route):
+            try:
+                formats.FORMATS[name].check(route, model.card.images, model.card.kind)
+            except EncodingError:
+                continue
+            fits.append(name)
+        out[route] = fits
+    return out
 
 
 @router.get("", operation_id="listModels", response_model=ModelList, responses=error_responses())

@@ -62,6 +62,30 @@ def content(*media_types: str, text: bool = False) -> dict[str, dict]:
     return {media_type: {"schema": schema} for media_type in media_types}
 
 
+def formats_content(route: str) -> dict[str, dict]:
+    """A route's success content, one entry per media type of its formats (JSON keeps the route's model).
+    `route` may also name one format (samples.png answers png only)."""
+    from service import formats
+
+    names = [route] if route in formats.FORMATS else formats.names(route)
+    types = sorted({formats.FORMATS[name].media_type for name in names})
+    return {t: {} if t == "application/json" else content(t)[t] for t in types}
+
+
+def late_formats(operation_id: str, route: str) -> None:
+    """List a route's formats' media types when the OpenAPI schema is made, so a format registered after
+    the route was defined is listed too (service/api/docs.py)."""
+    from service.api.docs import late
+
+    @late(operation_id)
+    def patch(operation: dict) -> None:
+        ok = operation["responses"]["200"]
+        json_schema = ok.get("content", {}).get("application/json")
+        ok["content"] = formats_content(route)
+        if json_schema and "application/json" in ok["content"]:
+            ok["content"]["application/json"] = json_schema
+
+
 class Status(BaseModel):
     status: Literal["ok"]
 
@@ -95,7 +119,7 @@ class Samples(BaseModel):
     version: int
     seed: int | None = Field(description="the seed the latents were drawn from; a walk's `from`; null for "
                                          "explicit latents")
-    mode: Literal["plain", "nice", "rejection", "filtered"]
+    mode: str = Field(description="the mode that chose them (see the request's `mode`)")
     samples: list[list[float]] | list[str] = Field(description="(x, y) points or 15-value curves as numbers; "
                                                    "images as base64 PNGs")
     labels: list[str] | None = Field(None, description="each sample's label (conditional models)")
@@ -129,7 +153,8 @@ class Param(BaseModel):
 
 
 class Family(BaseModel):
-    kind: Literal["points", "curves", "image", "translation"]
+    kind: str = Field(description="what the family's models make: one of the card kinds (points, curves, image, "
+                                  "translation)")
     labels: list[str] | None
     description: str
     default_steps: int

@@ -1,13 +1,49 @@
 """Request and response models."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
-from service.sampling import filtering, steering
+from service import formats
+from service.api.request import Spec
+from service.sampling import modes
 from service.sampling.latents import PSI_MAX
+from service.sampling.steering import Walk
+
+
+class OneOf:
+    """A string field whose values are a registry's names, read when a request is validated and when the
+    OpenAPI schema is made: a mode or format registered later is accepted and listed like the others."""
+
+    def __init__(self, names: Callable[[], list[str]], describe: Callable[[], str] | None = None):
+        self.names, self.describe = names, describe
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema, handler):
+        out = handler(schema)
+        out["enum"] = self.names()
+        if self.describe is not None:
+            out["description"] = self.describe()
+        return out
+
+    def check(self, value: str) -> str:
+        known = self.names()
+        if value not in known:
+            expected = ", ".join(repr(name) for name in known[:-1]) + f" or {known[-1]!r}"
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
+
+
+ModeName = Annotated[str, OneOf(lambda: list(modes.MODES), modes.described)]
+
+
+def format_name(route: str):
+    """The format field of a route: its formats, each described."""
+    return Annotated[str, OneOf(lambda: formats.names(route), lambda: formats.described(route))]
 
 Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="latent seed; omitted: one is chosen and returned")]
 Label = StrictInt | str
@@ -37,46 +73,33 @@ class WalkRequest(BaseModel):
 
 Threshold = Annotated[float, Field(gt=0, le=1, description="filtered: the classifier's confidence in a sample's "
                                   "requested label needed to keep it; default: the service's filter_threshold")]
-Mode = Literal["plain", "nice", "rejection", "filtered"]
-MODE_HELP = ("plain; nice: the best n of oversample·n candidates by discriminator score (each label, or each cluster "
-             "of a coded model, keeping its share; the X-Ranking header says how); rejection: discriminator rejection "
-             "sampling (Azadi et al. 2019); "
-             "filtered (labelled image models the service's classifier knows): each sample is the first of its "
-             "candidates the classifier assigns to its requested label with confidence ≥ threshold (GaFi)")
 
 
-class LatentControl:
-    """Requests with truncation, latents and walk fields: their latent control as the sampling path takes it."""
+class Sampling:
+    """What a sample request and a dataset request share, decoded into the one Spec of the request path."""
 
-    def steering(self, model, settings=None) -> steering.Steering:
-        """ψ, the explicit latents checked against the model's card, or the walk; the filter's classifier."""
-        latents = None if self.latents is None else steering.check_latents(model, self.latents)
-        walk = None if self.walk is None else steering.Walk(self.walk.from_, self.walk.to, self.walk.steps,
-                                                            self.walk.method)
-        judge = None
-        if self.mode == "filtered" and settings is not None:
-            threshold = settings.filter_threshold if self.threshold is None else self.threshold
-            judge = filtering.judge(settings.filter_classifier, threshold)
-            filtering.check(model, judge)  # before a stream starts: a refusal half-way would be a broken body
-        return steering.Steering(self.truncation, latents, walk, judge)
+    def _spec(self, model: str, **extra) -> Spec:
+        walk = None if self.walk is None else Walk(self.walk.from_, self.walk.to, self.walk.steps, self.walk.method)
+        return Spec(model=model, version=self.version, n=self.n, seed=self.seed, mode=self.mode,
+                    oversample=self.oversample, threshold=self.threshold, labels=self.labels, format=self.format,
+                    truncation=self.truncation, latents=self.latents, walk=walk, **extra)
 
 
-class SampleRequest(BaseModel, LatentControl):
+class SampleRequest(BaseModel, Sampling):
     model_config = ConfigDict(extra="forbid")
 
     n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n); left "
                                   "out: the number of labels or the sum of their counts, the rows of latents, the "
                                   "steps of a walk, else 16")] | None = None
     seed: Seed | None = None
-    mode: Mode = Field("plain", description=MODE_HELP)
+    mode: ModeName = "plain"
     oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode (default: "
                                            "the model's own, from its card's ranking, else 20); the candidate "
                                            "budget per sample in rejection and filtered mode (default 20)")] | None = None
     threshold: Threshold | None = None
     labels: list[Label] | dict[str, StrictInt] | None = Field(
         None, description="one label per sample, or {label: count}; conditional models only")
-    format: Literal["json", "png", "gif", "webp", "npy", "npz", "zip"] = Field(
-        "json", description="gif, webp: images animated one sample a frame (a walk plays along its path)")
+    format: format_name("samples") = "json"  # type: ignore[valid-type]
     grid: tuple[Annotated[StrictInt, Field(ge=1)], Annotated[StrictInt, Field(ge=1)]] | None = Field(
         None, description="[rows, cols] of a png grid of images; default ⌈n/⌊√n⌋⌉ × ⌊√n⌋, a row for a walk")
     version: Annotated[StrictInt, Field(ge=1)] | None = None
@@ -95,10 +118,12 @@ class SampleRequest(BaseModel, LatentControl):
                 "labels", "give one label per sample (names or integers), or an object of label: count with integer "
                 "counts; got {got}", {"got": repr(value)[:80]}) from None
 
+    def spec(self, model: str) -> Spec:
+        return self._spec(model, grid=self.grid)
+
 
 Direction = Annotated[str, Field(min_length=1, max_length=80, description=(
     "a_to_b, b_to_a, <a>_to_<b> by the domains' names (mnist_to_uci), or the target domain's name"))]
-TranslateFormat = Literal["json", "png", "gif", "webp", "npy", "npz", "zip"]
 
 
 class TranslateOptions(BaseModel):
@@ -106,9 +131,7 @@ class TranslateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     direction: Direction
-    format: TranslateFormat = Field("json", description="json: base64 PNGs and scores; png: a grid of input|output "
-                                    "pairs; npy: the outputs (n, h, w) uint8; npz: images, inputs, scores; zip: PNGs "
-                                    "and index.csv; gif, webp: the outputs animated")
+    format: format_name("translate") = "json"  # type: ignore[valid-type]
     version: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
@@ -136,7 +159,7 @@ class JobRequest(BaseModel):
                                  "family's quality gate; default: true for a new model name, false for an existing one")
 
 
-class DatasetRequest(BaseModel, LatentControl):
+class DatasetRequest(BaseModel, Sampling):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="the model to sample")
@@ -153,17 +176,15 @@ class DatasetRequest(BaseModel, LatentControl):
         None, description="label counts grouped (all of one label, then the next: the default) or interleaved "
                           "(every label spread evenly: equal counts go round-robin, so any 10·k samples hold 10 of "
                           "each of k labels); without labels a conditional model cycles through its labels")
-    mode: Mode = Field("plain", description=MODE_HELP + ". In a dataset, rejection goes slot by slot (sample i "
-                       "depends only on (seed, i)): each sample is the first of its oversample candidates D's "
-                       "acceptance probability accepts, else its best-scored one")
+    mode: ModeName = "plain"
     oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode (default: "
                                            "the model's own, from its card's ranking, else 20); at most this many "
                                            "per sample in rejection and filtered mode (default 20)")] | None = None
     threshold: Threshold | None = None
-    format: Literal["npz", "zip", "tar"] = Field(
-        "npz", description="npz: x, y, label_names, scores (and acceptance_rate in rejection and filtered mode); "
-                           "zip: one folder of PNGs per label and index.csv; tar: WebDataset, NNNNNN.png and "
-                           "NNNNNN.cls (the label index) per sample, named by its index, readable as it streams")
+    format: format_name("datasets") = "npz"  # type: ignore[valid-type]
     truncation: Truncation = 1.0
     latents: Latents | None = None
     walk: WalkRequest | None = None
+
+    def spec(self) -> Spec:
+        return self._spec(self.model, start=self.start, order=self.order)

@@ -11,30 +11,40 @@ import binascii
 import json
 
 import anyio.to_thread
+from starlette.concurrency import run_in_threadpool
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 
 from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
-from service.api.responses import Translated, content, error_responses
+from service.api.docs import late
+from service.api.responses import Translated, error_responses, formats_content, late_formats
 from service.api.schemas import TranslateOptions, TranslateRequest
 from service.api.strict import StrictJSONRoute
 from service.jobs.uploads import UploadTooLarge
-from service.sampling import encoding, images, plans, translation
+from service import formats
+from service.sampling import images, plans, translation
 from service.sampling.images import Budget, InputError
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["translate"], responses=error_responses(404, 413, 422, 503),
                    route_class=StrictJSONRoute)
 
-MULTIPART = {"type": "object", "required": ["file", "direction"], "properties": {
-    "file": {"type": "array", "items": {"type": "string", "format": "binary"},
-             "description": "one or more files: a PNG (or JPEG, BMP, WebP), an .npy or .npz of grey images "
-                            "((n, h, w), (n, 1, h, w) or (n, h, w, 1); uint8 0..255, or floats in [0, 1] or [-1, 1]), "
-                            "or a zip of images"},
-    **{k: v for k, v in TranslateOptions.model_json_schema()["properties"].items()}}}
-REQUEST_BODY = {"required": True, "content": {
-    "application/json": {"schema": TranslateRequest.model_json_schema()},
-    "multipart/form-data": {"schema": MULTIPART}}}
+FILES = {"type": "array", "items": {"type": "string", "format": "binary"},
+         "description": "one or more files: a PNG (or JPEG, BMP, WebP), an .npy or .npz of grey images "
+                        "((n, h, w), (n, 1, h, w) or (n, h, w, 1); uint8 0..255, or floats in [0, 1] or [-1, 1]), "
+                        "or a zip of images"}
+late_formats("translateImages", "translate")
+
+
+@late("translateImages")
+def request_body(operation: dict) -> None:
+    """The body as JSON or multipart, its fields (format included) read from the request models when the schema
+    is made."""
+    multipart = {"type": "object", "required": ["file", "direction"],
+                 "properties": {"file": FILES, **TranslateOptions.model_json_schema()["properties"]}}
+    operation["requestBody"] = {"required": True, "content": {
+        "application/json": {"schema": TranslateRequest.model_json_schema()},
+        "multipart/form-data": {"schema": multipart}}}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -89,25 +99,24 @@ def decode(files: list[tuple[str, bytes]], shape: list[int], settings: Settings)
     return images.conform(decoded, shape)
 
 
-@router.post("/{name}/translate", operation_id="translateImages", response_class=Response,
-             openapi_extra={"requestBody": REQUEST_BODY}, responses={200: {
+@router.post("/{name}/translate", operation_id="translateImages", response_class=Response, responses={200: {
                  "model": Translated, "description": "the translated images in the requested format",
-                 "content": {"application/json": {}, **content("image/png", "image/gif", "image/webp",
-                                                               "application/zip", "application/octet-stream")}}})
+                 "content": formats_content("translate")}})
 async def translate(name: str, request: Request, repository: RepositoryDep, settings: SettingsDep,
                     batcher: BatcherDep) -> Response:
     """Translate images from one domain of a translation model to the other; each output carries the target
     domain's discriminator score, and format=png shows each input beside its output."""
     raw = await read_body(request, settings.max_translate_bytes)
     options, files = await parse(request, raw)
-    model = repository.get(name, options.version)
+    model = repository.loaded(name, options.version) or await run_in_threadpool(repository.get, name, options.version)
     direction, source, _ = translation.direction(model, options.direction)  # refused before any decoding
+    encoder = formats.get(options.format, "translate")
     inputs = await anyio.to_thread.run_sync(decode, files, source.shape, settings, limiter=batcher.limiter)
     # Not merged with other requests' rows: the discriminators' scores are not row-independent in onnxruntime
     # (measured: a row's score changes with the batch around it), and the same request must give the same bytes.
     with batcher.admit(model.name):
         result = await anyio.to_thread.run_sync(plans.run, translation.translate(model, inputs, direction),
                                                 plans.direct, limiter=batcher.limiter)
-    body = await anyio.to_thread.run_sync(encoding.encode_translation, result, options.format, limiter=batcher.limiter)
+    body = await anyio.to_thread.run_sync(encoder.translation, result, limiter=batcher.limiter)
     headers = {"X-Model": result.model, "X-Model-Version": str(result.version), "X-Direction": result.direction}
-    return Response(body, media_type=encoding.MEDIA_TYPES[options.format], headers=headers)
+    return Response(body, media_type=encoder.media_type, headers=headers)

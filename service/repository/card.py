@@ -118,6 +118,26 @@ class Ranking(BaseModel):
     measured: str = Field("", description="why this ranking: what it did on evaluator A, at which seeds")
 
 
+class Line(BaseModel):
+    """A reference polyline drawn in grey behind plotted samples."""
+    model_config = ConfigDict(extra="forbid")
+
+    points: list[tuple[float, float]] = Field(min_length=2, max_length=4096)
+    width: int = Field(3, ge=1, le=16)
+    grey: int = Field(160, ge=0, le=255)
+
+
+class Picture(BaseModel):
+    """How points and curves are drawn as a PNG, so the service plots a family's samples without its code."""
+    model_config = ConfigDict(extra="forbid")
+
+    x_range: tuple[float, float] | None = None  # None: fitted to the data
+    y_range: tuple[float, float] | None = None
+    x: list[float] | None = Field(None, description="curves: the x of each of a sample's values; None: "
+                                  "linspace(-1, 1) for curves, and points are (x, y)")
+    lines: list[Line] = Field(default_factory=list, max_length=64)
+
+
 class Card(BaseModel):
     # Descriptive keys a family adds (reference, changes, label_meaning, ...) are kept as they are.
     model_config = ConfigDict(extra="allow")
@@ -153,6 +173,13 @@ class Card(BaseModel):
         published without promotion. Only an explicit alias makes such a version the default."""
         return self.promoted is False or (self.gate is not None and self.gate.outcome == "failed")
     ranking: Ranking | None = None  # how nice ranks this model's candidates; None: the classic 1 of 20
+    picture: Picture | None = Field(None, description="points and curves: how a PNG draws them (axes, and the "
+                                    "family's truth behind the samples)")
+
+    @property
+    def images(self) -> bool:
+        """Whether the model makes images (else numbers, or translations)."""
+        return self.kind == "image"
 
     @property
     def score_name(self) -> str:
@@ -185,56 +212,15 @@ class Card(BaseModel):
         path.write_text(self.model_dump_json(indent=2, exclude_none=False) + "\n")
         return path
 
-    def check(self, generator, discriminator=None) -> None:
-        """Raise CardError unless the ONNX sessions take and give what this card says."""
-        conditional = self.labels is not None
-        g_inputs = {i.name: i for i in generator.get_inputs()}
-        _expect(set(g_inputs) == ({"z", "label"} if conditional else {"z"}), "labels",
-                f"the generator's inputs are {sorted(g_inputs)}, but the card "
-                f"{'lists labels' if conditional else 'lists no labels'}")
-        width = g_inputs["z"].shape[-1]
-        _expect(not isinstance(width, int) or width == self.latent.dim, "latent.dim",
-                f"the card says {self.latent.dim}, the generator takes z of width {width}")
-        out = generator.get_outputs()[0].shape[1:]
-        _expect(_fits(out, self.sample_shape), "sample_shape",
-                f"the card says {self.sample_shape}, the generator gives {list(out)}")
-        if discriminator is not None:
-            d_inputs = {i.name: i for i in discriminator.get_inputs()}
-            _expect(set(d_inputs) == ({"sample", "label"} if conditional else {"sample"}), "labels",
-                    f"the discriminator's inputs are {sorted(d_inputs)}, but the card "
-                    f"{'lists labels' if conditional else 'lists no labels'}")
-            _expect(_fits(d_inputs["sample"].shape[1:], self.sample_shape), "sample_shape",
-                    f"the card says {self.sample_shape}, the discriminator takes {list(d_inputs['sample'].shape[1:])}")
-
-
-    def check_translation(self, sessions: dict) -> None:
-        """Raise CardError unless each network takes and gives images of its domain's shape (and D one score)."""
-        for key in ("a", "b"):
-            source, target = getattr(self.domains, key), getattr(self.domains, "b" if key == "a" else "a")
-            for role, session, output in (("generator", sessions[source.generator], "translated"),
-                                          ("discriminator", sessions[source.discriminator], "score")):
-                field = f"domains.{key}.{role}"
-                inputs, outputs = session.get_inputs(), session.get_outputs()
-                _expect([i.name for i in inputs] == ["image"], field,
-                        f"{getattr(source, role)} takes {[i.name for i in inputs]}, not one input `image`")
-                _expect(_fits(inputs[0].shape[1:], source.shape), f"domains.{key}.shape",
-                        f"the card says {source.shape}, {getattr(source, role)} takes {list(inputs[0].shape[1:])}")
-                _expect(outputs[0].name == output, field, f"{getattr(source, role)} gives `{outputs[0].name}`, "
-                        f"not `{output}`")
-                if role == "generator":
-                    _expect(_fits(outputs[0].shape[1:], target.shape), f"domains.{'b' if key == 'a' else 'a'}.shape",
-                            f"the card says {target.shape}, {source.generator} gives {list(outputs[0].shape[1:])}")
-
-
 _KIND_FIELDS = {False: ("latent", "sample_shape"), True: ("domains",)}
 
 
-def _fits(onnx_shape, card_shape: list[int]) -> bool:
+def fits(onnx_shape, card_shape: list[int]) -> bool:
     """Symbolic ONNX dimensions (names, None) match anything; fixed ones must be equal."""
     return len(onnx_shape) == len(card_shape) and all(
         not isinstance(a, int) or a == b for a, b in zip(onnx_shape, card_shape))
 
 
-def _expect(ok: bool, field: str, message: str) -> None:
+def expect(ok: bool, field: str, message: str) -> None:
     if not ok:
         raise CardError(f"card.{field}: {message}")

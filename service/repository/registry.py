@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.repository.card import Card, CardError
-from service.repository.store import Model, load, read_aliases, scan, signature
+from service.repository.kinds import Model
+from service.repository.store import load, read_aliases, scan, signature
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,12 @@ class Repository:
         if version not in entry.loaded and not self._load(name, version):
             raise UnknownModel(f"model {name!r} version {version} failed to load: {entry.errors[version]}")
         return entry.loaded[version]
+
+    def loaded(self, name: str, version: int | None = None) -> Model | None:
+        """The model get() would give, if it is loaded already (no I/O); None when get() would have to load it.
+        UnknownModel for a name the repository does not hold."""
+        entry = self.entry(name)
+        return entry.loaded.get(entry.default if version is None else version)
 
     def names(self) -> list[str]:
         return sorted(self._entries)

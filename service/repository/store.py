@@ -16,13 +16,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from service.repository.card import Card, CardError
-from service.repository.sessions import Network, Threads
+from service.repository.card import Card
+from service.repository.kinds import Model, kind_of
 
 log = logging.getLogger(__name__)
 ALIASES = "aliases.json"  # beside a model's version folders: {"default": 3}
@@ -30,31 +27,6 @@ ALIASES = "aliases.json"  # beside a model's version folders: {"default": 3}
 
 class Conflict(RuntimeError):
     """A change the repository refuses in its current state (409): a shipped version, an aliased one."""
-
-
-@dataclass
-class Model:
-    """One loaded version: its card and its shared onnxruntime sessions (run() is thread-safe)."""
-    name: str
-    version: int
-    path: Path
-    card: Card
-    generator: Network | None  # None for a translation model: see networks
-    discriminator: Network | None
-    networks: dict[str, Network] = field(default_factory=dict)  # a translation model's, by file name
-
-    def threads(self) -> dict[str, Threads]:
-        """Each network's threads, as chosen at load."""
-        named = {"generator": self.generator, "discriminator": self.discriminator, **self.networks}
-        return {name: network.threads for name, network in named.items() if network is not None}
-
-    @property
-    def labels(self) -> list[str] | None:
-        return self.card.labels
-
-    @property
-    def latent_dim(self) -> int:
-        return self.card.latent.dim
 
 
 def is_version(name: str) -> bool:
@@ -114,73 +86,7 @@ def load(name: str, version: int, path: Path, threads: int = 1, cores: int | Non
     """Read a version folder and check its card against its ONNX files (CardError names the field).
     threads 0: each network's threads measured at load (sessions.Network), as the service does; n: n each."""
     card = Card.load(path)
-    if card.kind == "translation":
-        networks = {}
-        for file in card.domains.files():
-            if not (path / file).is_file():
-                raise CardError(f"card.domains: names {file}, which the version's folder does not hold")
-            networks[file] = Network(str(path / file), threads, cores)
-        card.check_translation(networks)
-        probe_translation(card, networks)
-        return Model(name=name, version=version, path=path, card=card, generator=None, discriminator=None,
-                     networks=networks)
-    generator = Network(str(path / "generator.onnx"), threads, cores)
-    d_path = path / "discriminator.onnx"
-    discriminator = Network(str(d_path), threads, cores) if d_path.exists() else None
-    card.check(generator, discriminator)
-    probe(card, generator, discriminator)
-    return Model(name=name, version=version, path=path, card=card, generator=generator, discriminator=discriminator)
-
-
-def probe(card: Card, generator, discriminator) -> None:
-    """Run the networks on two latents, with the first and the last label, as the service will.
-
-    Catches what the graph's declared shapes cannot: a card listing more labels than G embeds, a
-    sample shape or value range the outputs contradict, a D that does not score one logit each.
-    """
-    z = np.zeros((2, card.latent.dim), np.float32)
-    feed = {"z": z}
-    if card.labels is not None:
-        feed["label"] = np.array([0, len(card.labels) - 1], np.int64)
-    try:
-        out = generator.run(None, feed)[0]
-    except Exception as exc:
-        field = "labels" if card.labels is not None else "latent"
-        raise CardError(f"card.{field}: the generator refuses the card's inputs ({type(exc).__name__})") from None
-    if list(out.shape) != [2, *card.sample_shape]:
-        raise CardError(f"card.sample_shape: the card says {card.sample_shape}, the generator gives {list(out.shape[1:])}")
-    low, high = card.value_range
-    if card.kind == "image" and (out.min() < low - 1e-3 or out.max() > high + 1e-3):
-        raise CardError(f"card.value_range: the card says [{low}, {high}], the generator gives "
-                        f"[{out.min():.3g}, {out.max():.3g}]")
-    if discriminator is not None:
-        d_feed = {"sample": out} if card.labels is None else {"sample": out, "label": feed["label"]}
-        score = discriminator.run(None, d_feed)[0]
-        if score.shape != (2,):
-            raise CardError(f"card: the discriminator gives scores of shape {list(score.shape[1:])} per sample, "
-                            "not one logit")
-
-
-def probe_translation(card: Card, networks: dict) -> None:
-    """Run each generator on two blank images of its domain, and the other domain's D on what it gives."""
-    low, high = card.value_range
-    for key, other in (("a", "b"), ("b", "a")):
-        source, target = getattr(card.domains, key), getattr(card.domains, other)
-        try:
-            out = networks[source.generator].run(None, {"image": np.full((2, *source.shape), low, np.float32)})[0]
-            score = networks[target.discriminator].run(None, {"image": out})[0]
-        except Exception as exc:
-            raise CardError(f"card.domains.{key}: its networks refuse images of shape {source.shape} "
-                            f"({type(exc).__name__})") from None
-        if list(out.shape) != [2, *target.shape]:
-            raise CardError(f"card.domains.{other}.shape: the card says {target.shape}, {source.generator} gives "
-                            f"{list(out.shape[1:])}")
-        if out.min() < low - 1e-3 or out.max() > high + 1e-3:
-            raise CardError(f"card.value_range: the card says [{low}, {high}], {source.generator} gives "
-                            f"[{out.min():.3g}, {out.max():.3g}]")
-        if score.shape != (2,):
-            raise CardError(f"card.domains.{other}.discriminator: gives scores of shape {list(score.shape[1:])} per "
-                            "image, not one")
+    return kind_of(card).load(name, version, path, card, threads, cores)
 
 
 def read_aliases(name: str, folders: list[Path]) -> dict[str, int]:

@@ -8,22 +8,18 @@ exactly those of the whole: a download can resume, and workers can split a datas
 Explicit latents and walks (steering.Steering) stream the same way: latent i is the request's row
 or step i.
 
-Formats: npz (x, y, label_names, scores: the keys of /samples and of uploads), zip (a folder of PNGs
-per label, the layout POST /v1/data takes back), tar (WebDataset: 000123.png + 000123.cls, each
-sample complete as soon as its bytes arrive, so a reader can use it while it streams).
+The archive is written by the format's encoder (service/formats/: npz, zip, tar), chunk by chunk.
 """
 from __future__ import annotations
 
-import io
-import tarfile
-import zipfile
 from typing import AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
 import numpy as np
 
+from service import formats
 from service.repository import Model
-from service.sampling import encoding, plans, steering
+from service.sampling import plans, steering
 from service.sampling.batching import Overloaded
 from service.sampling.samples import SamplingError, resolve_labels
 from service.sampling.steering import Steering
@@ -31,44 +27,14 @@ from service.sampling.steering import Steering
 CHUNK = 256  # samples per step: each step is one bounded generator (and discriminator) pass
 
 
-class _Pipe(io.RawIOBase):
-    """A write-only stream whose bytes the response drains after each chunk (zipfile streams into it)."""
-
-    def __init__(self):
-        self.buffer = bytearray()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self.buffer += data
-        return len(data)
-
-    def drain(self) -> bytes:
-        out, self.buffer = bytes(self.buffer), bytearray()
-        return out
-
-
-def _entry(archive: zipfile.ZipFile, name: str, compress: bool = False):
-    return archive.open(encoding.zip_info(name, compress), "w", force_zip64=True)
-
-
-def _chunks(model: Model, n: int, seed: int | None, mode: str, oversample: int, labels: np.ndarray | None,
-            steer: Steering, offset: int = 0):
+def chunks(model: Model, n: int, seed: int | None, mode: str, oversample: int, labels: np.ndarray | None,
+           steer: Steering, offset: int = 0, aid=None) -> formats.Chunks:
     """(index of the chunk's first sample within the response, Samples) for each chunk."""
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)
         part = None if labels is None else labels[start:start + size]
         yield start, plans.run(steering.plan(model, size, seed, mode, oversample, part, steer, offset + start,
-                                             stream=True))
-
-
-def check(model: Model, fmt: str, mode: str = "plain") -> None:
-    """Refuse what cannot be streamed before the response starts."""
-    if fmt in ("zip", "tar") and model.card.kind != "image":
-        raise SamplingError(f"format: {fmt!r} holds images; model {model.name!r} makes {model.card.kind}: use 'npz'")
-    if mode in ("nice", "rejection") and model.discriminator is None:
-        raise SamplingError(f"mode: model {model.name!r} has no discriminator; use mode 'plain'")
+                                             stream=True, aid=aid))
 
 
 ORDERS = ("grouped", "interleaved")
@@ -106,88 +72,13 @@ def labels_of(model: Model, labels, order: str | None, start: int, n: int) -> np
 
 
 def stream(model: Model, n: int, seed: int | None, mode: str, oversample: int, labels: np.ndarray | None,
-           fmt: str, steer: Steering = Steering(), start: int = 0) -> Iterator[bytes]:
-    """The archive's bytes, chunk by chunk: npz (x, y, label_names, scores), zip (class folders) or
-    tar (WebDataset). `labels` are those of samples start..start+n-1."""
-    pipe = _Pipe()
-    chunks = _chunks(model, n, seed, mode, oversample, labels, steer, start)
-    if fmt == "tar":
-        yield from _tar(pipe, chunks, start)
-        return
-    with zipfile.ZipFile(pipe, "w", allowZip64=True) as archive:
-        if fmt == "npz":
-            yield from _npz(archive, pipe, model, n, labels, chunks)
-        else:
-            yield from _zip(archive, pipe, chunks, start)
-    yield pipe.drain()
-
-
-def _tar(pipe, chunks, offset: int) -> Iterator[bytes]:
-    """WebDataset shards: per sample NNNNNN.png and, when labelled, NNNNNN.cls (the label index as text),
-    named by the sample's index in the whole dataset; fixed metadata, so the same request gives the same
-    bytes. Each chunk's samples are flushed whole as it is written."""
-    with tarfile.open(fileobj=pipe, mode="w|", format=tarfile.USTAR_FORMAT) as archive:
-        for start, part in chunks:
-            pixels = encoding.to_uint8(part.values)
-            for j, img in enumerate(pixels):
-                key = f"{offset + start + j:06d}"
-                _add(archive, f"{key}.png", encoding.png(img))
-                if part.labels is not None:
-                    _add(archive, f"{key}.cls", str(int(part.labels[j])).encode())
-            yield pipe.drain()
-    yield pipe.drain()
-
-
-def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    archive.addfile(info, io.BytesIO(data))
-
-
-def _npz(archive, pipe, model, n, labels, chunks) -> Iterator[bytes]:
-    image = model.card.kind == "image"
-    sample_shape = tuple(model.card.sample_shape)
-    if image:  # served as uint8 (n, h, w[, c]), as the samples endpoint's npy
-        c, h, w = sample_shape
-        shape, dtype = ((n, h, w) if c == 1 else (n, h, w, c)), np.uint8
-    else:
-        shape, dtype = (n, *sample_shape), np.float32
-    scores, accepted, drawn = [], 0.0, 0
-    with _entry(archive, "x.npy") as f:
-        np.lib.format.write_array_header_2_0(f, {"descr": np.dtype(dtype).str, "fortran_order": False,
-                                                 "shape": shape})
-        for _, part in chunks:
-            values = encoding.to_uint8(part.values) if image else part.values.astype(np.float32)
-            f.write(np.ascontiguousarray(values).tobytes())
-            if part.scores is not None:
-                scores.append(part.scores)
-            if part.acceptance is not None:
-                accepted, drawn = accepted + part.acceptance * part.candidates, drawn + part.candidates
-            yield pipe.drain()
-    extra = {}
-    if labels is not None:
-        extra["y"] = labels.astype(np.int64)
-        extra["label_names"] = np.asarray(model.labels)
-    if scores:
-        extra["scores"] = np.concatenate(scores).astype(np.float32)
-    if drawn:  # rejection, filtered: the share of candidates accepted, over the whole dataset
-        extra["acceptance_rate"] = np.float64(accepted / drawn)
-    for name, array in extra.items():
-        with _entry(archive, f"{name}.npy") as f:
-            np.lib.format.write_array(f, array, allow_pickle=False)
-    yield pipe.drain()
-
-
-def _zip(archive, pipe, chunks, offset: int) -> Iterator[bytes]:
-    """PNGs in one folder per label (the layout POST /v1/data accepts back) and an index.csv."""
-    rows = [encoding.INDEX_HEADER]
-    for start, part in chunks:
-        folders = part.label_names_per_sample() or ["samples"] * len(part.values)
-        rows += encoding.write_pngs(archive, part, [f"{folder}/{offset + start + j:07d}.png"
-                                                    for j, folder in enumerate(folders)])
-        yield pipe.drain()
-    with _entry(archive, "index.csv", compress=True) as f:
-        f.write(("\n".join(rows) + "\n").encode())
+           fmt: str, steer: Steering = Steering(), start: int = 0, aid=None) -> Iterator[bytes]:
+    """The archive's bytes, chunk by chunk, in a dataset format (npz, zip, tar, ...). `labels` are those of
+    samples start..start+n-1."""
+    encoder = formats.get(fmt, "datasets")
+    info = formats.Stream(n=n, sample_shape=list(model.card.sample_shape), images=model.card.images, labels=labels,
+                          label_names=model.labels, offset=start)
+    return encoder.stream(chunks(model, n, seed, mode, oversample, labels, steer, start, aid), info)
 
 
 class Streams:

@@ -91,3 +91,8 @@ def truncate(z: np.ndarray, psi: float, codes: int = 0) -> np.ndarray:
     if codes:
         out[:, 0] = z[:, 0]
     return out
+
+
+def draw(latent, seed: int, start: int, n: int, truncation: float = 1.0) -> np.ndarray:
+    """(n, dim) latents of indices start..start+n-1 of a seed for a card's `latent`, truncated by ψ."""
+    return truncate(latents(seed, start, n, latent.dim, latent.distribution), truncation, latent.codes)

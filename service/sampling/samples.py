@@ -28,7 +28,6 @@ class Samples:
     candidates: int  # generator samples drawn to produce these
     acceptance: float | None = None  # rejection: the share of drawn candidates accepted
     truncation: float = 1.0  # ψ the latents were scaled by
-    ranking: str = "none"  # what chose these samples among the candidates (the X-Ranking header)
 
     @classmethod
     def of(cls, model: Model, seed: int | None, mode: str, values, labels, scores, candidates: int,
@@ -38,6 +37,11 @@ class Samples:
         return cls(model=model.name, version=model.version, seed=seed, mode=mode, kind=model.card.kind,
                    values=values, labels=labels, label_names=model.labels, scores=scores,
                    value_range=(float(low), float(high)), candidates=candidates, truncation=truncation)
+
+    @property
+    def images(self) -> bool:
+        """Whether the samples are images (else numbers: points or curves)."""
+        return self.kind == "image"
 
     def label_names_per_sample(self) -> Sequence[str] | None:
         if self.labels is None:

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from typing import Any
+
 from service.repository import Model
 from service.sampling import modes
-from service.sampling.latents import truncate
+from service.sampling.latents import draw, truncate
+from service.sampling.modes.plain import Plain, given
 from service.sampling.plans import Plan
 from service.sampling.samples import SamplingError
 
@@ -41,7 +44,6 @@ class Steering:
     truncation: float = 1.0
     latents: np.ndarray | None = field(default=None, compare=False)  # (n, dim) float32, from check_latents
     walk: Walk | None = None
-    judge: object | None = field(default=None, compare=False)  # filtering.Judge of mode filtered
 
     def seed(self, seed: int | None) -> int | None:
         """The seed the samples report: the request's, a walk's start, none for explicit latents."""
@@ -86,7 +88,7 @@ def walk_latents(model: Model, walk: Walk, truncation: float, start: int, n: int
     """(n, dim) latents of steps start..start+n-1 of a walk."""
     if walk.steps < 2:
         raise SamplingError(f"walk.steps: a walk has at least 2 steps (its two ends), got {walk.steps}")
-    ends = [modes.draw(model, seed, 0, 1, truncation)[0] for seed in (walk.start, walk.end)]
+    ends = [draw(model.card.latent, seed, 0, 1, truncation)[0] for seed in (walk.start, walk.end)]
     latent = model.card.latent
     z = interpolate(*ends, np.arange(start, start + n) / (walk.steps - 1), walk.method_for(latent.distribution))
     if latent.distribution == "uniform":  # an arc can leave the cube the generator was trained on
@@ -102,15 +104,15 @@ def walk_labels(model: Model, n: int) -> np.ndarray | None:
 
 
 def plan(model: Model, n: int, seed: int | None, mode: str, oversample: int, labels: np.ndarray | None,
-         steer: Steering, start: int = 0, stream: bool = False) -> Plan:
+         steer: Steering, start: int = 0, stream: bool = False, aid: Any = None) -> Plan:
     """The plan of samples start..start+n-1 of a request, whichever way its latents come (`stream`: of a
-    dataset, whose sample i depends on (seed, i) alone in every mode)."""
+    dataset, whose sample i depends on (seed, i) alone in every mode; `aid`: what the mode prepared)."""
     if steer.latents is not None:
         z = truncate(steer.latents[start:start + n], steer.truncation, model.card.latent.codes)
     elif steer.walk is not None:
         z = walk_latents(model, steer.walk, steer.truncation, start, n)
     else:
-        return modes.plan(model, n, seed, mode, oversample, labels, start, steer.truncation, steer.judge, stream)
-    if mode != "plain":
+        return modes.plan(model, n, seed, mode, oversample, labels, start, steer.truncation, aid, stream)
+    if mode != Plain.name:
         raise SamplingError(f"mode: {mode} draws its own candidates; explicit latents and walks use plain")
-    return modes.given(model, z, labels, steer.seed(seed), steer.truncation)
+    return given(model, z, labels, steer.seed(seed), steer.truncation)

@@ -28,23 +28,9 @@ class Translation:
     value_range: tuple[float, float]
 
 
-def check_translates(model: Model) -> None:
-    """SamplingError unless the model is a translation model."""
-    if model.card.kind != "translation":
-        raise SamplingError(f"model: {model.name!r} makes {model.card.kind} from latents and translates nothing; "
-                            "POST /v1/models/{name}/samples samples it")
-
-
-def check_samples(model: Model) -> None:
-    """SamplingError for a translation model, which has no latents to sample."""
-    if model.card.kind == "translation":
-        raise SamplingError(f"model: {model.name!r} translates images and has no latents to sample; "
-                            f"POST /v1/models/{model.name}/translate translates them")
-
-
 def direction(model: Model, name: str):
     """(canonical direction, source domain, target domain); SamplingError lists the known names."""
-    check_translates(model)
+    model.serves("translate")
     try:
         return model.card.domains.direction(name)
     except KeyError as exc:

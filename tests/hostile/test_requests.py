@@ -29,12 +29,12 @@ def test_a_dataset_over_its_candidate_budget_is_refused_before_it_streams(client
 
 def test_nice_dataset_of_a_model_without_discriminator_is_refused_before_the_stream(serving_repository):
     from service.repository import load
-    from service.sampling import SamplingError, datasets
+    from service.sampling import SamplingError, modes
 
     model = load("quadratic", 1, serving_repository / "quadratic" / "1")
     model.discriminator = None  # as a model shipped without one
     with pytest.raises(SamplingError, match="^mode: model 'quadratic' has no discriminator"):
-        datasets.check(model, "npz", "nice")
+        modes.get("nice").check(model)
 
 
 def test_a_keyed_route_refuses_before_reading_a_huge_body(hostile):

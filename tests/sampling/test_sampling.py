@@ -10,7 +10,8 @@ import pytest
 
 from service import sampling
 from service.repository import load
-from service.sampling import SamplingError, plans, rejection
+from service.sampling import SamplingError, plans
+from service.sampling.modes import MODES, rejection
 from service.sampling.batching import Batcher
 
 
@@ -54,7 +55,8 @@ def test_nice_takes_the_oversample_of_the_cards_ranking_unless_the_request_names
     model = models["quadratic"]
     ranked = dataclasses.replace(model, card=model.card.model_copy(update={"ranking": Ranking(oversample=3)}))
     nice = sampling.sample(ranked, 4, seed=3, mode="nice")
-    assert nice.candidates == 12 and "best 1 of 3" in nice.ranking and "card" in nice.ranking
+    ranking = MODES["nice"].ranking(ranked, *MODES["nice"].oversample(ranked, None))
+    assert nice.candidates == 12 and "best 1 of 3" in ranking and "card" in ranking
     np.testing.assert_array_equal(nice.values, sampling.sample(model, 4, seed=3, mode="nice", oversample=3).values)
     assert sampling.sample(ranked, 4, seed=3, mode="nice", oversample=5).candidates == 20
     assert sampling.sample(model, 4, seed=3, mode="nice").candidates == 80  # no ranking: the classic 1 of 20

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from service.repository import load
-from service.sampling import SamplingError, filtering, modes, plans
+from service.sampling import SamplingError, modes, plans
+from service.sampling.modes import filtered as filtering
 from service.settings import Settings
 
 CLASSIFIER = Settings().filter_classifier
@@ -19,11 +20,11 @@ def cgan(serving_repository):
 
 @pytest.fixture(scope="module")
 def judge():
-    return filtering.judge(CLASSIFIER, 0.12)
+    return filtering.classifier(CLASSIFIER, 0.12)
 
 
 def stream(model, n, mode, labels, start=0, judge=None):
-    return plans.run(modes.plan(model, n, 7, mode, 4, labels, start, judge=judge, stream=True))
+    return plans.run(modes.plan(model, n, 7, mode, 4, labels, start, aid=judge, stream=True))
 
 
 @pytest.mark.parametrize("mode", ["nice", "rejection", "filtered"])
@@ -54,6 +55,6 @@ def test_the_filter_refuses_what_its_classifier_cannot_judge(serving_repository,
     with pytest.raises(SamplingError, match="unconditional"):
         filtering.check(dcgan, judge)
     with pytest.raises(SamplingError, match="GANSERVE_FILTER_CLASSIFIER"):
-        filtering.judge(tmp_path / "none.onnx", 0.9)
+        filtering.classifier(tmp_path / "none.onnx", 0.9)
     with pytest.raises(SamplingError, match="^threshold"):
-        filtering.judge(CLASSIFIER, 1.5)
+        filtering.classifier(CLASSIFIER, 1.5)

@@ -1,4 +1,4 @@
-"""Discriminator rejection sampling (Azadi et al. 2019): calibration and the accept/reject plan."""
+"""rejection: discriminator rejection sampling (Azadi et al. 2019): calibration and the accept/reject plan."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,7 @@ import numpy as np
 from service.repository import Model
 from service.sampling import plans
 from service.sampling.latents import bits, latents, truncate, uniforms
+from service.sampling.modes import Draw, SamplingMode
 from service.sampling.plans import Plan, Runner, direct
 from service.sampling.samples import Samples, SamplingError
 from service.sampling.slotwise import first_accepted
@@ -70,12 +71,6 @@ def calibrating(model: Model, percentile: float = 95.0) -> Plan:
     return _calibrations[key]
 
 
-def describe(model: Model, oversample: int, acceptance: float | None = None) -> str:
-    """Rejection's X-Ranking: the score, the rule, the budget (and the share accepted, once known)."""
-    accepted = "" if acceptance is None else f", accepted {acceptance:.3f}"
-    return f"rejection by {model.card.score_name} (Azadi et al. 2019), budget {oversample} per sample{accepted}"
-
-
 def _f_hat(logits: np.ndarray, max_logit: float, eps: float = 1e-6) -> np.ndarray:
     d = np.minimum(logits.astype(np.float64), max_logit) - max_logit  # ≤ 0: above the max counts as the max
     return d - np.log1p(-np.exp(d - eps))
@@ -85,8 +80,26 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * x))
 
 
-def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0,
-              truncation: float = 1.0) -> Plan:
+class Rejection(SamplingMode):
+    name = "rejection"
+    help = ("discriminator rejection sampling (Azadi et al. 2019); in a dataset slot by slot (sample i depends "
+            "only on (seed, i)): each sample is the first of its oversample candidates D's acceptance probability "
+            "accepts, else its best-scored one")
+
+    def plan(self, d: Draw) -> Plan:
+        return whole(d.model, d.n, d.seed, d.oversample, d.labels, d.start, d.truncation)
+
+    def plan_slots(self, d: Draw) -> Plan:
+        return by_slot(d.model, d.n, d.seed, d.oversample, d.labels, d.start, d.truncation)
+
+    def ranking(self, model: Model, oversample: int, source: str, samples: Samples | None = None) -> str:
+        """The score, the rule, the budget (and the share accepted, once known)."""
+        accepted = "" if samples is None or samples.acceptance is None else f", accepted {samples.acceptance:.3f}"
+        return f"rejection by {model.card.score_name} (Azadi et al. 2019), budget {oversample} per sample{accepted}"
+
+
+def whole(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray | None, start: int = 0,
+          truncation: float = 1.0) -> Plan:
     """Plan: discriminator rejection sampling, each label's candidates in index order, accepted with p(x).
 
     Candidate k of a label's pool has its latent and its acceptance uniform from (seed, stream, k);
@@ -130,9 +143,8 @@ def rejection(model: Model, n: int, seed: int, oversample: int, labels: np.ndarr
                 f"of {budget} candidates (n × oversample) ran out; raise oversample or lower n")
         for slot, (value, logit) in zip(slots, kept):
             slot_values[slot], slot_scores[slot] = value, logit
-    out = Samples.of(model, seed, "rejection", np.stack(slot_values), labels, slot_scores, drawn, truncation)
+    out = Samples.of(model, seed, Rejection.name, np.stack(slot_values), labels, slot_scores, drawn, truncation)
     out.acceptance = accepted / drawn
-    out.ranking = describe(model, oversample, out.acceptance)
     return out
 
 
@@ -157,4 +169,4 @@ def by_slot(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray
             p[mask] = cal.accept_probability(logits[mask], int(label))
         return logits, u < p
 
-    return (yield from first_accepted(model, n, seed, oversample, labels, start, truncation, test, "rejection"))
+    return (yield from first_accepted(model, n, seed, oversample, labels, start, truncation, test, Rejection.name))

@@ -1,0 +1,20 @@
+"""gif, webp: images animated one sample a frame, looping (a walk plays along its path)."""
+from __future__ import annotations
+
+from service.formats import Encoder
+from service.formats.pictures import animation, to_uint8
+from service.sampling.samples import Samples
+
+
+class Animation(Encoder):
+    images_only = ("samples",)
+
+    def __init__(self, name: str, media_type: str):
+        self.name, self.media_type = name, media_type
+        self.help = "images animated one sample a frame (a walk plays along its path)"
+
+    def samples(self, samples: Samples, grid=None, picture=None) -> bytes:
+        return animation(to_uint8(samples.values), self.name)
+
+    def translation(self, result) -> bytes:
+        return animation(to_uint8(result.values), self.name)
