@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast install install-test catalog pictures benchmark clean
+.PHONY: run test test-fast lint install install-test catalog tiny-models pictures benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,18 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest -q
 
-# Everything but the slow system tests (worker processes, faults, browser, real training): the inner loop.
-test-fast: install-test
-	$(BIN)/python -m pytest -q -m "not slow"
+# The inner loop: the unit and api tiers (tests/conftest.py). It installs nothing and needs no Redis, worker,
+# browser or torch training: run `make install-test` once first.
+test-fast:
+	$(BIN)/python -m pytest -q -m "unit or api"
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# The tiny models the unit and api tiers serve (tests/assets/models), made again by the real exporter.
+tiny-models:
+	$(BIN)/python -m tests.make_tiny_models
 
 catalog:
 	$(BIN)/python -m training.catalog

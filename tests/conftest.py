@@ -1,23 +1,94 @@
-"""Session fixtures: tiny repositories by the real exporter, a Redis, real servers and a real worker."""
+"""Fixtures and test tiers.
+
+Tiers, marked by what a test needs (`pytest -m unit`, `-m "unit or api"` ...):
+- unit: numpy and onnxruntime only, on the checked-in tiny models (tests/assets/models) or models/;
+- api: the app in-process (Starlette's TestClient runs its lifespan), no Redis, no subprocess;
+- system: subprocesses, Redis, workers, chromium, nginx;
+- quality: torch training, exports and re-evaluation of the shipped models (everything under tests/training).
+A test's tier is read from the fixtures it uses (below); a module may also mark itself.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from service.repository.store import write_alias
+from tests.utils import TINY_MODELS, Server, app_client, free_port, serve, start_worker, stop
 
-from tests.utils import TINY_SERVED, Server, export_tiny, free_port, serve, start_worker, stop
+TIERS = ("unit", "api", "system", "quality")
+# Fixtures that start a process, a Redis or a browser: a test using any of them is a system test.
+SYSTEM_FIXTURES = {"redis_url", "server", "api", "worker", "serving_server", "make_server", "hostile", "keyed",
+                   "replicas", "world", "watching", "manual", "small_queue_server", "page", "browser", "offline_page"}
+API_FIXTURES = {"serving_api", "make_app"}
+
+
+def pytest_configure(config):
+    for tier in TIERS:
+        config.addinivalue_line("markers", f"{tier}: the {tier} tier (tests/conftest.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        path = Path(str(item.fspath))
+        if "training" in path.parts:
+            tier = "quality"
+        elif SYSTEM_FIXTURES & set(item.fixturenames):
+            tier = "system"
+        elif API_FIXTURES & set(item.fixturenames):
+            tier = "api"
+        else:
+            tier = "unit"
+        item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")
-def tiny_repository(tmp_path_factory) -> Path:
-    """A repository with a tiny quadratic model (evaluated, like a real one), written by the real exporter."""
-    repository = tmp_path_factory.mktemp("models")
-    export_tiny("quadratic", repository, steps=2, evaluate=True)
-    # Two steps do not pass quadratic's gate; pointing the alias at it serves it anyway, as a user may.
-    write_alias("quadratic", "default", 1, repository)
-    return repository
+def tiny_repository() -> Path:
+    """The checked-in tiny models of every served kind (quadratic evaluated and aliased as its default):
+    read-only, tests must not add models to it."""
+    return TINY_MODELS
+
+
+@pytest.fixture(scope="session")
+def serving_repository(tiny_repository) -> Path:
+    return tiny_repository
+
+
+@pytest.fixture(scope="session")
+def make_app(tmp_path_factory):
+    """The one app factory: an in-process app on a repository (default: the tiny models, behind a writable
+    folder of its own), configured by Settings fields. Use it as a context manager: its lifespan runs inside."""
+    def make(repository: Path = TINY_MODELS, **settings):
+        return app_client(repository, tmp_path_factory.mktemp("app"), **settings)
+    return make
+
+
+@pytest.fixture(scope="session")
+def serving_app(make_app):
+    with make_app() as client:
+        yield client
+
+
+@pytest.fixture
+def serving_api(serving_app):
+    """An in-process client of the tiny models (no Redis: job routes answer 503)."""
+    return serving_app
+
+
+@pytest.fixture(scope="session")
+def make_server(tmp_path_factory):
+    """The one server factory: a real uvicorn process on a repository, configured by Settings fields."""
+    started = []
+
+    def make(repository: Path = TINY_MODELS, **settings) -> Server:
+        srv = serve(repository, tmp_path_factory.mktemp("server"), **settings)
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +120,7 @@ def server(service_env):
 
 @pytest.fixture
 def api(server):
+    """A client of the session's real server, with Redis behind it (jobs are queued)."""
     with server.client() as client:
         yield client
 
@@ -62,23 +134,6 @@ def worker(service_env, server):
 
 
 @pytest.fixture(scope="session")
-def serving_repository(tmp_path_factory) -> Path:
-    """A read-only repository of tiny models of every served kind, written by the real exporter."""
-    repository = tmp_path_factory.mktemp("serving-models")
-    for family in TINY_SERVED:
-        export_tiny(family, repository)
-    return repository
-
-
-@pytest.fixture(scope="session")
-def serving_server(serving_repository, tmp_path_factory):
-    """A real server of the tiny serving models; tests must not add models to it."""
-    srv = serve(serving_repository, tmp_path_factory.mktemp("serving-var"))
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def serving_api(serving_server):
-    with serving_server.client() as client:
-        yield client
+def serving_server(make_server):
+    """A real server of the tiny models; tests must not add models to it."""
+    return make_server()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Callable, TypeVar
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY_MODELS = ROOT / "tests" / "assets" / "models"  # checked in: tests/make_tiny_models.py makes them
 T = TypeVar("T")
 
 # One tiny config per family: small nets, and the expensive extras (clusters, D refinement) off;
@@ -80,6 +82,24 @@ def export_tiny(family: str, repository: Path, model: str | None = None, steps: 
     return export(train(config), repository, others=others, evaluate=evaluate, promote=promote)
 
 
+def publish_tiny(family: str, repository: Path, model: str | None = None, others: tuple[Path, ...] = (),
+                 promote: bool = True) -> Path:
+    """A checked-in tiny model of a family published as a new version, as the exporter publishes (numbered across
+    every folder, made the default if `promote`; not evaluated): what export_tiny does, without torch."""
+    from service.repository import Card, publish, stage
+    from service.repository.store import write_alias
+
+    name = model or family
+    tmp = stage(name, Path(repository))
+    shutil.copytree(TINY_MODELS / family / "1", tmp, dirs_exist_ok=True)
+    card = Card.load(tmp)
+    card.name, card.promoted, card.gate, card.metrics = name, promote, None, {}
+    path = publish(tmp, card, [Path(repository), *map(Path, others)])
+    if promote:
+        write_alias(name, "default", card.version, Path(repository))
+    return path
+
+
 class Server:
     """A real uvicorn process serving the app on a free port."""
 
@@ -101,6 +121,22 @@ class Server:
     def stop(self) -> None:
         stop(self.process)
         self.log.close()
+
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # no broker: job routes answer 503, sampling never needs one
+
+
+def app_client(repository: Path, data: Path, **settings):
+    """An in-process app (its lifespan runs when the client is entered) on `repository` behind a writable folder
+    data/models, with Settings fields; no Redis unless redis_url names one."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    fields = {"repository": f"{data / 'models'}:{repository}", "data": data, "reload_seconds": 0.2, "api_keys": "",
+              "redis_url": UNREACHABLE_REDIS, **settings}
+    return TestClient(create_app(Settings(**fields)), raise_server_exceptions=False)
 
 
 def serve(repository: Path, data: Path, **settings) -> Server:

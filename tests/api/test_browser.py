@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 

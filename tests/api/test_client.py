@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.utils import Server
 
-pytestmark = pytest.mark.slow  # a client generated, a keyed server started: a few seconds
+pytestmark = pytest.mark.system  # a client generated, a keyed server started: a few seconds
 KEY = "client-key-3f1a"
 PACKAGE = "ganserve_openapi_client"  # not ganserve_client: that name is the project's own client
 # Binary bodies reach the client as File objects (the generator reads only JSON and octet-stream).

@@ -99,11 +99,11 @@ def test_interleaved_counts_are_class_balanced_in_every_window(serving_api):
     assert all(np.bincount(uneven[i:i + 4], minlength=3)[2] == 1 for i in range(0, 40, 4))
 
 
-def test_tar_is_webdataset_and_readable_while_it_streams(serving_api):
+def test_tar_is_webdataset_and_readable_while_it_streams(serving_api, serving_server):
     body = {"model": "mnist-cgan", "labels": {"2": 300, "5": 300}, "order": "interleaved", "seed": 6}
     arrays = np.load(io.BytesIO(dataset(serving_api, **body).content))
     seen = []
-    with serving_api.stream("POST", "/v1/datasets", json={**body, "format": "tar", "start": 100, "n": 400}) as r:
+    with serving_server.client() as real, real.stream("POST", "/v1/datasets", json={**body, "format": "tar", "start": 100, "n": 400}) as r:
         assert r.status_code == 200 and r.headers["content-type"] == "application/x-tar"
         stream = Stream(r.iter_bytes())
         with tarfile.open(fileobj=stream, mode="r|") as archive:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 datasets = pytest.importorskip("datasets")
-pytestmark = pytest.mark.slow  # importing `datasets` (pyarrow, pandas) alone takes a few seconds
+pytestmark = pytest.mark.system  # importing `datasets` (pyarrow, pandas) alone takes a few seconds
 
 
 @pytest.fixture(autouse=True)

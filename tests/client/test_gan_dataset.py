@@ -53,7 +53,7 @@ def test_a_dropped_connection_resumes_at_the_next_index_exactly(serving_server, 
     np.testing.assert_array_equal(y, arrays["y"])
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_a_classifier_trains_through_a_two_worker_dataloader(serving_server, serving_api):
     from torch import nn
 

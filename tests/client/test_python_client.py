@@ -139,7 +139,7 @@ def test_the_async_client_streams_a_dataset_and_resumes_a_dropped_connection_exa
     assert [i.index for i in window] == list(range(50, 57)) and [i.label for i in window] == whole.y[50:57].tolist()
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_a_job_is_submitted_followed_and_waited_for(server, worker):
     events = []
     with Client(server.url) as c:
@@ -151,7 +151,7 @@ def test_a_job_is_submitted_followed_and_waited_for(server, worker):
     assert any(e.name == "progress" for e in events) and events[-1].data["state"] == "succeeded"
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_a_job_is_cancelled_and_the_async_wait_sees_it(server, worker):
     async def go():
         async with AsyncClient(server.url) as c:
@@ -171,7 +171,7 @@ def test_the_client_needs_only_httpx_and_numpy():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_the_client_builds_as_a_wheel_of_its_own(tmp_path):
     import shutil
     import zipfile

@@ -14,7 +14,7 @@ import pytest
 
 from tests.utils import ROOT, Server, free_port, start_worker, stop, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.utils import ROOT, answers, export_tiny, free_port, stop, wait_until
+from tests.utils import ROOT, answers, publish_tiny, free_port, stop, wait_until
 
 
 def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_other(tmp_path):
     writable, shipped = tmp_path / "var" / "models", tmp_path / "models"
-    export_tiny("quadratic", shipped)  # a "shipped" quadratic v1
+    publish_tiny("quadratic", shipped)  # a "shipped" quadratic v1
     env = {**os.environ, "GANSERVE_REPOSITORY": f"{writable}:{shipped}", "GANSERVE_DATA": str(tmp_path / "var")}
     out = subprocess.run([sys.executable, "-m", "ganserve.cli", "train", "quadratic", "--steps", "2",
                           "--param", "g_hidden=8", "--param", "d_hidden=8"],
@@ -26,7 +26,7 @@ def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_o
     assert not (shipped / "quadratic" / "2").exists()  # the shipped folder untouched
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_serve_with_two_workers_answers_from_two_processes_sharing_the_cores(tiny_repository, tmp_path):
     """`ganserve serve --workers 2`: two API processes on one port, each with sessions of its own, whose
     measured threads are held to its share of the cores."""

@@ -13,7 +13,7 @@ import pytest
 from tests.hostile.conftest import raw
 from tests.utils import serve, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 
 
 def test_over_its_rate_a_client_gets_429_with_retry_after_and_health_never_does(serving_repository, tmp_path):

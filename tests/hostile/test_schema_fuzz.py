@@ -10,7 +10,7 @@ from schemathesis.checks import not_a_server_error
 
 from tests.utils import serve
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 KEY = "fuzz-key-7e21"
 EXAMPLES = 15
 

@@ -15,7 +15,7 @@ import pytest
 from ganserve.launcher import redis_answers, start_redis
 from tests.utils import Server, free_port, start_worker, stop, wait_job, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 SHORT = {"family": "quadratic", "steps": 300, "params": {"g_hidden": 8}, "model": "quadratic"}
 LONG = {"family": "quadratic", "steps": 200_000, "model": "quadratic"}
 

@@ -8,7 +8,7 @@ import pytest
 from tests.utils import wait_job as wait_state
 from tests.utils import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 
 
 def test_the_readme_job_passes_its_gate_and_is_served_as_a_new_model_without_restart(api, worker, server):

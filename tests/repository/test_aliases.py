@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.utils import export_tiny, serve, wait_until
+from tests.utils import publish_tiny, serve, wait_until
 
 BODY = {"n": 4, "seed": 2, "format": "npy"}
 
@@ -13,8 +13,8 @@ BODY = {"n": 4, "seed": 2, "format": "npy"}
 def folders(tmp_path):
     """A shipped folder with dots v1 (its default) and a writable one holding v2, published unpromoted."""
     shipped, data = tmp_path / "models", tmp_path / "var"
-    export_tiny("quadratic", shipped, model="dots")
-    export_tiny("quadratic", data / "models", model="dots", others=(shipped,), promote=False)
+    publish_tiny("quadratic", shipped, model="dots")
+    publish_tiny("quadratic", data / "models", model="dots", others=(shipped,), promote=False)
     return shipped, data
 
 

@@ -7,14 +7,14 @@ import shutil
 import pytest
 
 from service.repository import Card, CardError, load
-from tests.utils import export_tiny
+from tests.utils import publish_tiny
 
 
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory):
     """A tiny unconditional image model and a conditional one, by the real exporter."""
     root = tmp_path_factory.mktemp("cards")
-    return {"dcgan": export_tiny("mnist-dcgan", root), "cgan": export_tiny("mnist-cgan", root)}
+    return {"dcgan": publish_tiny("mnist-dcgan", root), "cgan": publish_tiny("mnist-cgan", root)}
 
 
 def lying(folder, tmp_path, change) -> object:

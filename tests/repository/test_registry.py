@@ -7,27 +7,27 @@ import shutil
 import pytest
 
 from service.repository import Repository, UnknownModel, next_version
-from tests.utils import export_tiny
+from tests.utils import publish_tiny
 
 
 @pytest.fixture
 def folders(tmp_path):
     """A writable folder and a read-only shipped one holding dots v1."""
     writable, shipped = tmp_path / "var-models", tmp_path / "models"
-    export_tiny("quadratic", shipped, model="dots")
+    publish_tiny("quadratic", shipped, model="dots")
     return writable, shipped
 
 
 def test_versions_are_numbered_across_every_folder(folders):
     writable, shipped = folders
-    published = export_tiny("quadratic", writable, model="dots", others=(shipped,))
+    published = publish_tiny("quadratic", writable, model="dots", others=(shipped,))
     assert published == writable / "dots" / "2"
     assert next_version("dots", [writable, shipped]) == 3
 
 
 def test_one_version_in_two_folders_is_a_load_error_naming_both(folders):
     writable, shipped = folders
-    export_tiny("quadratic", shipped, model="dots")  # shipped v2
+    publish_tiny("quadratic", shipped, model="dots")  # shipped v2
     shutil.copytree(shipped / "dots" / "2", writable / "dots" / "2")
     repository = Repository([writable, shipped])
     repository.refresh()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils import export_tiny, serve, wait_until
+from tests.utils import publish_tiny, serve, wait_until
 
 
 def version_served(api, name: str) -> int:
@@ -21,7 +21,7 @@ def version_served(api, name: str) -> int:
 def repository(tmp_path) -> Path:
     """A repository whose folder the test may add versions to while the server runs."""
     root = tmp_path / "models"
-    export_tiny("quadratic", root, model="dots")
+    publish_tiny("quadratic", root, model="dots")
     return root
 
 
@@ -46,7 +46,7 @@ def manual(repository, tmp_path):
 def test_a_new_version_is_served_without_restart(watching):
     api, repository = watching
     assert version_served(api, "dots") == 1
-    export_tiny("quadratic", repository, model="dots")
+    publish_tiny("quadratic", repository, model="dots")
     wait_until(lambda: version_served(api, "dots") == 2)
     assert api.post("/v1/models/dots/samples", json={"n": 2, "version": 1}).headers["x-model-version"] == "1"
     assert api.get("/v1/models/dots").json()["versions"] == [1, 2]
@@ -54,7 +54,7 @@ def test_a_new_version_is_served_without_restart(watching):
 
 def test_a_new_model_appears_without_restart(watching):
     api, repository = watching
-    export_tiny("quadratic", repository, model="more-dots")
+    publish_tiny("quadratic", repository, model="more-dots")
     wait_until(lambda: api.post("/v1/models/more-dots/samples", json={"n": 1}).status_code == 200)
 
 
@@ -73,7 +73,7 @@ def test_a_broken_version_is_reported_and_the_old_one_keeps_serving(watching):
 
 def test_post_reload_picks_up_a_version_at_once(manual):
     api, repository = manual
-    export_tiny("quadratic", repository, model="dots")
+    publish_tiny("quadratic", repository, model="dots")
     time.sleep(0.5)
     assert version_served(api, "dots") == 1  # the watcher sleeps for an hour
     r = api.post("/v1/models/dots/reload")

@@ -82,7 +82,7 @@ def test_evaluator_imports_without_torch():
     assert json.loads(out.stdout) is False
 
 
-@pytest.mark.slow  # a tiny model trained, exported and evaluated in full: about 10 s
+@pytest.mark.quality  # a tiny model trained, exported and evaluated in full: about 10 s
 def test_the_exporter_records_truncation_for_digit_models_only(tmp_path, tiny_repository):
     from service.repository import Card
     from tests.utils import export_tiny
