@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -81,8 +81,13 @@ async def _reap(store: JobStore, lost_after: float) -> None:
             log.exception("reaping lost jobs failed")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app, configured by `settings` (default: the environment's, GANSERVE_*)."""
+ROUTERS = (samples.router, health.router, models.router, translate.router, datasets.router, jobs.router,
+           data.router, pages.router)
+
+
+def create_app(settings: Settings | None = None, routers: tuple[APIRouter, ...] = ()) -> FastAPI:
+    """The app, configured by `settings` (default: the environment's, GANSERVE_*), with ROUTERS and any
+    `routers` of a caller's own after them (docs/extending.md)."""
     settings = settings or get_settings()
     app = FastAPI(title="ganserve", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   generate_unique_id_function=operation_id,
@@ -92,8 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.install(app)
     # The sample routes first: a request is matched against the routes in order (~10 % of an n=1 request's
     # time went to trying the others first); no two routers' paths overlap, so the order changes nothing else.
-    routers = (samples.router, health.router, models.router, translate.router, datasets.router, jobs.router,
-               data.router, pages.router)
+    routers = (*ROUTERS, *routers)
     for router in routers:
         app.include_router(router)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

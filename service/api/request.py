@@ -34,11 +34,11 @@ class Spec:
     version: int | None = None
     n: int | None = None
     seed: int | None = None
-    mode: str = "plain"
+    mode: str = modes.DEFAULT
     oversample: int | None = None
     threshold: float | None = None
     labels: list | dict | None = None
-    format: str = "json"
+    format: str | None = None  # None: the route's first format
     grid: tuple[int, int] | None = None
     truncation: float = 1.0
     latents: list[list[float]] | None = None
@@ -105,7 +105,7 @@ async def prepare(spec: Spec, route: str, repository: Repository, settings: Sett
     # 1. every limit on the request alone, before the model is touched or a label list is built.
     mode = modes.get(spec.mode)
     n = limits.n(spec, mode.draws_candidates)
-    encoder = formats.get(spec.format, route)
+    encoder = formats.get(spec.format or formats.default(route), route)
     limits.grid(spec.grid, encoder, n)
     # 2. the model, its kind, and what the mode and format need of it.
     model = repository.loaded(spec.model, spec.version)

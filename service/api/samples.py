@@ -16,7 +16,7 @@ from service.api.schemas import ModeName, SampleRequest
 from service.api.strict import StrictJSONRoute
 from service.limits import LimitError
 from service.repository import Repository
-from service.sampling import metrics, plans
+from service.sampling import metrics, modes, plans
 from service.sampling.batching import Batcher
 from service.sampling.latents import PSI_MAX
 from service.sampling.samples import Samples
@@ -92,7 +92,7 @@ async def get_samples_png(
     name: str, http: Request, repository: RepositoryDep, settings: SettingsDep, batcher: BatcherDep,
     n: Annotated[int | None, Query(ge=1, description="default 16, or the sum of label counts")] = None,
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    mode: ModeName = "plain",
+    mode: ModeName = modes.DEFAULT,
     oversample: Annotated[int | None, Query(ge=1, description="default: the model's own (its card's ranking), "
                                                          "else 20")] = None,
     threshold: Annotated[float | None, Query(gt=0, le=1, description="filtered: the confidence a sample's label "

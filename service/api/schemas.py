@@ -92,14 +92,14 @@ class SampleRequest(BaseModel, Sampling):
                                   "out: the number of labels or the sum of their counts, the rows of latents, the "
                                   "steps of a walk, else 16")] | None = None
     seed: Seed | None = None
-    mode: ModeName = "plain"
+    mode: ModeName = modes.DEFAULT
     oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode (default: "
                                            "the model's own, from its card's ranking, else 20); the candidate "
                                            "budget per sample in rejection and filtered mode (default 20)")] | None = None
     threshold: Threshold | None = None
     labels: list[Label] | dict[str, StrictInt] | None = Field(
         None, description="one label per sample, or {label: count}; conditional models only")
-    format: format_name("samples") = "json"  # type: ignore[valid-type]
+    format: format_name("samples") = formats.default("samples")  # type: ignore[valid-type]
     grid: tuple[Annotated[StrictInt, Field(ge=1)], Annotated[StrictInt, Field(ge=1)]] | None = Field(
         None, description="[rows, cols] of a png grid of images; default ⌈n/⌊√n⌋⌉ × ⌊√n⌋, a row for a walk")
     version: Annotated[StrictInt, Field(ge=1)] | None = None
@@ -131,7 +131,7 @@ class TranslateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     direction: Direction
-    format: format_name("translate") = "json"  # type: ignore[valid-type]
+    format: format_name("translate") = formats.default("translate")  # type: ignore[valid-type]
     version: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
@@ -176,12 +176,12 @@ class DatasetRequest(BaseModel, Sampling):
         None, description="label counts grouped (all of one label, then the next: the default) or interleaved "
                           "(every label spread evenly: equal counts go round-robin, so any 10·k samples hold 10 of "
                           "each of k labels); without labels a conditional model cycles through its labels")
-    mode: ModeName = "plain"
+    mode: ModeName = modes.DEFAULT
     oversample: Annotated[StrictInt, Field(ge=1, description="candidates per kept sample in nice mode (default: "
                                            "the model's own, from its card's ranking, else 20); at most this many "
                                            "per sample in rejection and filtered mode (default 20)")] | None = None
     threshold: Threshold | None = None
-    format: format_name("datasets") = "npz"  # type: ignore[valid-type]
+    format: format_name("datasets") = formats.default("datasets")  # type: ignore[valid-type]
     truncation: Truncation = 1.0
     latents: Latents | None = None
     walk: WalkRequest | None = None

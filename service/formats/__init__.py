@@ -66,7 +66,7 @@ class Encoder:
         if route in self.images_only and not images:
             others = [name for name in names(route) if route not in FORMATS[name].images_only]
             raise EncodingError(f"format: {self.name!r} holds images; this model makes {makes}: use "
-                                f"{' or '.join(repr(o) for o in others)}")
+                                f"{', '.join(others[:-1])} or {others[-1]}")
 
 
 FORMATS: dict[str, Encoder] = {}
@@ -91,6 +91,11 @@ def get(name: str, route: str) -> Encoder:
     return encoder
 
 
+def default(route: str) -> str:
+    """What a request that names no format gets: the route's first format."""
+    return names(route)[0]
+
+
 def media_types(route: str) -> list[str]:
     return sorted({FORMATS[name].media_type for name in names(route)})
 
@@ -104,8 +109,8 @@ from service.formats import animation, json_body, npy, npz, png, tar, zip  # noq
 
 register(json_body.Json())
 register(png.Png())
-register(animation.Animation("gif", "image/gif"))
-register(animation.Animation("webp", "image/webp"))
+register(animation.Animation("gif", "image/gif", optimize=False))
+register(animation.Animation("webp", "image/webp", lossless=True, method=4))
 register(npy.Npy())
 register(npz.Npz())
 register(zip.Zip())

@@ -9,12 +9,13 @@ from service.sampling.samples import Samples
 class Animation(Encoder):
     images_only = ("samples",)
 
-    def __init__(self, name: str, media_type: str):
-        self.name, self.media_type = name, media_type
+    def __init__(self, name: str, media_type: str, **options):
+        """`options`: Pillow's save options of the format (webp: lossless)."""
+        self.name, self.media_type, self.options = name, media_type, options
         self.help = "images animated one sample a frame (a walk plays along its path)"
 
     def samples(self, samples: Samples, grid=None, picture=None) -> bytes:
-        return animation(to_uint8(samples.values), self.name)
+        return animation(to_uint8(samples.values), self.name, **self.options)
 
     def translation(self, result) -> bytes:
-        return animation(to_uint8(result.values), self.name)
+        return animation(to_uint8(result.values), self.name, **self.options)

@@ -61,11 +61,10 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def animation(images: np.ndarray, fmt: str) -> bytes:
-    """uint8 images (n, h, w[, c]) as an animated GIF or lossless WebP that loops, FRAME_MS a frame."""
+def animation(images: np.ndarray, fmt: str, **options) -> bytes:
+    """uint8 images (n, h, w[, c]) as an animation in Pillow's format `fmt` that loops, FRAME_MS a frame."""
     frames = [Image.fromarray(img) for img in images]
     buffer = io.BytesIO()
-    options = {"lossless": True, "method": 4} if fmt == "webp" else {"optimize": False}
     frames[0].save(buffer, format=fmt.upper(), save_all=True, append_images=frames[1:], duration=FRAME_MS,
                    loop=0, **options)
     return buffer.getvalue()

@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-KINDS = ("points", "curves", "image", "translation")
 
 
 class CardError(ValueError):
@@ -144,7 +143,8 @@ class Card(BaseModel):
 
     name: str
     family: str
-    kind: Literal["points", "curves", "image", "translation"]
+    kind: str = Field(description="what the model makes: an output of one of the registered model kinds "
+                                  "(service/repository/kinds/)")
     latent: Latent | None = Field(None, description="the generator's z (every kind but translation)")
     sample_shape: list[int] | None = Field(None, min_length=1, description="one sample (every kind but translation)")
     domains: Domains | None = Field(None, description="translation models: the two domains, shapes and files")
@@ -159,6 +159,16 @@ class Card(BaseModel):
     gate: Gate | None = None  # None: shipped before gates existed, or published without evaluation
     lineage: Lineage | None = None
     promoted: bool | None = None  # whether publishing made it the default (None: shipped, no say)
+
+    @field_validator("kind")
+    @classmethod
+    def _a_known_kind(cls, kind: str) -> str:
+        from service.repository.kinds import KINDS  # the kinds import Card: asked when a card is read
+
+        known = [made for model_kind in KINDS.values() for made in model_kind.makes]
+        if kind not in known:
+            raise ValueError(f"unknown kind {kind!r}; known: {', '.join(known)}")
+        return kind
 
     @model_validator(mode="after")
     def _fields_of_the_kind(self) -> "Card":

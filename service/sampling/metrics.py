@@ -48,7 +48,7 @@ class Observed:
             ERRORS.labels(model, self.mode, str(status)).inc()
         elif self.result is not None:
             SAMPLES.labels(model, self.mode).inc(len(self.result.values))
-            if self.mode != "plain":
+            if self.result.scores is not None:  # candidates were scored: a ranked mode
                 CANDIDATES.labels(model, self.mode).inc(self.result.candidates)
             if self.result.acceptance is not None:
                 ACCEPTANCE.labels(model).observe(self.result.acceptance)

@@ -94,11 +94,11 @@ def described() -> str:
     return "; ".join(f"{mode.name}: {mode.help}" for mode in MODES.values())
 
 
-def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int | None = None,
+def plan(model: Model, n: int, seed: int, mode: str | None = None, oversample: int | None = None,
          labels: np.ndarray | None = None, start: int = 0, truncation: float = 1.0, aid: Any = None,
          stream: bool = False) -> Plan:
     """The plan of n samples of a model in a mode (`stream`: as a dataset streams them)."""
-    chosen = get(mode)
+    chosen = get(mode or DEFAULT)
     if not 0 < truncation <= PSI_MAX:
         raise SamplingError(f"truncation: ψ must be in (0, {PSI_MAX:g}], got {truncation}")
     chosen.check(model)
@@ -106,7 +106,7 @@ def plan(model: Model, n: int, seed: int, mode: str = "plain", oversample: int |
     return chosen.plan_slots(draw) if stream else chosen.plan(draw)
 
 
-def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int | None = None,
+def sample(model: Model, n: int, seed: int, mode: str | None = None, oversample: int | None = None,
            labels: np.ndarray | None = None, runner: Runner = direct, start: int = 0,
            truncation: float = 1.0, aid: Any = None) -> Samples:
     """n samples of a model in a mode, blocking (the evaluator, pictures, tests)."""
@@ -115,7 +115,7 @@ def sample(model: Model, n: int, seed: int, mode: str = "plain", oversample: int
 
 from service.sampling.modes import filtered, nice, plain, rejection  # noqa: E402  (the modes import this module)
 
-register(plain.Plain())
+DEFAULT = register(plain.Plain()).name  # what a request that names no mode gets
 register(nice.Nice())
 register(rejection.Rejection())
 register(filtered.Filtered())

@@ -1,4 +1,4 @@
-"""nice: the best n of oversample·n candidates by discriminator score (the keras-dcgan "nice").
+"""nice: the best n of oversample·n candidates by discriminator score (keras-dcgan's nice mode).
 
 Slot i's candidates are the latent indices i·oversample …, each carrying slot i's label. A request keeps
 the best n of all of them, each label (or each cluster of a coded generator) keeping its share; a dataset

@@ -47,7 +47,7 @@ def calibrating(model: Model, percentile: float = 95.0) -> Plan:
     uses, so the constants are the same in every process and never depend on request traffic
     (Azadi et al. update D̃*_M as they go; fixing it keeps the same request the same bytes).
     A conditional model is calibrated per label, as its logits differ by label. A card may carry
-    its own {"rejection": {"max_logit": [...], "gamma": [...]}}.
+    its own constants: a `rejection` object of max_logit and gamma lists.
     """
     key = (model.name, model.version, str(model.path))
     if key in _calibrations:
