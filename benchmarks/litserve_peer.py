@@ -19,7 +19,7 @@ from fastapi import Response
 
 from service.repository import Card
 from service.sampling import latents
-from service.sampling.encoding import to_uint8
+from service.formats.pictures import to_uint8
 
 
 class GeneratorAPI(ls.LitAPI):

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, Response
 
 from service.repository import Card
 from service.sampling import latents
-from service.sampling.encoding import to_uint8
+from service.formats.pictures import to_uint8
 
 
 def create(model_dir: Path) -> FastAPI:

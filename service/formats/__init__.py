@@ -39,6 +39,7 @@ class Encoder:
     name: str
     media_type: str
     help: str
+    _routes: tuple[str, ...] = ()
     images_only: tuple[str, ...] = ()  # routes on which it holds a picture of each sample: image models only
     tiles: bool = False  # lays a request's images out as one grid (the request's `grid`)
 
@@ -55,11 +56,15 @@ class Encoder:
         """Whether encoding is a copy of at most a megabyte: cheaper on the event loop than a thread hop."""
         return False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        methods = {"samples": "samples", "translate": "translation", "datasets": "stream"}
+        cls._routes = tuple(route for route in ROUTES
+                            if getattr(cls, methods[route]) is not getattr(Encoder, methods[route]))
+
     def routes(self) -> tuple[str, ...]:
         """The routes this format answers: those whose method the encoder writes."""
-        methods = {"samples": "samples", "translate": "translation", "datasets": "stream"}
-        return tuple(route for route in ROUTES
-                     if getattr(type(self), methods[route]) is not getattr(Encoder, methods[route]))
+        return self._routes
 
     def check(self, route: str, images: bool, makes: str) -> None:
         """Refuse, before any work, samples this format cannot write on a route (`makes`: what the model makes)."""

@@ -133,9 +133,9 @@ class _Lane:
         start = time.perf_counter()
         for item, first, _ in parts:
             if first == 0:
-                metrics.QUEUE_WAIT.labels(self.model).observe(start - item.queued)
+                metrics.child(metrics.QUEUE_WAIT, self.model).observe(start - item.queued)
         rows = sum(stop - first for _, first, stop in parts)
-        metrics.BATCH_ROWS.labels(self.model, self.network).observe(rows)
+        metrics.child(metrics.BATCH_ROWS, self.model, self.network).observe(rows)
         try:
             if len(parts) == 1 and parts[0][1] == 0 and parts[0][2] == parts[0][0].rows:
                 feed = parts[0][0].feed
@@ -202,8 +202,8 @@ class Batcher:
             lane = self._lane(call.session, call.model, call.network)
             if self.sampling_now(call.model) <= 1 and lane.idle() and lane.lock.acquire(blocking=False):
                 try:
-                    metrics.BATCH_ROWS.labels(call.model, call.network).observe(rows)
-                    metrics.QUEUE_WAIT.labels(call.model).observe(0.0)
+                    metrics.child(metrics.BATCH_ROWS, call.model, call.network).observe(rows)
+                    metrics.child(metrics.QUEUE_WAIT, call.model).observe(0.0)
                     return call.session.run(None, call.feed)[0]
                 finally:
                     lane.lock.release()
@@ -235,7 +235,7 @@ class Batcher:
         with self._lock:
             count = self._in_flight.get(model, 0)
             if count >= self.max_queue:
-                metrics.REJECTED.labels(model).inc()
+                metrics.child(metrics.REJECTED, model).inc()
                 raise Overloaded(f"model {model!r} has {count} requests queued, the limit (queue_requests); "
                                  "retry shortly")
             self._in_flight[model] = count + 1

@@ -1,6 +1,7 @@
 """Prometheus metrics of the sampling path (served at /metrics by service/api/health.py)."""
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable
 
@@ -27,6 +28,13 @@ REJECTED = Counter("ganserve_overloaded_total", "Requests refused with 503 becau
                    ["model"])
 
 
+@functools.lru_cache(maxsize=4096)
+def child(metric, *values: str):
+    """A metric's child for label values, looked up once (prometheus_client's labels() locks and checks each
+    call: ~3 µs, five times a request)."""
+    return metric.labels(*values)
+
+
 class Observed:
     """Counts one sampling request: status, latency, samples, candidates, acceptance (a `with` block)."""
 
@@ -42,13 +50,13 @@ class Observed:
     def __exit__(self, exc_type, exc, tb) -> None:
         model = self.model.name if self.model is not None else "(unknown)"
         status = 200 if exc is None else self.status_of(exc)
-        REQUESTS.labels(model, self.mode, self.format, str(status)).inc()
-        LATENCY.labels(model, self.mode).observe(time.perf_counter() - self.started)
+        child(REQUESTS, model, self.mode, str(self.format), str(status)).inc()
+        child(LATENCY, model, self.mode).observe(time.perf_counter() - self.started)
         if exc is not None:
-            ERRORS.labels(model, self.mode, str(status)).inc()
+            child(ERRORS, model, self.mode, str(status)).inc()
         elif self.result is not None:
-            SAMPLES.labels(model, self.mode).inc(len(self.result.values))
+            child(SAMPLES, model, self.mode).inc(len(self.result.values))
             if self.result.scores is not None:  # candidates were scored: a ranked mode
-                CANDIDATES.labels(model, self.mode).inc(self.result.candidates)
+                child(CANDIDATES, model, self.mode).inc(self.result.candidates)
             if self.result.acceptance is not None:
-                ACCEPTANCE.labels(model).observe(self.result.acceptance)
+                child(ACCEPTANCE, model).observe(self.result.acceptance)
