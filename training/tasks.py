@@ -22,7 +22,7 @@ from training.config import TrainConfig
 from training.data import BUILT_IN
 from training.export import export
 from training.families import get_family
-from training.trainer import Cancelled, train
+from training.trainer import TrainingCancelled, train
 
 log = logging.getLogger(__name__)
 WRITE_SECONDS = 1.0  # a running job's record is rewritten at most this often (and at the end)
@@ -75,7 +75,7 @@ def run_job(job_id: str) -> dict | None:
     threading.Thread(target=_heartbeat, args=(store, job_id, beating), daemon=True).start()
     try:
         result = _train_and_publish(job_id, record["config"], store, settings, record.get("promote"))
-    except Cancelled as exc:
+    except TrainingCancelled as exc:
         outcome = {"state": "cancelled", "error": None}
         log.info("job %s: %s", job_id, exc)
     except Exception as exc:
