@@ -31,7 +31,7 @@ test-fast: install-test
 	$(BIN)/python -m pytest -q -m "not slow"
 
 catalog:
-	$(BIN)/python -m training.catalog
+	$(BIN)/ganserve catalog
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
