@@ -40,7 +40,7 @@ tiny-models:
 	$(BIN)/python -m tests.make_tiny_models
 
 catalog:
-	$(BIN)/python -m training.catalog
+	$(BIN)/ganserve catalog
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,6 +1,6 @@
 """The measure digits-cyclegan candidates are chosen on: training digits and the judges the card never reports.
 
-The card (training/evaluate.py translation) reports held-out digits read by evaluator A (UCI→MNIST) and the
+The card (training/evaluate.py digits_translation) reports held-out digits read by evaluator A (UCI→MNIST) and the
 UCI judge (MNIST→UCI). Choices are made here instead, so no reported number has been looked at by one:
 - UCI→MNIST: UCI's 1,437 training digits, read by evaluator B (training/assets/mnist-judge); its Fréchet
   ratio to 1,437 MNIST training digits, over B's real-vs-real baseline;

@@ -121,7 +121,7 @@ def group_z(c, score):
 
 def measure(c, keep) -> dict:
     labels = None if c["labels"] is None else c["cand_labels"][keep]
-    m = evaluate.image(c["values"][keep], labels)
+    m = evaluate.digit_images(c["values"][keep], labels)
     return {k: round(m[k], 4) for k in KEYS if k in m}
 
 

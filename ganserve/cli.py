@@ -1,4 +1,5 @@
-"""The ganserve command: serve, worker, up, train, evaluate. Training commands import torch lazily."""
+"""The ganserve command: serve, worker, up, train, evaluate, pictures, and the offline tools (warm, rank,
+truncation, classifier, catalog). Training commands import torch lazily."""
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--data", default="default", help="a data source; a translation family takes JSON: "
                        "{\"a\": \"mnist\", \"b\": \"uci\"}")
     train.add_argument("--model", help="name to publish under (default: the family's name)")
-    train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                       help="a family hyper-parameter (JSON value), repeatable")
+    _add_params(train)
     train.add_argument("--repository", type=Path, help="where to publish (default: the writable repository folder, "
                        "var/models; the shipped models/ only when named); versions are numbered across all folders")
     train.add_argument("--threads", type=int, default=0)
@@ -51,6 +51,33 @@ def main(argv: list[str] | None = None) -> int:
                           help="model repository folder (repeatable; default: models)")
     pictures.add_argument("--out", type=Path, default=Path("docs/images"))
     pictures.add_argument("--seed", type=int, default=7)
+
+    warm = commands.add_parser("warm", help="continue a published version from its ONNX weights, publish the next")
+    warm.add_argument("folder", type=Path, help="the version folder to start from, e.g. models/mnist-cgan/1")
+    warm.add_argument("--steps", type=int, help="steps to continue for (required unless --from-checkpoint)")
+    _add_params(warm)
+    warm.add_argument("--repository", type=Path, default=Path("models"),
+                      help="where to publish; numbered after every configured repository folder, as train")
+    warm.add_argument("--promote", action=argparse.BooleanOptionalAction, default=False,
+                      help="make the new version the default if it passes its gate (default: never)")
+    warm.add_argument("--checkpoint", type=Path, help="save the run's checkpoint here")
+    warm.add_argument("--from-checkpoint", type=Path, help="skip training: export this run's checkpoint")
+
+    rank = commands.add_parser("rank", help="choose a version's nice ranking on evaluator A and write it into its card")
+    rank.add_argument("folder", type=Path, help="the version folder, e.g. models/mnist-dcgan/1")
+    rank.add_argument("--dry-run", action="store_true", help="choose and print; write nothing, measure no B")
+
+    truncation = commands.add_parser("truncation", help="measure the truncation trick and record it in the cards")
+    truncation.add_argument("models", nargs="*", help="model names (default: every one whose measures ask for it)")
+    truncation.add_argument("--repository", type=Path, default=Path("models"))
+    truncation.add_argument("--n", type=int, default=1000)
+
+    classifier = commands.add_parser("classifier", help="retrain a digit classifier of training/assets/")
+    classifier.add_argument("which", nargs="?", default="A", choices=["A", "B", "uci", "uci-judge"],
+                            help="evaluator A or B, the UCI classifier, or the UCI judge (default: A)")
+
+    catalog = commands.add_parser("catalog", help="write the families' catalog the service validates jobs with")
+    catalog.add_argument("--check", action="store_true", help="write nothing; exit 1 if the catalog is stale")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -86,13 +113,7 @@ def _train(args) -> int:
     from training.export import export
     from training.trainer import progress_bar, train
 
-    params = {}
-    for item in args.param:
-        key, _, value = item.partition("=")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
+    params = dict(args.param)
     data = json.loads(args.data) if args.data.startswith("{") else args.data  # {"a": ..., "b": ...}: translation
     config = TrainConfig(family=args.family, steps=args.steps, seed=args.seed, data=data,
                          model=args.model, params=params, threads=args.threads)
@@ -126,8 +147,69 @@ def _pictures(args) -> int:
         print(path)
 
 
+def _warm(args) -> int:
+    from training.warm import continue_version
+
+    if args.steps is None and args.from_checkpoint is None:
+        raise SystemExit("warm: --steps is required (unless --from-checkpoint)")
+    print(continue_version(args.folder, args.steps, dict(args.param), args.repository, args.promote,
+                           args.checkpoint, args.from_checkpoint))
+
+
+def _rank(args) -> int:
+    from training.ranking import rank
+
+    print(json.dumps(rank(args.folder, args.dry_run), indent=2))
+
+
+def _truncation(args) -> int:
+    from training.truncation import measure
+
+    for name, effect in measure(args.repository, args.models, args.n).items():
+        print(name)
+        for row in effect["by_psi"]:
+            print(f"  psi {row['psi']:.1f}  precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+                  f"Fréchet ratio {row['frechet_ratio']:.2f}")
+
+
+def _classifier(args) -> int:
+    from training.classifier import build
+
+    print(json.dumps(build(args.which), indent=2))
+
+
+def _catalog(args) -> int:
+    from training import catalog
+
+    if args.check:
+        if not catalog.is_current():
+            print(f"{catalog.PATH} is stale: run `ganserve catalog`", file=sys.stderr)
+            return 1
+        print(f"{catalog.PATH} is current")
+        return 0
+    print(f"wrote {catalog.write()}")
+
+
+def _add_params(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--param", action="append", default=[], type=_param, metavar="KEY=VALUE",
+                         help="a family hyper-parameter, repeatable; the value is JSON where it parses "
+                              "(numbers, true, lists), else a string")
+
+
+def _param(item: str) -> tuple[str, object]:
+    """One --param KEY=VALUE: the key, and the value as JSON where it parses, else the string."""
+    key, sep, value = item.partition("=")
+    if not key or not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {item!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 COMMANDS = {"serve": _serve, "worker": _worker, "up": _up, "train": _train, "evaluate": _evaluate,
-            "pictures": _pictures}
+            "pictures": _pictures, "warm": _warm, "rank": _rank, "truncation": _truncation,
+            "classifier": _classifier, "catalog": _catalog}
 
 if __name__ == "__main__":
     sys.exit(main())

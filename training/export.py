@@ -1,6 +1,7 @@
-"""export(checkpoint, repository) -> version folder: ONNX G and D plus card.json, verified, atomic.
+"""export(checkpoint, repository) -> version folder: the family's ONNX graphs plus card.json, verified, atomic.
 
-A translation family exports the networks its card's domains name (two generators, two discriminators).
+What a version holds is the family's to say (its `graphs`: G and D for a sampling family, the networks its
+card's domains name for a translation family); how it is written, checked and published is this file's.
 """
 from __future__ import annotations
 
@@ -23,28 +24,19 @@ from service.repository.store import write_alias
 from training import data
 from training import evaluate as evaluation
 from training.families import get_family
-from training.trainer import Checkpoint, sample_latent
+from training.families.base import Graph
+from training.trainer import Checkpoint
 
 log = logging.getLogger(__name__)
 OPSET = 17
 TOLERANCE = 1e-4
 
 
-class _Scorer(torch.nn.Module):
-    """D with the ONNX contract's names: sample [+ label] -> score (n,)."""
-
-    def __init__(self, D):
-        super().__init__()
-        self.D = D
-
-    def forward(self, *inputs):
-        return self.D(*inputs)
-
-
 def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = (), evaluate: bool = True,
            extra_card: dict | None = None, promote: bool | None = None, job: str | None = None,
            data_name: str | None = None) -> Path:
-    """Write G and D to a temp folder, verify ORT against torch, evaluate and gate, rename into the next version.
+    """Write the family's graphs to a temp folder, verify ORT against torch, evaluate and gate, rename into the
+    next version.
 
     `others` are the repository's other folders: version numbers are merged across all of them. The
     new version becomes the model's default (its `default` alias) only if it passes its family's gate
@@ -59,10 +51,7 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
     try:
         G, D = checkpoint.generator.eval(), checkpoint.discriminator.eval()
         card = _card(checkpoint, family, name, extra_card or {})
-        if card.kind == "translation":
-            _export_translation(card, family.networks(checkpoint.family_config, G, D), tmp)
-        else:
-            _export_sampling(family, checkpoint.family_config, G, D, tmp)
+        _write_graphs(family.graphs(checkpoint.family_config, G, D), tmp)
         card.lineage = _lineage(checkpoint, tmp, job, data_name)
         card.save(tmp)
         served = load(name, 0, tmp)  # the card checked against the ONNX files, as the service will
@@ -70,7 +59,7 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
             card.metrics = evaluation.evaluate(served)
             card.gate = Gate.check([Bar(metric=m, op=op, limit=limit) for m, op, limit in family.GATE], card.metrics)
             effect = evaluation.truncation_effect(served)
-            if effect is not None:  # digit models: what ψ does to precision, recall and Fréchet ratio
+            if effect is not None:  # the digit families: what ψ does to precision, recall and Fréchet ratio
                 card.truncation = effect
         card.promoted = promote and (card.gate is None or card.gate.outcome == "passed")
         path = publish(tmp, card, folders)
@@ -83,35 +72,12 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _export_sampling(family, cfg, G, D, tmp: Path) -> None:
-    """generator.onnx (z [+ label] -> sample) and discriminator.onnx (sample [+ label] -> score), verified."""
-    z = sample_latent(cfg, 4, torch.Generator().manual_seed(0))
-    labels = torch.arange(4) % len(family.LABELS) if family.LABELS else None
-    g_inputs = (z, labels) if labels is not None else (z,)
-    with torch.no_grad():
-        sample = G(*g_inputs)
-    d_inputs = (sample, labels) if labels is not None else (sample,)
-    g_names = ["z", "label"] if labels is not None else ["z"]
-    d_names = ["sample", "label"] if labels is not None else ["sample"]
-    _to_onnx(G, g_inputs, tmp / "generator.onnx", g_names, "sample")
-    # eval() on the wrapper too: the ONNX exporter restores the wrapper's mode afterwards, and a
-    # wrapper left in training mode would switch D's dropout back on for the check below.
-    scorer = _Scorer(D).eval()
-    _to_onnx(scorer, d_inputs, tmp / "discriminator.onnx", d_names, "score")
-    _verify(G, g_inputs, tmp / "generator.onnx", g_names)
-    _verify(scorer, d_inputs, tmp / "discriminator.onnx", d_names)
-
-
-def _export_translation(card: Card, networks: dict[str, torch.nn.Module], tmp: Path) -> None:
-    """Each file the card's domains name: `image` -> `translated` (generators) or `score` (discriminators), verified."""
-    gen = torch.Generator().manual_seed(0)
-    for key in ("a", "b"):
-        domain = getattr(card.domains, key)
-        image = torch.rand(4, *domain.shape, generator=gen) * 2 - 1  # (4, c, h, w) in [-1, 1]
-        for file, output in ((domain.generator, "translated"), (domain.discriminator, "score")):
-            module = _Scorer(networks[Path(file).stem]).eval()
-            _to_onnx(module, (image,), tmp / file, ["image"], output)
-            _verify(module, (image,), tmp / file, ["image"])
+def _write_graphs(graphs: list[Graph], tmp: Path) -> None:
+    """Each graph to ONNX, then each checked against torch on its example inputs."""
+    for graph in graphs:
+        _to_onnx(graph.module, graph.inputs, tmp / graph.file, graph.input_names, graph.output)
+    for graph in graphs:
+        _verify(graph.module, graph.inputs, tmp / graph.file, graph.input_names)
 
 
 def _to_onnx(module, inputs, path: Path, input_names, output_name) -> None:
@@ -135,16 +101,13 @@ def _verify(module, inputs, path: Path, input_names) -> None:
 
 def _card(checkpoint: Checkpoint, family, name: str, extra: dict) -> Card:
     cfg = checkpoint.family_config
-    translation = family.KIND == "translation"  # no latent: its card names its domains, from the data it trained on
     card = {
         "name": name,
         "family": checkpoint.config.family,
         "kind": family.KIND,
-        "description": (family.__doc__ or "").strip(),
-        "latent": None if translation else {"dim": cfg.latent_dim, "distribution": cfg.latent,
-                                            **({"codes": cfg.codes} if getattr(cfg, "codes", 0) else {})},
+        "description": family.description,
         "labels": list(family.LABELS) if family.LABELS else None,
-        **(family.card(cfg, checkpoint.config.data) if translation else family.card(cfg)),
+        **family.card_fields(cfg, checkpoint.config.data),  # latent (or domains), shapes, the family's own keys
         "training": {
             "config": checkpoint.config.to_dict(),
             "family_config": vars(cfg),
@@ -162,9 +125,9 @@ def _lineage(checkpoint: Checkpoint, folder: Path, job: str | None, data_name: s
     """Where this version comes from: job, data (with a hash of what was trained on), code and runtimes."""
     family = get_family(checkpoint.config.family)
     source = checkpoint.config.data
-    named = family.sources(source) if hasattr(family, "sources") else source  # a translation family's {a, b}
+    fingerprint = None if family.SYNTHETIC else data.fingerprint(family.sources(source))
     return Lineage(
-        job=job, data=data_name or source, data_sha256=data.fingerprint(named, family.KIND),
+        job=job, data=data_name or source, data_sha256=fingerprint,
         project_version=_project_version(), git_commit=_git_commit(), torch=torch.__version__, onnx_opset=OPSET,
         onnx_ir=onnx.load(str(min(folder.glob("*.onnx"))), load_external_data=False).ir_version,
         onnxruntime=ort.__version__, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))

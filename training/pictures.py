@@ -25,30 +25,40 @@ CAPTION = 18
 
 def render(model, seed: int = SEED, scale: int = 2) -> np.ndarray:
     """One RGB picture of a model: plain on the left, nice on the right, captioned (a translation model: pairs)."""
-    if model.card.kind == "translation":
-        return render_translation(model, seed, scale)
-    if model.card.kind == "image":
-        if model.labels:
-            per = len(model.labels)
-            labels = np.repeat(np.arange(per, dtype=np.int64), per)  # row r: label r
-            shape = (per, per)
-        else:
-            labels, shape = None, (8, 8)
-        n = shape[0] * shape[1]
-        panels = []
-        for mode in ("plain", "nice"):
-            s = sampling.sample(model, n, seed, mode=mode, labels=labels)
-            if labels is not None:  # nice returns each slot's own label, best first; rows stay rows
-                order = np.lexsort((np.arange(n), s.labels))
-                s.values = s.values[order]
-            grid = combine(to_uint8(s.values), shape)
-            grid = np.kron(grid, np.ones((scale, scale) + (1,) * (grid.ndim - 2), np.uint8))
-            panels.append(grid if grid.ndim == 3 else np.stack([grid] * 3, -1))  # (h, w, 3)
+    return RENDERERS[model.card.kind](model, seed, scale)
+
+
+def render_images(model, seed: int = SEED, scale: int = 2) -> np.ndarray:
+    """Plain and nice grids of 8×8 samples, or of one row per label."""
+    if model.labels:
+        per = len(model.labels)
+        labels = np.repeat(np.arange(per, dtype=np.int64), per)  # row r: label r
+        shape = (per, per)
     else:
-        labels = sampling.resolve_labels(model, None, 64)
-        picture = model.card.picture.model_dump() if model.card.picture else None
-        panels = [plot(sampling.sample(model, 64, seed, mode=mode, labels=labels), picture=picture)
-                  for mode in ("plain", "nice")]
+        labels, shape = None, (8, 8)
+    n = shape[0] * shape[1]
+    panels = []
+    for mode in ("plain", "nice"):
+        s = sampling.sample(model, n, seed, mode=mode, labels=labels)
+        if labels is not None:  # nice returns each slot's own label, best first; rows stay rows
+            order = np.lexsort((np.arange(n), s.labels))
+            s.values = s.values[order]
+        grid = combine(to_uint8(s.values), shape)
+        grid = np.kron(grid, np.ones((scale, scale) + (1,) * (grid.ndim - 2), np.uint8))
+        panels.append(grid if grid.ndim == 3 else np.stack([grid] * 3, -1))  # (h, w, 3)
+    return _plain_and_nice(model, panels)
+
+
+def render_plots(model, seed: int = SEED, scale: int = 2) -> np.ndarray:
+    """Plain and nice plots of 64 points or curves."""
+    labels = sampling.resolve_labels(model, None, 64)
+    picture = model.card.picture.model_dump() if model.card.picture else None
+    panels = [plot(sampling.sample(model, 64, seed, mode=mode, labels=labels), picture=picture)
+              for mode in ("plain", "nice")]
+    return _plain_and_nice(model, panels)
+
+
+def _plain_and_nice(model, panels) -> np.ndarray:
     k = MODES["nice"].oversample(model, None)[0]
     return _side_by_side(panels, ["plain", f"nice (best 1 of {k} by D)"], f"{model.name} v{model.version}")
 
@@ -69,6 +79,10 @@ def render_translation(model, seed: int = SEED, scale: int = 2, n: int = 20) -> 
         panels.append(np.stack([grid] * 3, -1))
         captions.append(f"{result.source} -> {result.target} (input | output)")
     return _side_by_side(panels, captions, f"{model.name} v{model.version}")
+
+
+RENDERERS = {"image": render_images, "points": render_plots, "curves": render_plots,
+             "translation": render_translation}  # by the card's kind
 
 
 def _side_by_side(panels, captions, title) -> np.ndarray:

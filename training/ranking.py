@@ -8,11 +8,10 @@ issue's bars on A (nice more precise and more confident than plain, Fréchet rat
 plain's, recall at least 0.9× plain's, and for a conditional model label accuracy ≥ 99.5 % in nice).
 Keep the oversample that passes at the most seeds, then the one with the largest mean precision gain.
 
-    .venv/bin/python -m training.ranking models/mnist-dcgan/1 [--dry-run]
+    ganserve rank models/mnist-dcgan/1 [--dry-run]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -40,7 +39,7 @@ def measure_a(model, seed: int, mode: str, oversample: int | None = None) -> dic
     """Evaluator A's measures of n samples (evaluator B is not consulted while choosing)."""
     labels = sampling.resolve_labels(model, None, N)
     result = sampling.sample(model, N, seed, mode, oversample, labels)
-    return evaluate.image(result.values, result.labels)
+    return evaluate.digit_images(result.values, result.labels)
 
 
 def choose(model) -> tuple[int, str, list[dict]]:
@@ -91,11 +90,3 @@ def update_card(folder: Path, **fields) -> None:
     Card.model_validate(raw)  # never write a card the service would refuse
     path.write_text(json.dumps(raw, indent=2) + "\n")
 
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--dry-run", action="store_true", help="choose and print; write nothing, measure no B")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO)
-    print(json.dumps(rank(args.folder, args.dry_run), indent=2))

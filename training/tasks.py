@@ -19,11 +19,11 @@ from service.repository import Card
 from service.formats.pictures import combine, plot, png, to_uint8
 from service.sampling import Samples
 from service.settings import get_settings
-from training.config import TrainConfig
+from training.config import TrainConfig, build_family_config
 from training.data import BUILT_IN
 from training.export import export
 from training.families import get_family
-from training.trainer import Cancelled, train
+from training.trainer import TrainingCancelled, train
 
 log = logging.getLogger(__name__)
 WRITE_SECONDS = 1.0  # a running job's record is rewritten at most this often (and at the end)
@@ -76,7 +76,7 @@ def run_job(job_id: str) -> dict | None:
     threading.Thread(target=_heartbeat, args=(store, job_id, beating), daemon=True).start()
     try:
         result = _train_and_publish(job_id, record["config"], store, settings, record.get("promote"))
-    except Cancelled as exc:
+    except TrainingCancelled as exc:
         outcome = {"state": "cancelled", "error": None}
         log.info("job %s: %s", job_id, exc)
     except Exception as exc:
@@ -113,14 +113,15 @@ def _data_source(data: str | dict, settings) -> str | dict:
     return str(uploads.path_of(data, settings))
 
 
-def _save_snapshot(folder: Path, step: int, kind: str, values: np.ndarray) -> str:
-    """A PNG of the trainer's fixed-latent samples: a grid of images, or a plot of points or curves."""
+def _save_snapshot(folder: Path, step: int, kind: str, values: np.ndarray, picture: dict | None) -> str:
+    """A PNG of the trainer's fixed-latent samples: a grid of images, or a plot of points or curves drawn
+    over the family's picture (its card's)."""
     if values.ndim == 4:  # images (n, c, h, w): samples, or a translation family's rows of pairs
         pixels = combine(to_uint8(values))
     else:
         samples = Samples(model="", version=0, seed=0, mode="plain", kind=kind, values=values, labels=None,
                           label_names=None, scores=None, value_range=(-1.0, 1.0), candidates=len(values))
-        pixels = plot(samples)
+        pixels = plot(samples, picture=picture)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{step}.png").write_bytes(png(pixels))
     return f"{step}.png"
@@ -132,7 +133,9 @@ def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings
                                     "data": _data_source(config_dict["data"], settings),
                                     "snapshot_every": max(1, steps // SNAPSHOTS),
                                     "progress_every": max(1, min(50, steps // 200))})
-    kind = get_family(config.family).KIND
+    family = get_family(config.family)
+    kind = family.KIND
+    picture = family.picture(build_family_config(family.Config, config.params))
     snapshot_dir = settings.jobs_dir / job_id
     pending: list[dict] = []  # progress points not yet written to the record
     snapshots: list[dict] = []
@@ -152,7 +155,7 @@ def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings
     def on_progress(p) -> None:
         pending.append(p.point())
         if p.snapshot is not None:
-            snapshots.append({"step": p.step, "file": _save_snapshot(snapshot_dir, p.step, kind, p.snapshot)})
+            snapshots.append({"step": p.step, "file": _save_snapshot(snapshot_dir, p.step, kind, p.snapshot, picture)})
         if time.monotonic() - clock["write"] < WRITE_SECONDS and p.step != p.steps:
             return
         clock["write"] = time.monotonic()

@@ -17,7 +17,8 @@ import torch
 from onnx import numpy_helper
 
 from training.config import TrainConfig
-from training.trainer import Checkpoint, build, make_optimizers
+from training.families.base import OptimizerConfig
+from training.trainer import Checkpoint, build
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ def warm_checkpoint(config: TrainConfig, folder: Path) -> Checkpoint:
         if [k for k in left if k not in buffers and not k.startswith("classifier.")]:
             raise ValueError(f"{name}: the ONNX file holds no weights for {left}")
         log.info("%s: warm from %s, fresh: %s", name, folder, left or "none")
-    opt_g, opt_d = make_optimizers(family, cfg, G, D)
-    state = {"G": G.state_dict(), "D": D.state_dict(), "ema": G.state_dict() if cfg.ema > 0 else None,
+    opt_g, opt_d = family.optimizers(cfg, G, D)
+    ema = OptimizerConfig.of(cfg).ema > 0
+    state = {"G": G.state_dict(), "D": D.state_dict(), "ema": G.state_dict() if ema else None,
              "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
              "gen": torch.Generator().manual_seed(config.seed).get_state(),
              "rng": np.random.default_rng(config.seed).bit_generator.state}
@@ -58,53 +60,36 @@ def warm_checkpoint(config: TrainConfig, folder: Path) -> Checkpoint:
                       state=state)
 
 
-def main(argv: list[str] | None = None) -> Path:
-    """`python -m training.warm FOLDER --steps N --param k=v ... [--from-checkpoint PATH]`: continue a published
-    version for N steps (or export a checkpoint of such a run again) and publish the next version, evaluated
-    and gated as every export is; it becomes the default only with --promote and a passed gate."""
-    import argparse
+def continue_version(folder: Path, steps: int, params: dict | None = None, repository: Path = Path("models"),
+                     promote: bool = False, checkpoint_path: Path | None = None,
+                     from_checkpoint: Path | None = None) -> Path:
+    """Continue a published version for `steps` steps with `params` changed (or export a checkpoint of such a
+    run again) and publish the next version into `repository`, numbered after every configured folder,
+    evaluated and gated as every export is; it becomes the default only with `promote` and a passed gate.
+    `ganserve warm` runs it."""
     import warnings
 
     from service.settings import get_settings
     from training.export import export
     from training.trainer import load, progress_bar, save, train
 
-    parser = argparse.ArgumentParser(description="continue training from a published version's ONNX weights")
-    parser.add_argument("folder", type=Path, help="the version folder to start from, e.g. models/mnist-cgan/1")
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--param", action="append", default=[], help="family parameter k=v (repeatable)")
-    parser.add_argument("--repository", type=Path, default=Path("models"),
-                        help="where to publish; numbered after every configured repository folder, as ganserve train")
-    parser.add_argument("--promote", action=argparse.BooleanOptionalAction, default=False,
-                        help="make the new version the default if it passes its gate (default: never)")
-    parser.add_argument("--checkpoint", type=Path, help="save the run's checkpoint here")
-    parser.add_argument("--from-checkpoint", type=Path, help="skip training: export this run's checkpoint")
-    args = parser.parse_args(argv)
+    folder, repository = Path(folder), Path(repository)
     warnings.simplefilter("ignore")  # the ONNX exporter's deprecation notes
     torch.set_num_threads(1)
-    start = json.loads((args.folder / "card.json").read_text())
+    start = json.loads((folder / "card.json").read_text())
     origin = f"{start['name']} version {start.get('version')}"
-    if args.from_checkpoint:
-        checkpoint = load(args.from_checkpoint)
+    if from_checkpoint:
+        checkpoint = load(from_checkpoint)
     else:
-        params = dict(start["training"]["config"]["params"])
-        for item in args.param:
-            key, _, value = item.partition("=")
-            params[key] = json.loads(value)
-        config = TrainConfig(family=start["family"], steps=args.steps, seed=0, threads=1, model=start["name"],
-                             params=params)
+        config = TrainConfig(family=start["family"], steps=steps, seed=0, threads=1, model=start["name"],
+                             params={**start["training"]["config"]["params"], **(params or {})})
         with progress_bar(f"continue {origin}") as on_progress:
-            checkpoint = train(config, on_progress=on_progress, resume=warm_checkpoint(config, args.folder))
-        if args.checkpoint:
-            save(checkpoint, args.checkpoint)
+            checkpoint = train(config, on_progress=on_progress, resume=warm_checkpoint(config, folder))
+        if checkpoint_path:
+            save(checkpoint, checkpoint_path)
     lineage = {"warm_start": {"from": origin, "steps_before": start["training"].get("steps"),
                               "steps_after": checkpoint.step, "params": checkpoint.config.params},
                "changes": f"{start.get('changes', '')}; then continued from {origin}'s weights for "
                           f"{checkpoint.step:,} steps with params {json.dumps(checkpoint.config.params)}"}
-    others = tuple(f for f in get_settings().repositories if f.resolve() != args.repository.resolve())
-    return export(checkpoint, args.repository, others=others, extra_card=lineage, promote=args.promote)
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    print(main())
+    others = tuple(f for f in get_settings().repositories if f.resolve() != repository.resolve())
+    return export(checkpoint, repository, others=others, extra_card=lineage, promote=promote)

@@ -2,7 +2,7 @@
 
 The task name and queue (the API sends the task by name, the worker registers it), the states of
 a job record, and every family's hyper-parameters with their limits (catalog.json, written by
-`python -m training.catalog`, so the API validates a job without torch).
+`ganserve catalog`, so the API validates a job without torch).
 """
 from __future__ import annotations
 

@@ -26,6 +26,19 @@ def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_o
     assert not (shipped / "quadratic" / "2").exists()  # the shipped folder untouched
 
 
+def test_catalog_check_is_a_subcommand_that_finds_the_shipped_catalog_current():
+    out = subprocess.run([sys.executable, "-m", "ganserve.cli", "catalog", "--check"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("catalog.json is current")
+
+
+def test_a_param_that_is_not_key_value_is_refused_before_any_work():
+    out = subprocess.run([sys.executable, "-m", "ganserve.cli", "train", "quadratic", "--param", "lr"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--param: expected KEY=VALUE, got 'lr'" in out.stderr
+
+
 @pytest.mark.system
 def test_serve_with_two_workers_answers_from_two_processes_sharing_the_cores(tiny_repository, tmp_path):
     """`ganserve serve --workers 2`: two API processes on one port, each with sessions of its own, whose

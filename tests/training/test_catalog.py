@@ -3,4 +3,4 @@ from training import catalog
 
 
 def test_catalog_json_is_current():
-    assert catalog.PATH.read_text() == catalog.render(), "stale: run `python -m training.catalog`"
+    assert catalog.PATH.read_text() == catalog.render(), "stale: run `ganserve catalog`"

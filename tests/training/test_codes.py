@@ -12,7 +12,8 @@ from training import data
 from training.config import TrainConfig
 from training.export import export
 from training.families import mnist_dcgan, mnist_mlp
-from training.trainer import sample_latent, train
+from training.families.base import sample_latent
+from training.trainer import train
 
 
 @pytest.mark.parametrize("family, latent", [(mnist_dcgan, "uniform"), (mnist_mlp, "normal")])

@@ -1,6 +1,8 @@
 """Every family: a tiny config trains two steps, exports, and onnxruntime agrees with torch."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,8 @@ from service.repository import Card, load
 from training.config import TrainConfig
 from training.export import export
 from training.families import FAMILIES
-from training.trainer import sample_latent, train
+from training.families.base import sample_latent
+from training.trainer import train
 from tests.utils import TINY
 
 
@@ -30,7 +33,7 @@ def tiny_config(family: str, tmp_path) -> TrainConfig:
     return TrainConfig(family=family, steps=2, data=data, params=TINY[family], seed=0, progress_every=1)
 
 
-SAMPLING = sorted(name for name, module in FAMILIES.items() if module.KIND != "translation")  # the rest: test_translation
+SAMPLING = sorted(name for name, family in FAMILIES.items() if family.KIND != "translation")  # else: test_translation
 
 
 def test_every_family_has_a_tiny_config():
@@ -45,9 +48,11 @@ def test_round_trip_onnx_equals_torch(family, tmp_path):
     assert all(np.isfinite([r.loss_d, r.loss_g]).all() for r in reports)
     path = export(checkpoint, tmp_path / "models", evaluate=False)
     card = Card.load(path)
-    module = FAMILIES[family]
-    assert card.family == family and card.kind == module.KIND and card.version == 1
-    assert card.labels == (list(module.LABELS) if module.LABELS else None)
+    declared = FAMILIES[family]
+    assert card.family == family and card.kind == declared.KIND and card.version == 1
+    assert card.labels == (list(declared.LABELS) if declared.LABELS else None)
+    picture = json.loads((path / "card.json").read_text()).get("picture")  # the service plots with it
+    assert (picture is not None) == (declared.KIND in ("points", "curves"))
     model = load(family, 1, path)
     n = 5
     labels = sampling.resolve_labels(model, None, n)
@@ -87,10 +92,8 @@ def test_image_size_must_be_a_multiple_of_8():
 
 
 def test_curves_cgan_labels_follow_a():
-    from training.families import curves_cgan
-
-    cfg = curves_cgan.Config()
-    x, y = next(curves_cgan.real_batches(cfg, "default", np.random.default_rng(0)))
+    family = FAMILIES["curves-cgan"]
+    x, y = next(family.real_batches(family.Config(), "default", np.random.default_rng(0)))
     a = (x[:, 7] + 1).numpy()  # at x = 0 the curve is a − 1
     assert ((a > 1.5) == (y.numpy() == 1)).all()
 
@@ -98,15 +101,16 @@ def test_curves_cgan_labels_follow_a():
 def test_mode_seeking_penalises_a_generator_that_ignores_its_latent():
     from training.families import mnist_cgan
 
+    family = FAMILIES["mnist-cgan"]
     cfg = mnist_cgan.Config(latent_dim=8, g_channels=8, mode_seeking=1.0)
     G = mnist_cgan.Generator(cfg).eval()  # running statistics: the same latent and label give the same digit
     z, labels = torch.randn(8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 10
-    penalty = mnist_cgan.g_penalty(cfg, G, z, labels, G(z, labels), torch.Generator().manual_seed(1))
+    penalty = family.g_penalty(cfg, G, z, labels, G(z, labels), torch.Generator().manual_seed(1))
     penalty.backward()
     assert penalty.item() > 0 and G.project[0].weight.grad.abs().sum() > 0
     with torch.no_grad():  # a G whose output no longer depends on z: the penalty grows
         G.project[0].weight[:, :8] = 0
-    collapsed = mnist_cgan.g_penalty(cfg, G, z, labels, G(z, labels), torch.Generator().manual_seed(1))
+    collapsed = family.g_penalty(cfg, G, z, labels, G(z, labels), torch.Generator().manual_seed(1))
     assert collapsed.item() > 100 * penalty.item()
     off = mnist_cgan.Config(latent_dim=8, g_channels=8)
-    assert mnist_cgan.g_penalty(off, G, z, labels, G(z, labels), torch.Generator()).item() == 0
+    assert family.g_penalty(off, G, z, labels, G(z, labels), torch.Generator()).item() == 0

@@ -50,7 +50,7 @@ BARS = {  # family -> bar name -> check on the measured metrics {"plain": ..., "
         "Fréchet within 10x of real halves": lambda m: m["plain"]["frechet_ratio"] <= 10,
         **NICER,
     } for family in ("mnist-dcgan", "mnist-mlp")},
-    "digits-cyclegan": {  # issue 15; metrics per direction (training/evaluate.py translation)
+    "digits-cyclegan": {  # issue 15; metrics per direction (training/evaluate.py digits_translation)
         "UCI→MNIST Fréchet ratio <= 2x real digits'": lambda m: m["b_to_a"]["frechet_ratio"]
         <= 2 * m["b_to_a"]["real_frechet_ratio"],
         "UCI→MNIST label accuracy >= the raw inputs'": lambda m: m["b_to_a"]["label_accuracy"]
@@ -143,7 +143,7 @@ def test_card_records_the_measured_effect_of_truncation(name):
     if effect is None:
         assert recorded is None
         return
-    assert recorded is not None, "measure it: python -m training.truncation"
+    assert recorded is not None, "measure it: ganserve truncation"
     assert [row["psi"] for row in recorded["by_psi"]] == [1.0, 0.8, 0.6, 0.4]
     for got, want in zip(effect["by_psi"], recorded["by_psi"]):
         assert got == pytest.approx(want, rel=1e-3, abs=1e-6), got["psi"]

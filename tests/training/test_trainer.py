@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from training.config import TrainConfig
-from training.trainer import Cancelled, load, train
+from training.trainer import TrainingCancelled, load, train
 
 TINY = {
     "curves-cgan": {"latent_dim": 8, "hidden": 8},
@@ -23,7 +23,7 @@ def config(family, steps, **extra):
 def test_resume_from_checkpoint_continues_the_same_run(family, tmp_path):
     whole = train(config(family, 6))
     path = tmp_path / "run.ckpt"
-    with pytest.raises(Cancelled):  # the interrupted run: checkpointed at step 3, then stopped
+    with pytest.raises(TrainingCancelled):  # the interrupted run: checkpointed at step 3, then stopped
         train(config(family, 6, checkpoint_every=3), checkpoint_path=path, should_stop=_stop_after(3))
     partial = load(path)
     assert partial.step == 3
@@ -43,7 +43,7 @@ def _stop_after(steps):
 
 
 def test_cancel_raises(tmp_path):
-    with pytest.raises(Cancelled):
+    with pytest.raises(TrainingCancelled):
         train(config("curves-cgan", 5), should_stop=lambda: True)
 
 

@@ -10,11 +10,16 @@ from service.repository import Card, load
 from service.sampling.translation import translate_now
 from training.config import TrainConfig
 from training.data import mnist_split, uci_split
-from training.evaluate import translation
+from training.evaluate import digits_translation
 from training.export import export
-from training.families import digits_cyclegan
+from training.families import FAMILIES, digits_cyclegan
 from training.trainer import build, train
 from tests.utils import TINY
+
+def family_card(config: TrainConfig) -> dict:
+    family, cfg, _, _ = build(config)
+    return family.card(cfg, config.data)
+
 
 FILES = ["generator_a_to_b.onnx", "generator_b_to_a.onnx", "discriminator_a.onnx", "discriminator_b.onnx"]
 
@@ -53,7 +58,7 @@ def test_layout_loss_is_reported_when_weighted(weight):
     reports = []
     train(config, on_progress=reports.append)
     assert reports[-1].extra["loss_layout"] > 0
-    assert ("B→A" in digits_cyclegan.card(build(config)[1])["changes"]) == (weight == "layout_b_to_a")
+    assert ("B→A" in family_card(config)["changes"]) == (weight == "layout_b_to_a")
 
 
 def test_cycle_noise_reaches_the_cycle_loss_and_the_card():
@@ -64,7 +69,7 @@ def test_cycle_noise_reaches_the_cycle_loss_and_the_card():
         reports = []
         train(config, on_progress=reports.append)
         first[noise] = reports[0]
-        assert ("noise" in digits_cyclegan.card(build(config)[1])["changes"]) == bool(noise)
+        assert ("noise" in family_card(config)["changes"]) == bool(noise)
     assert first[0.0].loss_g == first[0.5].loss_g  # the adversarial loss comes before the noise
     assert first[0.0].extra["loss_cycle"] != first[0.5].extra["loss_cycle"]
 
@@ -143,10 +148,10 @@ class _Same(torch.nn.Module):
 def test_the_measures_of_a_translation_that_changes_nothing(tiny, tmp_path, monkeypatch):
     """Labels kept exactly as the judge read the inputs, no cycle error, and Fréchet ratios unchanged."""
     checkpoint, _, _ = tiny
-    monkeypatch.setattr(digits_cyclegan, "networks", lambda cfg, G, D: {
+    monkeypatch.setattr(FAMILIES["digits-cyclegan"], "networks", lambda cfg, G, D: {
         "generator_a_to_b": _Same(), "generator_b_to_a": _Same(), "discriminator_a": D.a, "discriminator_b": D.b})
     model = load("same", 1, export(checkpoint, tmp_path, evaluate=False))
-    metrics = translation(model)
+    metrics = digits_translation(model)
     for direction in ("a_to_b", "b_to_a"):
         m = metrics[direction]
         assert m["label_accuracy"] == m["input_label_accuracy"]

@@ -37,7 +37,7 @@ def test_continuing_shows_a_progress_bar_and_publishes_a_gated_next_version_that
     shipped, scratch = tmp_path / "models", tmp_path / "scratch"
     folder = export_tiny("mnist-cgan", shipped, steps=2)
     env = {**os.environ, "GANSERVE_REPOSITORY": f"{tmp_path / 'var'}:{shipped}"}
-    out = subprocess.run([sys.executable, "-m", "training.warm", str(folder), "--steps", "3",
+    out = subprocess.run([sys.executable, "-m", "ganserve.cli", "warm", str(folder), "--steps", "3",
                           "--repository", str(scratch)], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr

@@ -6,14 +6,11 @@ import torch
 from torch import nn
 
 from training import data
+from training.evaluate import Measures
 from training.families import parts
+from training.families.base import SamplingFamily
 
-KIND = "curves"
-LABELS = None
-DEFAULT_STEPS = 10_000
-# The quality gate a new version must pass to become a model's default (training/export.py).
-GATE = [("plain.rms_residual", "<=", 0.03), ("plain.ks_uniform", "<=", 0.15)]
-POINTS = 15
+POINTS = parts.CURVE_POINTS
 
 REFERENCE = "z 5 (normal) → 128 ReLU → 15 / 15 → 128 ReLU → 1; Adam 1e-4 both; batch 64; 10,000 steps"
 # Changes from the reference, measured with training.evaluate (see the card's metrics): every real curve
@@ -45,16 +42,27 @@ class Discriminator(nn.Module):
         return self.net(x).squeeze(-1)  # (n,) logits
 
 
-def real_batches(cfg: Config, source: str, rng: np.random.Generator):
-    """Endless fresh curves, a new a for every curve of every step."""
-    if source != "default":
-        raise ValueError(f"family curves draws its own data; data must be 'default', not {source!r}")
-    while True:
-        y, _ = data.curves(cfg.batch_size, rng, POINTS)
-        yield torch.from_numpy(y), None
+class Curves(SamplingFamily):
+    name = "curves"
+    KIND = "curves"
+    LABELS = None
+    DEFAULT_STEPS = 10_000
+    # The quality gate a new version must pass to become a model's default (training/export.py).
+    GATE = [("plain.rms_residual", "<=", 0.03), ("plain.ks_uniform", "<=", 0.15)]
+    SYNTHETIC = True
+    Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
+    measures = Measures(parts.curve_measures)
 
+    def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
+        """Endless fresh curves, a new a for every curve of every step."""
+        if source != "default":
+            raise ValueError(f"family curves draws its own data; data must be 'default', not {source!r}")
+        while True:
+            y, _ = data.curves(cfg.batch_size, rng, POINTS)
+            yield torch.from_numpy(y), None
 
-def card(cfg: Config) -> dict:
-    """What the service needs to know to serve and plot this family's samples."""
-    return {"sample_shape": [POINTS], "value_range": [-0.2, 3.2], "x": np.linspace(-1, 1, POINTS).tolist(),
-            "reference": REFERENCE, "changes": CHANGES, "data_description": "synthetic, fresh every step"}
+    def card(self, cfg: Config) -> dict:
+        """What the service needs to know to serve and plot this family's samples, the bounds behind them."""
+        return {"sample_shape": [POINTS], "value_range": [-0.2, 3.2], "x": np.linspace(-1, 1, POINTS).tolist(),
+                "reference": REFERENCE, "changes": CHANGES, "data_description": "synthetic, fresh every step",
+                "picture": parts.curve_picture(boundary=False)}

@@ -6,14 +6,12 @@ import torch
 from torch import nn
 
 from training import data
+from training.evaluate import Measures
 from training.families import parts
+from training.families.base import SamplingFamily
 
-KIND = "curves"
 LABELS = ["lower", "upper"]
-DEFAULT_STEPS = 10_000
-# The quality gate a new version must pass to become a model's default (training/export.py).
-GATE = [("plain.requested_side", ">=", 0.95), ("plain.rms_residual", "<=", 0.03)]
-POINTS = 15
+POINTS = parts.CURVE_POINTS
 
 REFERENCE = "the label appended to both inputs: z 5 + label → 128 ReLU → 15 / 15 + label → 128 ReLU → 1; Adam 1e-4"
 CHANGES = ("latent 2-D instead of 5; the label enters both nets as a one-hot pair rather than one number; "
@@ -46,17 +44,28 @@ class Discriminator(nn.Module):
         return self.net(torch.cat([x, _one_hot(label)], 1)).squeeze(-1)  # (n,) logits
 
 
-def real_batches(cfg: Config, source: str, rng: np.random.Generator):
-    """Endless fresh curves with their side of a = 1.5 as the label."""
-    if source != "default":
-        raise ValueError(f"family curves-cgan draws its own data; data must be 'default', not {source!r}")
-    while True:
-        y, a = data.curves(cfg.batch_size, rng, POINTS)
-        yield torch.from_numpy(y), torch.from_numpy((a > 1.5).astype(np.int64))
+class CurvesCGAN(SamplingFamily):
+    name = "curves-cgan"
+    KIND = "curves"
+    LABELS = LABELS
+    DEFAULT_STEPS = 10_000
+    # The quality gate a new version must pass to become a model's default (training/export.py).
+    GATE = [("plain.requested_side", ">=", 0.95), ("plain.rms_residual", "<=", 0.03)]
+    SYNTHETIC = True
+    Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
+    measures = Measures(parts.curve_measures)
 
+    def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
+        """Endless fresh curves with their side of a = 1.5 as the label."""
+        if source != "default":
+            raise ValueError(f"family curves-cgan draws its own data; data must be 'default', not {source!r}")
+        while True:
+            y, a = data.curves(cfg.batch_size, rng, POINTS)
+            yield torch.from_numpy(y), torch.from_numpy((a > 1.5).astype(np.int64))
 
-def card(cfg: Config) -> dict:
-    """What the service needs to know to serve and plot this family's samples."""
-    return {"sample_shape": [POINTS], "value_range": [-0.2, 3.2], "x": np.linspace(-1, 1, POINTS).tolist(),
-            "label_meaning": {"lower": "1 ≤ a ≤ 1.5", "upper": "1.5 < a ≤ 2"},
-            "reference": REFERENCE, "changes": CHANGES, "data_description": "synthetic, fresh every step"}
+    def card(self, cfg: Config) -> dict:
+        """What the service needs to know to serve and plot this family's samples, the bounds behind them."""
+        return {"sample_shape": [POINTS], "value_range": [-0.2, 3.2], "x": np.linspace(-1, 1, POINTS).tolist(),
+                "label_meaning": {"lower": "1 ≤ a ≤ 1.5", "upper": "1.5 < a ≤ 2"},
+                "reference": REFERENCE, "changes": CHANGES, "data_description": "synthetic, fresh every step",
+                "picture": parts.curve_picture(boundary=True)}

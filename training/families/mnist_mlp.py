@@ -6,16 +6,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from training import evaluate
 from training.config import param
 from training.families import parts
-from training.families.parts import CodedScore, LatentCode, translate
-
-KIND = "image"
-LABELS = None
-DEFAULT_STEPS = 40_000
-# The quality gate a new version must pass to become a model's default (training/export.py).
-GATE = [("plain.frechet_ratio", "<=", 15.0), ("plain.classes_covered", ">=", 10)]
-EPOCH_SIZE = 4_000  # the offline training digits
+from training.families.base import SamplingFamily
+from training.families.parts import CodedScore, LatentCode, shift
 
 REFERENCE = ("z 100 (normal) → 256 → 512 → 1024 (LeakyReLU 0.2) → 784 tanh / 784 → 1024 → 512 → 256 → 1; "
              "Adam(2e-4, β1 0.5); batch 16; one-sided label smoothing 0.9")
@@ -80,13 +75,30 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
         if self.training and self.augment:  # never in the exported (eval) D that ranks samples
-            x = translate(x, self.augment)
+            x = shift(x, self.augment)
         return self.score(self.net(x), code)  # (n,) logits
 
 
-real_batches = parts.coded_digit_batches
+class MnistMlp(SamplingFamily):
+    name = "mnist-mlp"
+    KIND = "image"
+    LABELS = None
+    DEFAULT_STEPS = 40_000
+    # The quality gate a new version must pass to become a model's default (training/export.py).
+    GATE = [("plain.frechet_ratio", "<=", 15.0), ("plain.classes_covered", ">=", 10)]
+    EPOCH_SIZE = 4_000  # the offline training digits
+    Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
+    measures = evaluate.DIGITS
 
+    def codes(self, cfg: Config) -> int:
+        return cfg.codes
 
-def card(cfg: Config) -> dict:
-    """What the service needs to know to serve this family's samples."""
-    return {"sample_shape": [1, 28, 28], "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": CHANGES}
+    def d_refine(self, cfg: Config) -> int:
+        return cfg.d_refine
+
+    def real_batches(self, cfg: Config, source: str, rng):
+        return parts.coded_digit_batches(cfg, source, rng)
+
+    def card(self, cfg: Config) -> dict:
+        """What the service needs to know to serve this family's samples."""
+        return {"sample_shape": [1, 28, 28], "value_range": [-1.0, 1.0], "reference": REFERENCE, "changes": CHANGES}

@@ -1,4 +1,5 @@
-"""Parts several families share: common hyper-parameters, the latent code, the coded score, augmentation.
+"""Parts several families share: common hyper-parameters, the latent code, the coded score, augmentation,
+the curves' measures and picture.
 
 A family file imports from here, never from another family's file.
 """
@@ -16,7 +17,8 @@ from training import data
 from training.config import param
 
 
-# Hyper-parameters most families take; each family picks its defaults.
+# Hyper-parameters most families take; each family picks its defaults. lr, beta1, lr_decay and ema are
+# every family's (the optimiser config, base.OptimizerConfig).
 def lr(default: float, note: str = "") -> float:
     return param(default, 1e-6, 1.0, f"learning rate, both networks{note}")
 
@@ -55,6 +57,9 @@ def codes(default: int) -> int:
                                  "conditioned on; z's first coordinate picks one; 0: a plain unconditional GAN")
 
 
+CURVE_POINTS = 15  # a curve's values, at linspace(-1, 1, 15)
+
+
 @dataclass
 class CurvesConfig:
     """The curve families' hyper-parameters (curves and curves-cgan)."""
@@ -67,6 +72,44 @@ class CurvesConfig:
     ema: float = ema()
     label_smoothing: float = label_smoothing(1.0)
     latent: str = latent("normal")
+
+
+def fit_a(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares a for y ≈ a·x² + (a − 1) = a·(x² + 1) − 1 per curve, and the residuals (n, 15)."""
+    x = np.linspace(-1, 1, values.shape[1])
+    basis = x * x + 1  # (15,)
+    y = values.astype(np.float64) + 1  # (n, 15)
+    a = y @ basis / (basis @ basis)  # (n,)
+    return a, y - a[:, None] * basis
+
+
+def curve_measures(values: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """The curve families' measures: fit residual, fitted a against U[1, 2], and (conditional) the requested
+    side of 1.5."""
+    a, residual = fit_a(values)
+    ordered = np.sort(a)
+    n = len(a)
+    cdf = np.clip(ordered - 1, 0, 1)  # U[1, 2]
+    ks = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
+    out = {
+        "rms_residual": float(np.sqrt(np.mean(residual**2))),
+        "a_in_range": float(np.mean((a >= 1) & (a <= 2))),
+        "a_mean": float(a.mean()),
+        "a_std": float(a.std()),  # U[1, 2]: 0.289
+        "ks_uniform": float(ks),
+    }
+    if labels is not None:  # label 1 = "upper" (a > 1.5), 0 = "lower"
+        out["requested_side"] = float(np.mean((a > 1.5) == (labels == 1)))
+    return out
+
+
+def curve_picture(boundary: bool) -> dict:
+    """The card's picture of a curve family: the a = 1 and a = 2 bounds of the real curves, and for the
+    conditional family the a = 1.5 boundary between its labels (thin)."""
+    x = np.linspace(-1, 1, CURVE_POINTS)
+    bounds = [(a, 3) for a in (1.0, 2.0)] + ([(1.5, 1)] if boundary else [])
+    lines = [{"points": np.stack([x, a * x * x + (a - 1)], 1).round(6).tolist(), "width": width} for a, width in bounds]
+    return {"x_range": [-1.1, 1.1], "y_range": [-0.2, 3.2], "x": x.round(6).tolist(), "lines": lines}
 
 
 class LatentCode(nn.Module):
@@ -121,17 +164,17 @@ class CodedScore(nn.Module):
         return score + torch.logsumexp(h @ self.embed.weight.T, 1) - math.log(self.embed.num_embeddings)
 
 
-def translate(x: torch.Tensor, pixels: int) -> torch.Tensor:
+def shift(x: torch.Tensor, pixels: int) -> torch.Tensor:
     """Each image shifted by a random whole number of pixels in [-pixels, pixels], background filled in.
 
     Differentiable augmentation (Zhao et al. 2020): applied to real and fake alike inside D while it
     trains, it keeps D from memorising 4,000 digits without teaching G to draw shifted ones.
     """
     n, _, h, w = x.shape
-    shift = torch.randint(-pixels, pixels + 1, (n, 2)).float()  # torch's generator: restored on resume
+    offsets = torch.randint(-pixels, pixels + 1, (n, 2)).float()  # torch's generator: restored on resume
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, 0, 2], theta[:, 1, 2] = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h
+    theta[:, 0, 2], theta[:, 1, 2] = 2 * offsets[:, 0] / w, 2 * offsets[:, 1] / h
     grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)  # (n, h, w, 2)
     return nn.functional.grid_sample(x + 1, grid, mode="nearest", align_corners=False) - 1  # (n, c, h, w)
 

@@ -10,12 +10,7 @@ from torch import nn
 from training import data
 from training.config import param
 from training.families import parts
-
-KIND = "image"
-LABELS = None
-DEFAULT_STEPS = 5_000
-# No gate: the project has no quality measure for a user's RGB folders (pixel statistics only).
-GATE = []
+from training.families.base import SamplingFamily
 
 REFERENCE = ("Dense 4·4·256 → 3 × convT 128 s2 (LeakyReLU 0.2) → conv 3 tanh / conv 64 → 128 s2 → 128 s2 → "
              "256 s2 → dropout 0.4 → 1; Adam(2e-4, 0.5); label smoothing 0.9")
@@ -76,17 +71,25 @@ class Discriminator(nn.Module):
         return self.net(x).squeeze(-1)  # (n,) logits
 
 
-def real_batches(cfg: Config, source: str, rng: np.random.Generator):
-    """Endless random batches of RGB images from the user's folder (or array file), resized."""
-    if source in ("default", "mnist"):
-        raise ValueError("family rgb-dcgan has no offline default data; data must be an image folder "
-                         "(one sub-folder per class) or an .npz of RGB images")
-    images, _ = data.load_images(source, size=cfg.image_size, channels=3)
-    for x, _ in data.batches(images, None, cfg.batch_size, rng):
-        yield torch.from_numpy(x), None
+class RgbDcgan(SamplingFamily):
+    name = "rgb-dcgan"
+    KIND = "image"
+    LABELS = None
+    DEFAULT_STEPS = 5_000
+    # No gate: the project has no quality measure for a user's RGB folders (pixel statistics, the generic measures).
+    GATE = []
+    Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
 
+    def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
+        """Endless random batches of RGB images from the user's folder (or array file), resized."""
+        if source in ("default", "mnist"):
+            raise ValueError("family rgb-dcgan has no offline default data; data must be an image folder "
+                             "(one sub-folder per class) or an .npz of RGB images")
+        images, _ = data.load_images(source, size=cfg.image_size, channels=3)
+        for x, _ in data.batches(images, None, cfg.batch_size, rng):
+            yield torch.from_numpy(x), None
 
-def card(cfg: Config) -> dict:
-    """What the service needs to know to serve this family's samples."""
-    return {"sample_shape": [3, cfg.image_size, cfg.image_size], "value_range": [-1.0, 1.0],
-            "reference": REFERENCE, "changes": CHANGES}
+    def card(self, cfg: Config) -> dict:
+        """What the service needs to know to serve this family's samples."""
+        return {"sample_shape": [3, cfg.image_size, cfg.image_size], "value_range": [-1.0, 1.0],
+                "reference": REFERENCE, "changes": CHANGES}
