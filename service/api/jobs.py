@@ -34,7 +34,7 @@ def _view(record: dict, request: Request) -> dict:
 
 @router.get("/families", operation_id="listFamilies", response_model=Families)
 def list_families() -> dict:
-    """Each family with its hyper-parameters, defaults and limits."""
+    """Each family with its hyper-parameters, defaults and limits, and its quality gate's bars."""
     return {"families": catalog()}
 
 

@@ -152,6 +152,13 @@ class Param(BaseModel):
     choices: list[Any] | None = None
 
 
+class FamilyBar(BaseModel):
+    """One bar of a family's quality gate: a metric of a new version's card (mode.key), compared with a limit."""
+    metric: str = Field(description="mode.key in the card's metrics, e.g. plain.frechet_ratio")
+    op: Literal["<=", ">="]
+    limit: float
+
+
 class Family(BaseModel):
     kind: str = Field(description="what the family's models make: one of the card kinds (points, curves, image, "
                                   "translation)")
@@ -159,6 +166,8 @@ class Family(BaseModel):
     description: str
     default_steps: int
     params: dict[str, Param]
+    gate: list[FamilyBar] = Field(description="the bars a new version must meet, measured on its family's "
+                                              "evaluator, before it may become the default; none: it always may")
 
 
 class Families(BaseModel):
