@@ -3,7 +3,7 @@ them answer, the URL, the key and three commands to try are the last lines print
 and exits 0."""
 from __future__ import annotations
 
-import logging
+import json
 import os
 import secrets
 import shutil
@@ -12,12 +12,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import redis
 from celery import Celery
 
@@ -142,7 +143,6 @@ def up(host: str, port: int) -> int:
     # does not do for the API and the worker, which would then stop without us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per readiness probe
     try:
         broker = choose_redis(settings)
         if broker.process:
@@ -185,15 +185,20 @@ def wait_ready(url: str, broker_url: str, children: list) -> list[str]:
         if time.monotonic() > deadline:
             raise SystemExit(f"not ready after {READY_SECONDS:g} s; see the logs")
         if models is None:
-            try:
-                answer = httpx.get(url + "/readyz", timeout=2)
-                models = answer.json()["models"] if answer.status_code == 200 else None
-            except httpx.HTTPError:
-                pass
+            models = ready_models(url)
         if not worker:
             worker = bool(celery.control.ping(timeout=0.5))
         time.sleep(0.3)
     return models
+
+
+def ready_models(url: str) -> list[str] | None:
+    """The models /readyz names once it answers 200 (urllib: httpx is not a serving dependency)."""
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=2) as answer:
+            return json.load(answer)["models"]
+    except (urllib.error.URLError, OSError, ValueError):
+        return None  # not listening yet, or 503 until some model serves
 
 
 def print_ready(url: str, key: str | None, models: list[str], logs: Path) -> None:
