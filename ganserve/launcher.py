@@ -205,7 +205,7 @@ def print_ready(url: str, key: str | None, models: list[str], logs: Path) -> Non
     """The last lines: where it is, the key, and three commands to try (copied and pasted, they work)."""
     auth = f"authorization: Bearer {key}" if key else "authorization: Bearer $KEY"
     digits = "mnist-cgan" if "mnist-cgan" in models else models[0]
-    query = "n=40&labels=" + ",".join(str(d) for d in range(10)) if digits == "mnist-cgan" else "n=16"
+    query = "n=40&grid=4x10" if digits == "mnist-cgan" else "n=16"  # the cGAN cycles 0-9: a digit per column
     print(f"\nlogs: tail -f {logs}/api.log {logs}/worker.log   Ctrl-C stops everything", flush=True)
     print(f"ganserve is ready: {url}/  (the web page; the API's docs at {url}/docs)", flush=True)
     print(f"API key (jobs and uploads): {key}" if key else "API key: one of GANSERVE_API_KEYS (as $KEY below)",
