@@ -3,6 +3,7 @@ them answer, the URL, the key and three commands to try are the last lines print
 and exits 0."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -133,11 +134,23 @@ def api_key(settings: Settings) -> str | None:
     return key
 
 
+def hold(path: Path):
+    """An exclusive lock on the data folder for this run's life: a second `ganserve up` there would stop our
+    Redis as a killed run's. The OS releases it when we exit, even when killed."""
+    lock = open(path, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another `ganserve up` is running with GANSERVE_DATA={path.parent}; stop it first (Ctrl-C)")
+    return lock
+
+
 def up(host: str, port: int) -> int:
     """Start Redis (when needed), a worker and the API; wait until they answer; run until Ctrl-C."""
     settings = get_settings()
     logs = settings.data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    lock = hold(settings.data / "up.lock")  # noqa: F841  (held until we exit, however we exit)
     children: list[tuple[str, subprocess.Popen, Path | None]] = []
     # Ctrl-C and SIGTERM both stop everything, even where a shell started us with SIGINT ignored (`&`), as it
     # does not do for the API and the worker, which would then stop without us.

@@ -93,6 +93,13 @@ def test_up_uses_its_own_redis_prints_url_key_and_three_working_commands_last_an
         assert up.ready_lines[-5] == f"API key (jobs and uploads): {up.key}"
         assert (tmp_path / "var" / "api-key").read_text().strip() == up.key
         assert up.ready_lines[-4] == "try:"
+        # A second `up` on the same data folder refuses, and leaves the first one's Redis alone.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GANSERVE_")}
+        second = subprocess.run([sys.executable, "-m", "ganserve.cli", "up", "--port", str(free_port())], cwd=ROOT,
+                                env={**env, "GANSERVE_DATA": str(tmp_path / "var")}, capture_output=True, text=True,
+                                timeout=60)
+        assert second.returncode == 1 and "another `ganserve up` is running" in second.stderr, second.stderr
+        assert redis_answers(url[1])
         with httpx.Client(base_url=up.url, timeout=30) as client:
             assert client.get("/v1/jobs").status_code == 401
             assert client.get("/readyz").json()["redis"] == "up"
