@@ -58,7 +58,9 @@ set -a  # every variable a block sets reaches the blocks after it
 def up(tmp_path_factory):
     """`ganserve up` on the shipped models, as `make run` starts it, and the folder the commands run in."""
     data = tmp_path_factory.mktemp("readme-var")
-    launched = Launched(data, f"{data / 'models'}:{ROOT / 'models'}")
+    # One torch thread in the worker, as every worker of the suite (tests/conftest.py): two threads on two busy
+    # cores spin against each other (measured: 500 quadratic steps 64 s against 2.6-5.5 s on one thread).
+    launched = Launched(data, f"{data / 'models'}:{ROOT / 'models'}", GANSERVE_TRAIN_THREADS="1")
     workdir = tmp_path_factory.mktemp("readme")
     (workdir / ".venv").symlink_to(Path(sys.prefix))
     launched.workdir = workdir
