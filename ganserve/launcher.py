@@ -137,7 +137,7 @@ def api_key(settings: Settings) -> str | None:
 def hold(path: Path):
     """An exclusive lock on the data folder for this run's life: a second `ganserve up` there would stop our
     Redis as a killed run's. The OS releases it when we exit, even when killed."""
-    lock = open(path, "w")
+    lock = open(path, "w")  # noqa: SIM115 (held open: the lock lives as long as the file is open)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -151,7 +151,7 @@ def up(host: str, port: int) -> int:
     logs = settings.data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     lock = hold(settings.data / "up.lock")  # noqa: F841  (held until we exit, however we exit)
-    children: list[tuple[str, subprocess.Popen, Path | None]] = []
+    children: list[tuple[str, subprocess.Popen, Path]] = []  # name, process, its log
     # Ctrl-C and SIGTERM both stop everything, even where a shell started us with SIGINT ignored (`&`), as it
     # does not do for the API and the worker, which would then stop without us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -175,8 +175,8 @@ def up(host: str, port: int) -> int:
         print_ready(url, key, models, logs)
         while not (died := [c for c in children if c[1].poll() is not None]):
             time.sleep(0.5)
-        name, process, log = died[0]
-        print(f"the {name} exited with {process.returncode}; stopping the rest.\n{tail(log)}", file=sys.stderr)
+        name, process, its_log = died[0]
+        print(f"the {name} exited with {process.returncode}; stopping the rest.\n{tail(its_log)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
@@ -242,8 +242,8 @@ def stop_all(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
-def tail(log: Path | None, lines: int = 20) -> str:
-    if log is None or not log.exists():
+def tail(log: Path, lines: int = 20) -> str:
+    if not log.exists():
         return ""
     with open(log, errors="replace") as f:
         return "".join(deque(f, lines))

@@ -25,6 +25,6 @@ def test_installing_the_torch_extra_where_torch_is_installed_fetches_nothing_but
     """pip without an index: it resolves only if the torch (and Pillow) already installed satisfy the extra."""
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-",
                            "--no-index", "--no-build-isolation", "--no-cache-dir", f"{CLIENT}[torch]"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert [item["metadata"]["name"] for item in json.loads(done.stdout)["install"]] == ["ganserve-client"]

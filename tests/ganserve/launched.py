@@ -67,5 +67,5 @@ class Launched:
 
     def session(self) -> list[int]:
         """The processes still in its session (the worker and the API until they stop)."""
-        out = subprocess.run(["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True).stdout
+        out = subprocess.run(["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True, check=False).stdout
         return [int(pid) for pid in out.split()]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from ganserve.launcher import redis_answers
-from tests.utils import ROOT, answers, publish_tiny, free_port, stop, wait_until
+from tests.utils import ROOT, answers, free_port, publish_tiny, stop, wait_until
 
 
 def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_other(tmp_path):
