@@ -110,8 +110,7 @@ class Server:
         self.writable = Path(env["GANSERVE_REPOSITORY"].split(":")[0])  # where jobs publish
         self.log = open(log, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(self.port),
-             "--log-level", "warning"],
+            [sys.executable, "-m", "ganserve.cli", "serve", "--port", str(self.port), "--quiet"],
             cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: answers(self.url + "/readyz", self.process), 30, f"{self.url}/readyz answering")
 

@@ -7,7 +7,6 @@ from fastapi import APIRouter, File, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import KeyDep, SettingsDep
-from service.api.guard import owner_of
 from service.api.responses import Upload, Uploads, error_responses
 from service.api.strict import StrictJSONRoute
 from service.jobs import uploads
@@ -28,7 +27,7 @@ async def upload(request: Request, file: Annotated[UploadFile, File(description=
         raw += chunk
         if len(raw) > limit:
             raise UploadTooLarge(f"file: over the upload limit of {limit} bytes")
-    owner = owner_of(request, settings.keys)
+    owner = request.state.caller.bucket  # queue bounds and quotas count per key (or address)
     return await run_in_threadpool(uploads.store, bytes(raw), file.filename or "upload", settings, owner)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import hashlib
 import json
 import math
 import time
@@ -23,6 +22,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import key_refusal, require_key
+from service.api.keys import Keys
 from service.settings import Settings
 
 UPLOAD_TYPES = ("multipart/form-data", "application/octet-stream", "application/zip")
@@ -49,22 +49,9 @@ class Buckets:
         return wait
 
 
-def client_of(scope: Scope, authorization: str | None) -> str:
-    """Who a request counts against: its API key (hashed, never kept), else its address."""
-    if authorization:
-        return "key:" + hashlib.sha256(authorization.encode()).hexdigest()[:16]
-    return "addr:" + (scope.get("client") or ("?",))[0]
-
-
-def owner_of(request, keys: list[str]) -> str:
-    """Whom a job or an upload is charged to (queue bound, storage quota): the key when keys are configured,
-    else the client's address."""
-    return client_of(request.scope, request.headers.get("authorization") if keys else None)
-
-
 class Guard:
-    def __init__(self, app: ASGIApp, routes: list, settings: Settings) -> None:
-        self.app, self.settings = app, settings
+    def __init__(self, app: ASGIApp, routes: list, settings: Settings, keys: Keys) -> None:
+        self.app, self.settings, self.keys = app, settings, keys
         self.buckets = Buckets()
         # Keyed routes are those that depend on require_key: the one declaration both checks read.
         self.keyed = [r for r in routes if isinstance(r, APIRoute)
@@ -81,16 +68,18 @@ class Guard:
             return await self.app(scope, receive, send)
         settings = self.settings
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        caller = self.keys.caller(headers.get("authorization"), (scope.get("client") or ("?",))[0])
+        scope.setdefault("state", {})["caller"] = caller  # request.state.caller: who, for every route
         if settings.rate_per_second > 0 and scope["path"] not in UNLIMITED:
-            wait = self.buckets.wait(client_of(scope, headers.get("authorization")), settings.rate_per_second,
-                                     settings.rate_burst)
+            # A verified key's bucket, else the address's: a made-up key per request buys no new bucket.
+            wait = self.buckets.wait(caller.bucket, settings.rate_per_second, settings.rate_burst)
             if wait:
                 return await _answer(send, HTTPException(
                     429, f"rate: over {settings.rate_per_second:g} requests a second (rate_per_second, bursts of "
                          f"{settings.rate_burst}); retry after the Retry-After seconds",
                     headers={"Retry-After": str(math.ceil(wait))}))
         if self._keyed(scope["method"], scope["path"]):
-            refusal = key_refusal(headers.get("authorization"), settings.keys)
+            refusal = key_refusal(headers.get("authorization"), caller, self.keys)
             if refusal is not None:
                 return await _answer(send, refusal)
         kind = headers.get("content-type", "").split(";")[0].strip().lower()

@@ -8,6 +8,7 @@ body or writes a response, and nothing in a Spec does I/O.
 """
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,13 @@ class Prepared:
     def candidates(self) -> int:
         """Generator samples the request draws at most."""
         return self.n * self.oversample if self.mode.draws_candidates else self.n
+
+    @property
+    def work_bytes(self) -> int:
+        """What the request's arrays take at most: each candidate's latent and its sample as float32, twice
+        (as generated, and gathered or converted for the answer)."""
+        card = self.model.card
+        return self.candidates * 4 * (2 * math.prod(card.sample_shape) + card.latent.dim)
 
     def plan(self) -> Plan:
         """The whole request's plan (/samples)."""
