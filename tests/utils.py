@@ -114,8 +114,8 @@ class Server:
             cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: answers(self.url + "/readyz", self.process), 30, f"{self.url}/readyz answering")
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+    def client(self, **options) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **options)
 
     def stop(self) -> None:
         stop(self.process)

@@ -47,7 +47,7 @@ def format_name(route: str):
 
 Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="latent seed; omitted: one is chosen and returned")]
 Label = StrictInt | str
-Truncation = Annotated[float, Field(
+Truncation = Annotated[StrictFloat, Field(
     gt=0, le=PSI_MAX, description=f"the truncation trick, ψ in (0, {PSI_MAX:g}]: latents scaled toward their mean "
     "by ψ (a uniform latent's range becomes [-ψ, ψ]; a coded generator's cluster coordinate is kept); 1: off. "
     "Lower ψ trades variety for typical samples; the model card's `truncation` holds the measured effect. ψ above "
@@ -71,7 +71,7 @@ class WalkRequest(BaseModel):
                           "[-1, 1]). A conditional model keeps the first label unless labels gives one per step")
 
 
-Threshold = Annotated[float, Field(gt=0, le=1, description="filtered: the classifier's confidence in a sample's "
+Threshold = Annotated[StrictFloat, Field(gt=0, le=1, description="filtered: the classifier's confidence in a sample's "
                                   "requested label needed to keep it; default: the service's filter_threshold")]
 
 
