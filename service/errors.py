@@ -12,13 +12,13 @@ from starlette.exceptions import HTTPException
 
 from service.jobs.store import UnknownJob
 from service.jobs.submit import BrokerUnavailable, JobError, QueueFull
-from service.jobs.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
 from service.repository import UnknownModel
 from service.repository.store import Conflict
 from service.sampling.batching import Overloaded
 from service.sampling.encoding import EncodingError
 from service.sampling.plans import Cancelled
 from service.sampling.samples import SamplingError
+from service.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
 
 log = logging.getLogger(__name__)
 

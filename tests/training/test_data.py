@@ -115,21 +115,21 @@ def test_unreadable_npz(tmp_path):
 
 
 def test_npz_without_images(tmp_path):
-    np.savez(tmp_path / "odd.npz", weights=np.zeros(3))
+    np.savez(tmp_path / "odd.npz", weights=np.zeros(3), bias=np.zeros(2))  # a single array would be taken
     with pytest.raises(ValueError, match="no image array"):
         data.load_images(str(tmp_path / "odd.npz"))
 
 
 def test_npz_wrong_shape(tmp_path):
     np.savez(tmp_path / "flat.npz", x_train=np.zeros((4, 784)))
-    with pytest.raises(ValueError, match=r"flat\.npz: images must be"):
+    with pytest.raises(ValueError, match=r"flat\.npz: x_train must be \(n, h, w\)"):
         data.load_images(str(tmp_path / "flat.npz"))
 
 
 def test_npz_label_count_mismatch(tmp_path):
     x, y = digits()
     np.savez(tmp_path / "m.npz", x_train=x, y_train=y[:4])
-    with pytest.raises(ValueError, match="6 images but 4 labels"):
+    with pytest.raises(ValueError, match="4 labels for 6 images"):
         data.load_images(str(tmp_path / "m.npz"))
 
 
