@@ -10,12 +10,14 @@ from __future__ import annotations
 import collections
 import io
 import json
+import math
 import shutil
 import tempfile
 import uuid
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -62,10 +64,25 @@ def store(source: bytes | BinaryIO, filename: str, settings: Settings, owner: st
         with archives.open_zip(stream, filename, budget) as archive:
             listing = archives.entries(archive, filename)
             read = _from_npz if listing.is_npz() else _from_folders
-            x, y, classes = read(archive, listing, filename, budget, settings, owner)
+            parsed = read(archive, listing, filename, budget)
+            _check_quota(parsed.size, owner, settings)  # from the headers: before a pixel is decoded
+            return _keep(parsed, filename, settings, owner, listing.skipped)  # decoded as it is written
     except ArchiveError as exc:
         raise UploadError(str(exc)) from None
-    return _keep(x, y, classes, filename, settings, owner, skipped=listing.skipped)
+
+
+@dataclass
+class Parsed:
+    """An upload whose headers are read and checked: what it will store, and its pixels still to decode."""
+    shape: tuple[int, ...]  # (n, h, w) grey or (n, h, w, 3), uint8
+    labels: np.ndarray | None
+    classes: list[str] | None
+    pixels: Callable[[], Iterator[np.ndarray]]  # uint8 slices of `shape`, in order, decoded as they are asked for
+
+    @property
+    def size(self) -> int:
+        """Bytes stored: the pixels as uint8, the labels as int64."""
+        return math.prod(self.shape) + (0 if self.labels is None else 8 * len(self.labels))
 
 
 def read(upload_id: str, settings: Settings) -> dict:
@@ -92,25 +109,19 @@ def list_all(settings: Settings) -> list[dict]:
     return sorted(metas, key=lambda m: m["created"], reverse=True)
 
 
-def _from_npz(archive: zipfile.ZipFile, listing: archives.Listing, filename: str, budget: Budget,
-              settings: Settings, owner: str):
-    """x (n, h, w[, 3]) uint8, y (n,) and class names from an .npz; the quota checked from its headers."""
+def _from_npz(archive: zipfile.ZipFile, listing: archives.Listing, filename: str, budget: Budget) -> Parsed:
+    """The images of an .npz, their labels and class names; every header checked before anything inflates."""
     data = archives.npz(archive, listing, filename, budget)
-    images, y = data.images, data.labels
-    _check_quota(images.n * images.height * images.width * images.channels + (0 if y is None else 8 * images.n),
-                 owner, settings)
-    pixels = images.uint8()  # a slice at a time: memory stays near the stored size, whatever the dtype sent
+    y, names = data.labels, data.label_names
     classes = None if y is None else [str(c) for c in np.unique(y)]
-    names = data.label_names
     if classes is not None and names is not None and names.ndim == 1 and y.max() < len(names):
         classes = [str(names[c]) for c in np.unique(y)]  # the service's own npz names its labels
-    return pixels, y, classes
+    return Parsed(data.images.stored_shape, y, classes, data.images.uint8_chunks)
 
 
-def _from_folders(archive: zipfile.ZipFile, listing: archives.Listing, filename: str, budget: Budget,
-                  settings: Settings, owner: str):
-    """x (n, h, w[, 3]) uint8 and y (n,) from a zip with one sub-folder of images per class (perhaps inside one
-    top-level folder). Every header is read (and spent) first, then the quota checked, then the pixels decoded."""
+def _from_folders(archive: zipfile.ZipFile, listing: archives.Listing, filename: str, budget: Budget) -> Parsed:
+    """A zip with one sub-folder of images per class (perhaps inside one top-level folder): every image's header
+    is read (and spent) first; the pixels are decoded when they are written."""
     files = listing.entries
     budget.check_count(len(files), filename)
     budget.spend_bytes(sum(e.size for e in files), filename)
@@ -141,15 +152,16 @@ def _from_folders(archive: zipfile.ZipFile, listing: archives.Listing, filename:
         if (w, h) != target and abs(w / h - target[0] / target[1]) > 0.01:
             raise UploadError(f"{filename}/{entry.path}: {w}×{h} cannot be resized to the upload's common size "
                               f"{target[0]}×{target[1]} without distortion")
-    channels = 1 if grey else 3
-    _check_quota(len(heads) * (target[0] * target[1] * channels + 8), owner, settings)
-    pixels = np.empty((len(heads), target[1], target[0]) + (() if grey else (3,)), np.uint8)
-    for i, (entry, _, size, _) in enumerate(heads):
-        where = f"{filename}/{entry.path}"
-        with archives.open_image(io.BytesIO(archives.read(archive, entry, filename)), where, None) as img:
-            img = archives.decode(img, where).convert("L" if grey else "RGB")
-            pixels[i] = np.asarray(img if size == target else img.resize(target, Image.BILINEAR), dtype=np.uint8)
-    return pixels, np.asarray([h[1] for h in heads], dtype=np.int64), classes
+
+    def pixels() -> Iterator[np.ndarray]:
+        for entry, _, size, _ in heads:
+            where = f"{filename}/{entry.path}"
+            with archives.open_image(io.BytesIO(archives.read(archive, entry, filename)), where, None) as img:
+                img = archives.decode(img, where).convert("L" if grey else "RGB")
+                yield np.asarray(img if size == target else img.resize(target, Image.BILINEAR), np.uint8)[None]
+
+    shape = (len(heads), target[1], target[0]) + (() if grey else (3,))
+    return Parsed(shape, np.asarray([h[1] for h in heads], dtype=np.int64), classes, pixels)
 
 
 def stored_bytes(owner: str, settings: Settings) -> int:
@@ -166,23 +178,39 @@ def _check_quota(size: int, owner: str, settings: Settings) -> None:
                         "delete uploads or ask for a larger quota")
 
 
-def _keep(x: np.ndarray, y: np.ndarray | None, classes, filename: str, settings: Settings, owner: str,
-          skipped: int = 0) -> dict:
-    size = x.nbytes + (0 if y is None else y.nbytes)
-    _check_quota(size, owner, settings)  # again: another upload of the same key may have finished meanwhile
+def _keep(parsed: Parsed, filename: str, settings: Settings, owner: str, skipped: int) -> dict:
+    """Write the upload's data.npz (its pixels decoded a slice at a time, straight to disk) and meta.json into a
+    temporary folder, and rename it into place whole."""
     root = folder(settings)
     root.mkdir(parents=True, exist_ok=True)
     upload_id = uuid.uuid4().hex
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        arrays = {"x": x} if y is None else {"x": x, "y": y}
-        np.savez(tmp / "data.npz", **arrays)
-        meta = {"id": upload_id, "filename": filename, "n": int(len(x)), "shape": list(x.shape[1:]),
-                "classes": classes, "labelled": y is not None, "created": now(), "owner": owner, "bytes": size,
-                "skipped": skipped}  # metadata entries (__MACOSX/, dot-files) left out
+        _write(tmp / "data.npz", parsed)
+        _check_quota(parsed.size, owner, settings)  # again: another upload of this key may have finished meanwhile
+        meta = {"id": upload_id, "filename": filename, "n": parsed.shape[0], "shape": list(parsed.shape[1:]),
+                "classes": parsed.classes, "labelled": parsed.labels is not None, "created": now(), "owner": owner,
+                "bytes": parsed.size, "skipped": skipped}  # skipped: metadata entries (__MACOSX/, dot-files)
         (tmp / "meta.json").write_text(json.dumps(meta))
         tmp.chmod(0o755)
         tmp.rename(root / upload_id)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta
+
+
+def _write(path: Path, parsed: Parsed) -> None:
+    """An .npz of x (uint8) and y (int64), as np.savez writes it, with x written as its slices are decoded."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        with archive.open("x.npy", "w", force_zip64=True) as stream:
+            np.lib.format.write_array_header_1_0(
+                stream, {"descr": "|u1", "fortran_order": False, "shape": parsed.shape})
+            written = 0
+            for chunk in parsed.pixels():
+                stream.write(np.ascontiguousarray(chunk, np.uint8).data.cast("B"))
+                written += len(chunk)
+            if written != parsed.shape[0]:
+                raise RuntimeError(f"{path}: wrote {written} images of {parsed.shape[0]}")
+        if parsed.labels is not None:
+            with archive.open("y.npy", "w") as stream:
+                np.lib.format.write_array(stream, parsed.labels, allow_pickle=False)

@@ -105,11 +105,14 @@ class Images:
                     chunk = chunk / np.float32(span)
             yield self._channels_last(chunk)
 
-    def uint8(self) -> np.ndarray:
-        """The images as uint8 (n, h, w) grey or (n, h, w, 3), converted a slice at a time by the same rule."""
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        """The shape of the images as uint8: (n, h, w) grey or (n, h, w, 3)."""
+        return (self.n, self.height, self.width) + (() if self.channels == 1 else (3,))
+
+    def uint8_chunks(self) -> Iterator[np.ndarray]:
+        """The images as uint8 (k, h, w) grey or (k, h, w, 3), a slice at a time, by the same rule as unit()."""
         shift, span = self._rule()
-        out = np.empty((self.n, self.height, self.width, self.channels), np.uint8)
-        start = 0
         for chunk in self._chunks():
             if chunk.dtype.kind in "iu":
                 self._check_integers(chunk)
@@ -118,9 +121,18 @@ class Images:
                 pixels = chunk.astype(np.uint8) * np.uint8(255)
             else:  # within [0, 255] by the rule, so the cast is exact
                 pixels = np.rint((chunk.astype(np.float32) + np.float32(shift)) * np.float32(255 / span))
-            out[start:start + len(chunk)] = self._channels_last(pixels)
+                pixels = pixels.astype(np.uint8)
+            pixels = self._channels_last(pixels)
+            yield pixels[..., 0] if self.channels == 1 else pixels
+
+    def uint8(self) -> np.ndarray:
+        """All the images as uint8 (n, h, w) or (n, h, w, 3)."""
+        out = np.empty(self.stored_shape, np.uint8)
+        start = 0
+        for chunk in self.uint8_chunks():
+            out[start:start + len(chunk)] = chunk
             start += len(chunk)
-        return out[..., 0] if self.channels == 1 else out
+        return out
 
     def _chunks(self) -> Iterator[np.ndarray]:
         """Slices of about CHUNK_BYTES, counted as float32 (what most conversions make) or wider."""
