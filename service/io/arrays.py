@@ -222,7 +222,8 @@ def labels_of(array: Array, n: int, budget: Budget) -> np.ndarray:
 
 
 def npy(stream: BinaryIO, where: str, budget: Budget) -> Images:
-    """A bare .npy file of images (a seekable stream)."""
+    """A bare .npy file of images (a seekable stream, read from its start)."""
+    stream.seek(0)
     shape, fortran, dtype = _npy_header(stream, where)
     start = stream.tell()
     held = stream.seek(0, io.SEEK_END) - start
