@@ -18,7 +18,7 @@ What is read:
   `images`/`image`/`samples`→`labels`; `label_names` names the classes (the service's own npz writes it).
 - **npy** (bare, or an npz member) and **IDX**: the header (shape, dtype) is checked before any data is read:
   real numbers only (bool, int, uint, float), images (n, h, w), (n, h, w, c) or (n, c, h, w) with c 1 or 3;
-  count, pixels and bytes are spent from the header; the data is read and converted a slice of about 4 MB
+  count, pixels and bytes are spent from the header; the data is read and converted a slice of about 1 MB
   at a time. Pixel values: integers 0..255; floats finite, in [0, 1], [-1, 1] or 0..255 (the whole array's
   range decides); booleans 0/1.
 - **labels**: (n,), integers (or whole floats), class indices in 0..max_upload_classes-1.
