@@ -18,7 +18,6 @@ from service import io as archives
 from service.io import ArchiveError, Budget
 from service.settings import Settings
 
-
 OPEN: list[contextlib.ExitStack] = []
 
 
@@ -158,7 +157,7 @@ def test_colour_channels_first_or_last_are_the_same_images():
 
 @pytest.mark.parametrize("shape", [(5, 8), (4, 784), (2, 4, 4, 2), (0, 4, 4), (2, 0, 4), (1, 2, 3, 4, 5)])
 def test_arrays_that_are_not_images_are_refused_naming_the_shape(shape):
-    refused(lambda: read_npz(npz_bytes(x=np.zeros(shape, np.uint8))), f"f.npz: x must be (n, h, w)", str(shape))
+    refused(lambda: read_npz(npz_bytes(x=np.zeros(shape, np.uint8))), "f.npz: x must be (n, h, w)", str(shape))
 
 
 def test_a_fortran_ordered_array_reads_as_the_same_images():
