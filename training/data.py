@@ -209,7 +209,8 @@ def load_folder(folder: Path, size: int, channels: int) -> tuple[np.ndarray, np.
         if not files:
             raise ValueError(f"{sub}: empty class folder")
         for file in files:
-            with open(file, "rb") as stream, archives.open_image(stream, str(file), spent) as img:
+            with open(file, "rb") as stream, \
+                    archives.open_image(stream, str(file), spent, channels, kept=(size, size)) as img:
                 img = archives.decode(img, str(file)).convert(mode).resize((size, size), Image.BILINEAR)
                 pixels = np.asarray(img, dtype=np.uint8)
             images.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))  # (c, h, w)

@@ -31,11 +31,12 @@ from typing import BinaryIO
 from service.io.arrays import IMAGE_KEYS, LABEL_KEYS, Array, Dataset, Images, idx, images_of, labels_of, npy, npz
 from service.io.budget import MAX_RATIO, ArchiveError, Budget
 from service.io.images import IMAGE_FORMATS, decode, grey_mode, open_image
-from service.io.zips import Entry, Listing, damaged, entries, open_entry, open_zip, read
+from service.io import arrays, zips
+from service.io.zips import Entry, Listing, entries, open_zip, read
 
 __all__ = ["IMAGE_FORMATS", "IMAGE_KEYS", "LABEL_KEYS", "MAX_RATIO", "ArchiveError", "Array", "Budget", "Dataset",
-           "Entry", "Images", "Listing", "damaged", "decode", "entries", "grey_mode", "idx", "images_of",
-           "kind_of", "labels_of", "npy", "npz", "open_entry", "open_image", "open_zip", "read"]
+           "Entry", "Images", "Listing", "decode", "entries", "grey_mode", "idx", "images_of", "kind_of",
+           "labels_of", "npy", "npz", "open_image", "open_zip", "read"]
 
 
 def kind_of(stream: BinaryIO) -> str:
@@ -44,8 +45,8 @@ def kind_of(stream: BinaryIO) -> str:
     stream.seek(0)
     head = stream.read(8)
     stream.seek(0)
-    if head.startswith(b"\x93NUMPY"):
+    if head.startswith(arrays.NPY_MAGIC):
         return "npy"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):  # a zip, or an empty one (its end record alone)
+    if head.startswith(zips.MAGICS):
         return "zip"
     return "image"

@@ -248,12 +248,14 @@ def npz(archive: zipfile.ZipFile, listing: zips.Listing, where: str, budget: Bud
     if key is None:
         raise ArchiveError(f"{where}: no image array; expected one of {', '.join(map(repr, IMAGE_KEYS))} "
                            f"(or a single array), found {sorted(members)}")
-    images = images_of(_member(archive, members[key], key, where), budget)
-    images.array.check_held(_held(members[key], archive, where))
+    array, held = _member(archive, members[key], key, where)
+    images = images_of(array, budget)
+    array.check_held(held)  # after the budget: a header declaring too much names the limit it passes
     y = names = None
     label_key = LABEL_KEYS.get(key)
     if labels and label_key in members:
-        y = labels_of(_member(archive, members[label_key], label_key, where), images.n, budget)
+        array, held = _member(archive, members[label_key], label_key, where)
+        y = labels_of(array, images.n, budget)
         entry = members.get(NAMES_KEY)
         if entry is not None and entry.size <= MAX_NAMES_BYTES:
             budget.spend_bytes(entry.size, where)
@@ -295,10 +297,12 @@ def _npy_header(stream: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np
     return tuple(int(d) for d in shape), bool(fortran), dtype
 
 
-def _member(archive: zipfile.ZipFile, entry: zips.Entry, key: str, where: str) -> Array:
-    """An npz member as an Array: its header read now, its data from a fresh stream each time."""
+def _member(archive: zipfile.ZipFile, entry: zips.Entry, key: str, where: str) -> tuple[Array, int]:
+    """An npz member as an Array (its header read now, its data from a fresh stream each time), and the data bytes
+    the member declares (its size less its header's)."""
     with zips.open_entry(archive, entry, where) as stream:
         shape, fortran, dtype = _npy_header(stream, f"{where}: {key}")
+        held = entry.size - stream.tell()
 
     @contextlib.contextmanager
     def at_data():
@@ -306,14 +310,7 @@ def _member(archive: zipfile.ZipFile, entry: zips.Entry, key: str, where: str) -
             _npy_header(stream, f"{where}: {key}")
             yield stream
 
-    return Array(where, key, shape, dtype, fortran, at_data)
-
-
-def _held(entry: zips.Entry, archive: zipfile.ZipFile, where: str) -> int:
-    """The data bytes a member declares: its size less its .npy header's."""
-    with zips.open_entry(archive, entry, where) as stream:
-        _npy_header(stream, where)
-        return entry.size - stream.tell()
+    return Array(where, key, shape, dtype, fortran, at_data), held
 
 
 def _number(value) -> str:

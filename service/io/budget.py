@@ -60,11 +60,15 @@ class Budget:
             raise ArchiveError(f"{where}: {self.images + count} images is over the limit of {self.max_images} "
                                f"({self.name('max_images')})")
 
-    def spend(self, count: int, height: int, width: int, channels: int, where: str) -> None:
-        """Account for `count` images of height×width×channels, read from a header before any is decoded."""
+    def check_image(self, height: int, width: int, where: str) -> None:
+        """Refuse an image larger than max_image_pixels, from its header (a decompression bomb costs nothing)."""
         if height * width > self.max_image_pixels:
             raise ArchiveError(f"{where}: {width}×{height} images are over the limit of {self.max_image_pixels} "
                                "pixels (max_image_pixels)")
+
+    def spend(self, count: int, height: int, width: int, channels: int, where: str) -> None:
+        """Account for `count` images of height×width×channels, read from a header before any is decoded."""
+        self.check_image(height, width, where)
         self.check_count(count, where)
         if self.pixels + count * height * width * channels > self.max_pixels:
             raise ArchiveError(f"{where}: {self.pixels + count * height * width * channels} pixels in all is over "

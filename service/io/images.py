@@ -11,9 +11,11 @@ IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # decoders that r
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def open_image(stream: BinaryIO, where: str, budget: Budget | None, channels: int | None = None) -> Image.Image:
-    """An image file with its header read and its size spent (count, pixels, and `channels` per pixel, its own
-    bands unless given): nothing is decoded yet. `budget` None: an image already spent, opened again."""
+def open_image(stream: BinaryIO, where: str, budget: Budget | None, channels: int | None = None,
+               kept: tuple[int, int] | None = None) -> Image.Image:
+    """An image file with its header read and checked, and what the caller keeps of it spent: `kept` (w, h)
+    pixels (its own size unless given) of `channels` (its own bands unless given). Nothing is decoded yet.
+    `budget` None: an image already spent, opened again."""
     try:
         img = Image.open(stream, formats=IMAGE_FORMATS)
     except Image.DecompressionBombError:
@@ -24,6 +26,8 @@ def open_image(stream: BinaryIO, where: str, budget: Budget | None, channels: in
                            f"{type(exc).__name__})") from None
     if budget is not None:
         width, height = img.size
+        budget.check_image(height, width, where)
+        width, height = kept or (width, height)
         budget.spend(1, height, width, channels or len(img.getbands()), where)
     return img
 

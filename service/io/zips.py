@@ -16,7 +16,7 @@ from service.io.budget import MAX_RATIO, ArchiveError, Budget
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"PK\x03\x04"
+MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip's end record alone
 METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}  # what zipfile inflates
 # What a damaged or unsupported member raises inside zipfile (bad CRC, bad deflate data, a size that lies,
 # overlapping entries, a method it cannot read); all of them are the sender's fault, never a 500.
