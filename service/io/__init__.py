@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
+from service.io import arrays, zips
 from service.io.arrays import IMAGE_KEYS, LABEL_KEYS, Array, Dataset, Images, idx, images_of, labels_of, npy, npz
 from service.io.budget import MAX_RATIO, ArchiveError, Budget
 from service.io.images import IMAGE_FORMATS, decode, grey_mode, open_image
-from service.io import arrays, zips
 from service.io.zips import Entry, Listing, entries, open_zip, read
 
 __all__ = ["IMAGE_FORMATS", "IMAGE_KEYS", "LABEL_KEYS", "MAX_RATIO", "ArchiveError", "Array", "Budget", "Dataset",
