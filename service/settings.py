@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = 1024 * 1024  # per image (decompression bombs are refused before decoding)
     max_upload_pixels: int = 100_000_000  # all images of one upload together, every channel counted
     max_storage_bytes: int = 2 * 2**30  # what one API key's uploads may hold on disk (507 beyond)
-    max_upload_inflated_bytes: int = 256 * 2**20  # an npz upload's images as arrays, before conversion to uint8
+    max_upload_inflated_bytes: int = 256 * 2**20  # an upload's arrays (and zip entries) as they inflate, before conversion
+    max_upload_classes: int = 1000  # labels of an upload (or training source) are class indices 0..this-1
     max_translate_bytes: int = 16 * 2**20  # one /translate request body, as sent
     max_translate_pixels: int = 16_000_000  # all input images of one /translate request together, decoded
     # Intra-op threads per onnxruntime session. 0: measured per network at load, one thread against one per
