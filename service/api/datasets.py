@@ -12,22 +12,23 @@ from service.api.deps import DatasetStreamsDep, RepositoryDep, SettingsDep
 from service.api.request import prepare
 from service.api.responses import error_responses, formats_content, late_formats
 from service.api.schemas import DatasetRequest
-from service.api.strict import StrictJSONRoute
+from service.api.bodies import body_of, decode
 from service.sampling.datasets import Streams
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(404, 422),
-                   route_class=StrictJSONRoute)
+router = APIRouter(prefix="/v1", tags=["datasets"], responses=error_responses(404, 422))
 late_formats("createDataset", "datasets")
 
 
 @router.post("/datasets", operation_id="createDataset", response_class=StreamingResponse,
              responses={200: {"content": formats_content("datasets"),
-                              "description": "the dataset in the requested format (see `format`)"}})
-async def post_dataset(request: DatasetRequest, http: Request, repository: RepositoryDep, settings: SettingsDep,
+                              "description": "the dataset in the requested format (see `format`)"}},
+             openapi_extra=body_of(DatasetRequest))
+async def post_dataset(http: Request, repository: RepositoryDep, settings: SettingsDep,
                        streams: DatasetStreamsDep) -> StreamingResponse:
     """Thousands of labelled samples in one streamed archive; memory stays flat however many."""
+    request = await decode(http, DatasetRequest)
     prepared = await prepare(request.spec(), "datasets", repository, settings)
     spec, model, n = prepared.spec, prepared.model, prepared.n
     source = (f"seed{prepared.seed}" if spec.latents is None and spec.walk is None else

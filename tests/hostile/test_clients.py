@@ -27,9 +27,11 @@ KEY = "tenant-key-0001"
 def test_a_made_up_key_per_request_counts_against_its_address(make_server):
     srv = make_server(rate_per_second=5, rate_burst=5, api_keys=KEY)
     with srv.client() as api:
+        started = time.monotonic()
         codes = [api.get("/v1/limits", headers={"Authorization": f"Bearer {uuid.uuid4().hex}"}).status_code
                  for _ in range(40)]
-        assert codes.count(200) <= 7 and codes.count(429) >= 33, codes
+        allowed = 5 + 5 * (time.monotonic() - started) + 1  # the burst, and what the rate refilled meanwhile
+        assert codes.count(200) <= allowed and codes.count(429) >= 40 - allowed, codes
         assert api.get("/v1/limits", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200  # its own bucket
 
 

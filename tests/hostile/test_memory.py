@@ -17,7 +17,7 @@ import pytest
 
 from tests.utils import serve
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 KEY = "memory-key-51d0"
 CLIENTS = 8
 MB = 2**20
