@@ -116,7 +116,8 @@ def _event(name: str, data: dict) -> str:
 def job_snapshot(job_id: str, file: str, settings: SettingsDep, store: JobStoreDep) -> FileResponse:
     """A sample grid (or plot) the trainer drew at some step."""
     store.read(job_id)
-    if not file.removesuffix(".png").isdigit():
+    step = file.removesuffix(".png")
+    if not (step.isascii() and step.isdigit() and len(step) <= 12):  # a step number, not a path (nor a long one)
         raise UnknownJob(f"job {job_id} has no snapshot {file!r}")
     path = settings.jobs_dir / job_id / file
     if not path.exists():

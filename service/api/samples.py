@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from service import errors
 from service.api.deps import BatcherDep, RepositoryDep, SettingsDep
 from service.api.request import Prepared, Spec, prepare
-from service.api.responses import Samples as SamplesBody, error_responses, formats_content, late_formats
+from service.api.responses import SampledJson, error_responses, formats_content, late_formats
 from service.api.schemas import ModeName, SampleRequest
 from service.api.bodies import body_of, decode
 from service.limits import LimitError
@@ -80,7 +80,7 @@ def _sample_and_encode(prepared: Prepared, batcher: Batcher, cancel: threading.E
 
 
 @router.post("/{name}/samples", operation_id="sampleModel", response_class=Response, responses={200: {
-    "model": SamplesBody, "description": "the samples in the requested format", "content": formats_content("samples")}},
+    "model": SampledJson, "description": "the samples in the requested format", "content": formats_content("samples")}},
     openapi_extra=body_of(SampleRequest))
 async def post_samples(name: str, http: Request) -> Response:
     """Samples as JSON, a PNG grid or plot, a zip of PNGs, or .npy/.npz arrays."""
