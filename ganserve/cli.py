@@ -86,13 +86,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args) -> int:
-    import uvicorn
+    from service import server
 
     if args.workers < 1:
         raise SystemExit("--workers: at least 1")
     os.environ["GANSERVE_PROCESSES"] = str(args.workers)  # each process's sessions take their share of the cores
-    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                **({"access_log": False, "log_level": "warning"} if args.quiet else {}))
+    server.run(args.host, args.port, args.workers, args.quiet)
 
 
 def _worker(args) -> int:

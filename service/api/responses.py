@@ -113,8 +113,8 @@ class Limits(BaseModel):
     max_translate_pixels: int = Field(description="the input images of one /translate request together")
 
 
-class Samples(BaseModel):
-    """format=json: samples as numbers (points, curves) or base64 PNGs (images)."""
+class SampledJson(BaseModel):
+    """format=json of /samples: samples as numbers (points, curves) or base64 PNGs (images)."""
     model: str
     version: int
     seed: int | None = Field(description="the seed the latents were drawn from; a walk's `from`; null for "
