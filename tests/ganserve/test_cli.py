@@ -102,7 +102,7 @@ def test_up_uses_its_own_redis_prints_url_key_and_three_working_commands_last_an
         assert redis_answers(url[1])
         with httpx.Client(base_url=up.url, timeout=30) as client:
             assert client.get("/v1/jobs").status_code == 401
-            assert client.get("/readyz").json()["redis"] == "up"
+            wait_until(lambda: client.get("/readyz").json()["redis"] == "up", 30, "the API seeing its Redis")
             # Each printed command works as printed (curl --fail: a 2xx), the job through the worker it started.
             for command in up.try_commands():
                 assert command.startswith("curl ")
