@@ -4,7 +4,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import CeleryDep, RepositoryDep, SettingsDep
+from service.api.deps import CeleryDep, RepositoryDep, SettingsDep, StoreDep
 from service.api.responses import Limits, Ready, Status, content, error_responses
 from service.api.strict import StrictJSONRoute
 from service.jobs.submit import broker_answers
@@ -19,12 +19,13 @@ async def healthz() -> dict:  # async: a plain def would cost a thread hop per p
 
 
 @router.get("/readyz", operation_id="getReady", response_model=Ready, responses={503: {"model": Ready}})
-async def readyz(repository: RepositoryDep, celery: CeleryDep) -> JSONResponse:
-    """Ready (200) once some model serves by default; 503 while none does. Redis is reported apart: sampling
-    works without it, job submission does not."""
+async def readyz(repository: RepositoryDep, celery: CeleryDep, store: StoreDep) -> JSONResponse:
+    """Ready (200) once some model serves by default; 503 while none does. Redis and the store are reported
+    apart: sampling works without either, jobs and uploads do not."""
     serving = [name for name in repository.names() if repository.entry(name).default in repository.entry(name).loaded]
     redis = "up" if await run_in_threadpool(broker_answers, celery) else "down"
-    body = Ready(status="ready" if serving else "not ready", models=serving, redis=redis)
+    database = "up" if await run_in_threadpool(store.ping) else "down"
+    body = Ready(status="ready" if serving else "not ready", models=serving, redis=redis, store=database)
     return JSONResponse(body.model_dump(), status_code=200 if serving else 503)
 
 

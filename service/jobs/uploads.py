@@ -1,16 +1,15 @@
 """Uploaded training data: a zip of class folders of images, or an .npz with x (and y).
 
-Everything is checked before anything is kept, and the normalised result (data.npz + meta.json)
-is renamed into place whole: an upload is stored completely or not at all.
+Everything is checked before anything is kept, and the normalised result (data.npz, with its metadata as a
+row of the store) is kept whole: an upload is stored completely or not at all.
 """
 from __future__ import annotations
 
 import collections
 import io
 import zlib
-import json
-import shutil
 import stat
+import os
 import tempfile
 import uuid
 import zipfile
@@ -19,8 +18,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.jobs.protocol import is_id, now
+from service.jobs.protocol import now
 from service.settings import Settings
+from service.store import QuotaExceeded, Store
+from service.store import UnknownUpload as UnknownUpload  # raised by read(), as before
 
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # decoders that refuse truncated files
 NOTES = {".csv", ".txt", ".md", ".json"}  # top-level files that describe an upload rather than hold images
@@ -42,15 +43,7 @@ class OverQuota(UploadError):
     """The key's uploads already hold their storage quota (507)."""
 
 
-class UnknownUpload(LookupError):
-    """No upload with that id."""
-
-
-def folder(settings: Settings) -> Path:
-    return settings.data / "uploads"
-
-
-def store(raw: bytes, filename: str, settings: Settings, owner: str = "anonymous") -> dict:
+def store(raw: bytes, filename: str, settings: Settings, db: Store, owner: str = "anonymous") -> dict:
     """Validate, normalise and keep one upload; returns its metadata. `owner` (a hash of the API key, or the
     client's address) is charged the stored bytes against `max_storage_bytes`."""
     if len(raw) > settings.max_upload_bytes:
@@ -63,31 +56,16 @@ def store(raw: bytes, filename: str, settings: Settings, owner: str = "anonymous
             x, y, classes = _from_npz(raw, filename, settings)
         else:
             x, y, classes = _from_zip(archive, settings)
-    return _keep(x, y, classes, filename, settings, owner)
+    return _keep(x, y, classes, filename, settings, db, owner)
 
 
-def read(upload_id: str, settings: Settings) -> dict:
-    if not is_id(upload_id):
-        raise UnknownUpload(f"unknown upload {upload_id[:40]!r}")
-    try:
-        return json.loads((folder(settings) / upload_id / "meta.json").read_text())
-    except FileNotFoundError:
-        raise UnknownUpload(f"unknown upload {upload_id!r}") from None
+def read(upload_id: str, db: Store, owner: str | None = None) -> dict:
+    return db.uploads.get(upload_id, owner)
 
 
-def path_of(upload_id: str, settings: Settings) -> Path:
-    """The normalised data file of an upload (what a training job reads)."""
-    read(upload_id, settings)
-    return folder(settings) / upload_id / "data.npz"
-
-
-def list_all(settings: Settings) -> list[dict]:
-    root = folder(settings)
-    if not root.is_dir():
-        return []
-    # Only finished uploads: a temporary folder being written (.tmp-*) is not one.
-    metas = [json.loads(p.read_text()) for p in root.glob("*/meta.json") if is_id(p.parent.name)]
-    return sorted(metas, key=lambda m: m["created"], reverse=True)
+def path_of(upload_id: str, db: Store) -> Path:
+    """The normalised data file of an upload (what a training job reads), on this machine."""
+    return db.uploads.path(upload_id)
 
 
 def _check_pixels(count: int, pixels: int, settings: Settings, where: str) -> None:
@@ -238,30 +216,22 @@ def _from_zip(archive: zipfile.ZipFile, settings: Settings):
     return np.stack(out), np.asarray(labels, dtype=np.int64), classes
 
 
-def stored_bytes(owner: str, settings: Settings) -> int:
-    """What an owner's uploads hold on disk."""
-    return sum(meta.get("bytes", 0) for meta in list_all(settings) if meta.get("owner") == owner)
-
-
-def _keep(x: np.ndarray, y: np.ndarray | None, classes, filename: str, settings: Settings, owner: str) -> dict:
+def _keep(x: np.ndarray, y: np.ndarray | None, classes, filename: str, settings: Settings, db: Store,
+          owner: str) -> dict:
+    """The store checks the owner's quota and records the upload in one transaction (concurrent uploads cannot
+    all pass the check); the data file moves into the store's keeping, or nothing is kept."""
     size = x.nbytes + (0 if y is None else y.nbytes)
-    used = stored_bytes(owner, settings)
-    if used + size > settings.max_storage_bytes:
-        raise OverQuota(f"file: storing {size} more bytes would pass this key's quota of "
-                        f"{settings.max_storage_bytes} bytes (max_storage_bytes; {used} in use); "
-                        "delete uploads or ask for a larger quota")
-    root = folder(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    upload_id = uuid.uuid4().hex
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    settings.data.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".npz", dir=settings.data)
+    os.close(handle)
     try:
-        arrays = {"x": x} if y is None else {"x": x, "y": y}
-        np.savez(tmp / "data.npz", **arrays)
-        meta = {"id": upload_id, "filename": filename, "n": int(len(x)), "shape": list(x.shape[1:]),
+        np.savez(tmp, **({"x": x} if y is None else {"x": x, "y": y}))
+        meta = {"id": uuid.uuid4().hex, "filename": filename, "n": int(len(x)), "shape": list(x.shape[1:]),
                 "classes": classes, "labelled": y is not None, "created": now(), "owner": owner, "bytes": size}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        tmp.chmod(0o755)
-        tmp.rename(root / upload_id)
+        return db.uploads.add(meta, Path(tmp), quota=settings.max_storage_bytes)
+    except QuotaExceeded as exc:
+        raise OverQuota(f"file: storing {size} more bytes would pass this key's quota of "
+                        f"{settings.max_storage_bytes} bytes (max_storage_bytes; {exc.used} in use); "
+                        "delete uploads or ask for a larger quota") from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return meta
+        Path(tmp).unlink(missing_ok=True)

@@ -1,4 +1,9 @@
-"""The models being served: each name's default version (an alias, or the newest good one), reloaded live."""
+"""The models being served: each name's default version (an alias, or the newest good one), reloaded live.
+
+With a store (the service's case), the first repository folder is the store's: its versions and every alias
+come from the store, and a version the store deleted is unloaded at the next refresh. The other folders are
+read-only (shipped) and scanned. Without one (offline tools, a bare folder), every folder is scanned.
+"""
 from __future__ import annotations
 
 import logging
@@ -51,15 +56,48 @@ class Entry:
 class Repository:
     """Models by name; new versions are loaded by refresh() while the old ones keep serving."""
 
-    def __init__(self, folders: list[Path], threads: int = 1, cores: int | None = None):
+    def __init__(self, folders: list[Path], threads: int = 1, cores: int | None = None, store=None):
         self.folders = [Path(f) for f in folders]
         self.threads, self.cores = threads, cores
+        self.store = store  # service.store.versions.Versions, or None: every folder is scanned
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._reserved: dict[str, int] = {}  # the highest shipped number of each name the store was told of
+
+    @property
+    def scanned(self) -> list[Path]:
+        """The folders read from disk: the read-only ones when the store holds the first."""
+        return self.folders[1:] if self.store is not None else self.folders
 
     def refresh(self, only: str | None = None) -> list[tuple[str, int]]:
-        """Rescan the folders and load each name's default version; returns what was newly loaded."""
-        found = scan(self.folders)
+        """Rescan the folders (and ask the store) and load each name's default version; returns what was newly
+        loaded. One refresh at a time: the watcher's and a route's never interleave."""
+        with self._refreshing:
+            return self._refresh(only)
+
+    def _found(self) -> tuple[dict[str, dict[int, list[Path]]], dict[str, dict[str, int]]]:
+        """name -> version -> folders, and name -> the store's aliases: the scanned folders, then the store's live
+        versions (each fetched to a local folder first, if its files live in the database)."""
+        found = scan(self.scanned)
+        if self.store is None:
+            return found, {}
+        for name, versions in found.items():  # shipped numbers are never given to a stored version
+            if self._reserved.get(name, 0) < max(versions):
+                self.store.reserve(name, max(versions))
+                self._reserved[name] = max(versions)
+        for name, versions in self.store.live().items():
+            for number, version in versions.items():
+                try:
+                    path = self.store.path(version)
+                except OSError as exc:  # deleted meanwhile, or its bytes do not match: the next refresh decides
+                    log.warning("model %s version %s: no local copy (%s)", name, number, exc)
+                    continue
+                found.setdefault(name, {}).setdefault(number, []).insert(0, path)
+        return found, self.store.aliases()
+
+    def _refresh(self, only: str | None) -> list[tuple[str, int]]:
+        found, stored_aliases = self._found()
         loaded = []
         for name, versions in found.items():
             if only is not None and name != only:
@@ -67,7 +105,10 @@ class Repository:
             with self._lock:
                 entry = self._entries.setdefault(name, Entry())
                 entry.folders = {v: paths[0] for v, paths in versions.items()}
-                entry.aliases = read_aliases(name, self.folders)
+                for gone in set(entry.loaded) - set(entry.folders):  # deleted: never served again
+                    del entry.loaded[gone]
+                entry.checked &= set(entry.folders)
+                entry.aliases = {**read_aliases(name, self.scanned), **stored_aliases.get(name, {})}
                 self._forget_stale_errors(entry)
                 for v, paths in versions.items():
                     if len(paths) > 1:
