@@ -144,6 +144,30 @@ def export_tiny(family: str, repository: Path, model: str | None = None, steps: 
     return export(train(config), repository, others=others, evaluate=evaluate, promote=promote)
 
 
+def kept_uploads(data: Path) -> list[str]:
+    """The uploads a server on `data` keeps: the ids its store lists, and any data folders it left on disk."""
+    store = open_test_store(data)
+    try:
+        listed = [meta["id"] for meta in store.uploads.page(limit=500)[0]]
+    finally:
+        store.close()
+    folder = Path(data) / "uploads"
+    on_disk = [p.name for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []
+    return sorted(set(listed) | set(on_disk))
+
+
+def upload_data(data: Path, upload_id: str) -> dict:
+    """The arrays a server on `data` keeps for an upload (from its store, wherever that keeps them)."""
+    import numpy as np
+
+    store = open_test_store(data)
+    try:
+        with np.load(store.uploads.path(upload_id)) as arrays:
+            return dict(arrays)
+    finally:
+        store.close()
+
+
 def publish_tiny(family: str, repository: Path, model: str | None = None, others: tuple[Path, ...] = (),
                  promote: bool = True, store=None, broken: str | None = None) -> Path:
     """A checked-in tiny model of a family published as a new version, as the exporter publishes (numbered across

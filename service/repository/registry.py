@@ -32,6 +32,7 @@ class Entry:
     failed: dict[int, tuple] = field(default_factory=dict)  # what an errored folder held when it failed
     aliases: dict[str, int] = field(default_factory=dict)
     checked: set[int] = field(default_factory=set)  # versions loaded once to check them, card against ONNX
+    stored: set[int] = field(default_factory=set)  # versions the store holds (not shipped), as last seen
 
     def card(self, version: int) -> Card | None:
         return self.cards[version][1] if version in self.cards else None
@@ -107,6 +108,10 @@ class Repository:
                 entry.folders = {v: paths[0] for v, paths in versions.items()}
                 for gone in set(entry.loaded) - set(entry.folders):  # deleted: never served again
                     del entry.loaded[gone]
+                if self.store is not None:  # a stored version deleted meanwhile: its local copy goes too
+                    for gone in set(entry.stored) - set(entry.folders):
+                        self.store.artifacts.forget_version(name, gone)
+                    entry.stored = {v for v, path in entry.folders.items() if not self.is_shipped(path)}
                 entry.checked &= set(entry.folders)
                 entry.aliases = {**read_aliases(name, self.scanned), **stored_aliases.get(name, {})}
                 self._forget_stale_errors(entry)
@@ -128,7 +133,8 @@ class Repository:
                 loaded.append((name, default))
         with self._lock:  # a name whose folders vanished is no longer served
             for name in [n for n in self._entries if n not in found and (only is None or n == only)]:
-                del self._entries[name]
+                for gone in self._entries.pop(name).stored:
+                    self.store.artifacts.forget_version(name, gone)
         return loaded
 
     @staticmethod

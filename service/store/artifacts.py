@@ -43,6 +43,7 @@ class FolderArtifacts:
         files = [{"file": f.name, "sha256": blobs.sha256_of(f), "size": f.stat().st_size, "blob": None}
                  for f in sorted(tmp.iterdir()) if f.is_file()]
         tmp.chmod(0o755)  # mkdtemp makes it private; the service may run as another user
+        self.version_folder(name, version).parent.mkdir(parents=True, exist_ok=True)
         os.rename(tmp, self.version_folder(name, version))
         return files
 
@@ -96,6 +97,7 @@ class DatabaseArtifacts(FolderArtifacts):
             files.append({"file": f.name, "sha256": digest, "size": size, "blob": blob})
         target = self.version_folder(name, version)
         remove(target)  # a stale local copy (another database's) never stands in for this version
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp.chmod(0o755)
         os.rename(tmp, target)  # the publisher's own local copy
         return files
