@@ -69,12 +69,14 @@ def store_env(data: Path) -> dict[str, str]:
     return {"GANSERVE_DATABASE_URL": database_url(data)}
 
 
-def open_test_store(data: Path, repository: Path | None = None):
-    """The store a server on `data` uses (its writable repository folder `data/models` unless named)."""
+def open_test_store(data: Path, repository: Path | None = None, url: str | None = None):
+    """The store a server on `data` uses (its writable repository folder `data/models` unless named; the database
+    `url` names, else the data folder's)."""
     from service.store import Store
     from service.store.engine import database_url as resolve
 
-    store = Store(resolve(database_url(data), data), repository or Path(data) / "models", Path(data))
+    store = Store(resolve(database_url(data) if url is None else url, data), repository or Path(data) / "models",
+                  Path(data))
     store.ensure_schema()
     return store
 

@@ -150,7 +150,7 @@ class DatabaseArtifacts(FolderArtifacts):
         return digest, size, blob
 
     def upload_path(self, upload_id: str, sha256: str, blob: int | None) -> Path:
-        return blobs.fetch(self.engine, blob, sha256, self.cache)
+        return blobs.fetch(self.engine, blob, sha256, self.cache, suffix=".npz")
 
     def drop_upload(self, db: Connection, blob: int | None) -> None:
         blobs.drop(db, blob)

@@ -47,9 +47,10 @@ def drop(db: Connection, blob: int | None) -> None:
         db.execute(delete(blobs).where(blobs.c.id == blob))
 
 
-def fetch(engine: Engine, blob: int, sha256: str, cache: Path) -> Path:
-    """The blob as a local file `cache/<sha256>`, read from the database once; checked against its sha256."""
-    target = cache / sha256
+def fetch(engine: Engine, blob: int, sha256: str, cache: Path, suffix: str = "") -> Path:
+    """The blob as a local file `cache/<sha256><suffix>`, read from the database once; checked against its sha256.
+    (`suffix`: what readers that go by the name expect, .npz for an upload's data.)"""
+    target = cache / f"{sha256}{suffix}"
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
