@@ -164,20 +164,27 @@ class Repository:
                 entry.checked.discard(version)
 
     def _load(self, name: str, version: int) -> bool:
+        """Load a version into its entry. A version deleted (or replaced) while it loaded is never kept: the
+        refresh that removed it may have run meanwhile, on another thread."""
         entry = self._entries[name]
+        path = entry.folders.get(version)
+        if path is None:
+            return False
         try:
-            model = load(name, version, entry.folders[version], self.threads, self.cores)
+            model = load(name, version, path, self.threads, self.cores)
         except Exception as exc:  # a broken version is reported; the old one keeps serving
             log.error("model %s version %s failed to load: %s", name, version, exc)
-            path = entry.folders[version]
             message = str(exc).replace(str(path.resolve()), self.public(path)).replace(str(path), self.public(path))
             with self._lock:
-                entry.errors[version] = f"{type(exc).__name__}: {message}"
-                entry.failed[version] = _signature(entry.folders[version])
+                if entry.folders.get(version) == path:
+                    entry.errors[version] = f"{type(exc).__name__}: {message}"
+                    entry.failed[version] = _signature(path)
             return False
         with self._lock:
+            if entry.folders.get(version) != path:
+                return False
             entry.loaded[version] = model
-        log.info("loaded model %s version %s from %s", name, version, entry.folders[version])
+        log.info("loaded model %s version %s from %s", name, version, path)
         return True
 
     def get(self, name: str, version: int | None = None) -> Model:
@@ -195,8 +202,12 @@ class Repository:
         if version in entry.errors:
             raise UnknownModel(f"model {name!r} version {version} failed to load: {entry.errors[version]}")
         if version not in entry.loaded and not self._load(name, version):
-            raise UnknownModel(f"model {name!r} version {version} failed to load: {entry.errors[version]}")
-        return entry.loaded[version]
+            why = entry.errors.get(version, "it was deleted meanwhile")
+            raise UnknownModel(f"model {name!r} version {version} failed to load: {why}")
+        model = entry.loaded.get(version)
+        if model is None:  # deleted between the checks above and now
+            raise UnknownModel(f"model {name!r} has no version {version}; versions: {sorted(entry.folders)}")
+        return model
 
     def loaded(self, name: str, version: int | None = None) -> Model | None:
         """The model get() would give, if it is loaded already (no I/O); None when get() would have to load it.
