@@ -62,7 +62,7 @@ def _uploads(store: Store, folder: Path) -> int:
                 continue
         data = meta_path.parent / "data.npz"
         meta = {**meta, "owner": meta.get("owner") or "anonymous", "bytes": meta.get("bytes") or data.stat().st_size}
-        if store.artifacts.upload_path(meta["id"], "", None) == data:  # already where the store keeps it
+        if not store.artifacts.in_database and store.artifacts.upload_folder(meta["id"]) == data.parent:  # in place
             with tempfile.TemporaryDirectory(dir=folder) as tmp:
                 moved = Path(tmp) / "data.npz"
                 shutil.move(data, moved)
