@@ -55,10 +55,12 @@ async def submit_job(body: JobRequest, request: Request, response: Response, set
 def list_jobs(request: Request, store: JobStoreDep,
               state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
               limit: Annotated[int, Query(ge=1, le=200, description="jobs per page")] = 20,
-              cursor: Annotated[str | None, Query(max_length=200, description="the previous page's next_cursor")] = None
+              cursor: Annotated[str | None, Query(max_length=200, description="the previous page's next_cursor")] = None,
+              history: Annotated[bool, Query(description="include each job's progress history (most of a "
+                                                         "record's bytes); GET /v1/jobs/{id} always has it")] = False
               ) -> dict:
     """Jobs, newest first, a page at a time (optionally of one state): pass `next_cursor` back as `cursor`."""
-    page, next_cursor = store.page(state=state, limit=limit, cursor=cursor)
+    page, next_cursor = store.page(state=state, limit=limit, cursor=cursor, history=history)
     return {"jobs": [_view(r, request) for r in page], "next_cursor": next_cursor}
 
 

@@ -236,7 +236,8 @@ class Job(BaseModel):
     progress: JobProgress
     latest: dict[str, float | int | None] | None = Field(
         description="the latest progress point: step, epoch, loss_d, loss_g, acc_real, acc_fake, seconds")
-    history: list[dict[str, float | int | None]] = Field(description="progress points for plotting")
+    history: list[dict[str, float | int | None]] | None = Field(
+        description="progress points for plotting; null in listings unless ?history=true")
     snapshots: list[Snapshot]
     error: str | None
     result: JobResult | None

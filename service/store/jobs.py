@@ -41,12 +41,14 @@ def _row(record: dict) -> dict:
     row["owner"] = record.get("owner") or "anonymous"
     row["cancel_requested"] = bool(record.get("cancel_requested"))
     row["requeued"] = int(record.get("requeued") or 0)
-    row["body"] = {k: v for k, v in record.items() if k not in COLUMNS}
+    row["history"] = record.get("history") or []
+    row["body"] = {k: v for k, v in record.items() if k not in COLUMNS and k != "history"}
     return row
 
 
-def _record(row) -> dict:
-    record = {**row.body, **{name: getattr(row, name) for name in COLUMNS}}
+def _record(row, history: bool = True) -> dict:
+    record = {**row.body, **{name: getattr(row, name) for name in COLUMNS},
+              "history": row.history if history else None}
     record.update({name: show_time(getattr(row, name)) for name in TIMES})
     return record
 
@@ -80,9 +82,11 @@ class JobRecords:
         return _record(row)
 
     def page(self, state: str | None = None, owner: str | None = None, limit: int = 50,
-             cursor: str | None = None) -> tuple[list[dict], str | None]:
-        """Up to `limit` records, newest first, after `cursor`; and the cursor of the next page (None at the end)."""
-        query = select(jobs).order_by(jobs.c.created.desc(), jobs.c.id.desc()).limit(limit + 1)
+             cursor: str | None = None, history: bool = True) -> tuple[list[dict], str | None]:
+        """Up to `limit` records, newest first, after `cursor`; and the cursor of the next page (None at the end).
+        Without `history` each record's history is None, and never read (it is most of a record's bytes)."""
+        columns = [c for c in jobs.c if history or c.name != "history"]
+        query = select(*columns).order_by(jobs.c.created.desc(), jobs.c.id.desc()).limit(limit + 1)
         if state is not None:
             query = query.where(jobs.c.state == state)
         if owner is not None:
@@ -94,7 +98,7 @@ class JobRecords:
             rows = db.execute(query).all()
         more = len(rows) > limit
         rows = rows[:limit]
-        return [_record(r) for r in rows], (cursor_of(rows[-1].created, rows[-1].id) if more else None)
+        return [_record(r, history) for r in rows], (cursor_of(rows[-1].created, rows[-1].id) if more else None)
 
     def ids(self, state: str, before: dt.datetime | None = None) -> list[str]:
         """The ids of the records in a state (created before `before`), oldest first."""

@@ -107,7 +107,8 @@ owners = Table(
     Column("created", UTC, nullable=False),
 )
 
-# Job records: what is filtered and sorted on as columns, the rest (config, progress, history...) as one JSON body.
+# Job records: what is filtered and sorted on as columns, the progress history (the bulk of a record) as its own
+# JSON column, the rest (config, progress, snapshots list, result...) as one JSON body.
 jobs = Table(
     "jobs", metadata,
     Column("id", String(32), primary_key=True),
@@ -120,6 +121,7 @@ jobs = Table(
     Column("heartbeat", UTC),
     Column("cancel_requested", Boolean, nullable=False),
     Column("requeued", Integer, nullable=False),
+    Column("history", JSON, nullable=False),  # apart from the body: listings leave it unread
     Column("body", JSON, nullable=False),
     Index("ix_jobs_created_id", "created", "id"),
     Index("ix_jobs_state_created_id", "state", "created", "id"),

@@ -136,9 +136,9 @@ def test_redis_outage_keeps_sampling_and_refuses_jobs_with_503(world):
 
 
 def test_api_restart_keeps_job_states_and_histories(world):
-    before = {j["id"]: j for j in world.api.get("/v1/jobs").json()["jobs"]}
+    before = {j["id"]: j for j in world.api.get("/v1/jobs", params={"history": True}).json()["jobs"]}
     world.restart_server()
-    after = {j["id"]: j for j in world.api.get("/v1/jobs").json()["jobs"]}
+    after = {j["id"]: j for j in world.api.get("/v1/jobs", params={"history": True}).json()["jobs"]}
     assert set(after) == set(before)
     for job_id, job in before.items():
         assert after[job_id]["state"] == job["state"]

@@ -46,7 +46,8 @@ def upgrade() -> None:
                     sa.Column("state", sa.String(16), nullable=False), sa.Column("model", sa.String(128), nullable=False),
                     sa.Column("created", UTC, nullable=False), sa.Column("started", UTC), sa.Column("finished", UTC),
                     sa.Column("heartbeat", UTC), sa.Column("cancel_requested", sa.Boolean, nullable=False),
-                    sa.Column("requeued", sa.Integer, nullable=False), sa.Column("body", sa.JSON, nullable=False))
+                    sa.Column("requeued", sa.Integer, nullable=False), sa.Column("history", sa.JSON, nullable=False),
+                    sa.Column("body", sa.JSON, nullable=False))
     op.create_index("ix_jobs_created_id", "jobs", ["created", "id"])
     op.create_index("ix_jobs_state_created_id", "jobs", ["state", "created", "id"])
     op.create_index("ix_jobs_owner_created_id", "jobs", ["owner", "created", "id"])
