@@ -19,7 +19,7 @@ from service.api.guard import Guard
 from service.jobs.protocol import now
 from service.jobs.submit import celery_app, reconcile
 from service.repository import Repository
-from service.store import Store, open_store
+from service.store import Store, StoreUnavailable, open_store
 from service.store.jobs import JobRecords
 from service.sampling.batching import Batcher
 from service.sampling.datasets import Streams
@@ -59,7 +59,7 @@ async def _watch(repository: Repository, store: Store, rescan: float, poll: floa
     """Pick up new versions, alias moves and deletions while serving: the store's change counter is read every
     `poll` seconds (one indexed row) and the repository refreshed when it moved, or every `rescan` seconds for
     the shipped folders. The old version serves until the new one has loaded; a deleted one is unloaded."""
-    seen, last = None, time.monotonic()
+    seen, last, down = None, time.monotonic(), False
     while True:
         await asyncio.sleep(min(poll, rescan))
         try:
@@ -67,6 +67,11 @@ async def _watch(repository: Repository, store: Store, rescan: float, poll: floa
             if revision != seen or time.monotonic() - last >= rescan:
                 await run_in_threadpool(repository.refresh)
                 seen, last = revision, time.monotonic()
+            down = False
+        except StoreUnavailable:
+            if not down:  # once per outage, not four times a second
+                log.warning("the store is not answering; still serving what was loaded")
+            down = True
         except Exception:
             log.exception("repository refresh failed; still serving what was loaded")
 

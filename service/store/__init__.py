@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from service.store import schema
 from service.store.artifacts import DatabaseArtifacts, FolderArtifacts
@@ -48,12 +49,9 @@ class Store:
         """Create the schema on a fresh database; upgrade an older one only when embedded (see schema.py)."""
         try:
             schema.ensure(self.engine, upgrade_outdated=self.kind == "sqlite")
-        except StoreUnavailable:
-            raise
-        except Exception as exc:
-            if "connect" in str(exc).lower():
-                raise StoreUnavailable(f"the store ({self.describe()}) is not answering") from None
-            raise
+        except OperationalError as exc:
+            raise StoreUnavailable(f"the store ({self.describe()}) is not answering: "
+                                   f"{str(exc.orig or exc).splitlines()[0]}") from None
 
     def ping(self) -> bool:
         """Whether the database answers a trivial query now."""
