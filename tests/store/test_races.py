@@ -4,7 +4,6 @@ aliases are both kept, and nothing answers 500."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
