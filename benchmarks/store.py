@@ -115,9 +115,10 @@ def bench_store(records: list[dict], url: str, folder: Path, http: bool) -> dict
 
 def bench_http(url: str, folder: Path, job_id: str) -> dict:
     """The routes through a real uvicorn process on this store."""
-    from tests.utils import TINY_MODELS, serve
+    from tests.utils import TINY_MODELS, UNREACHABLE_REDIS, serve
 
-    server = serve(TINY_MODELS, folder, database_url=url, rate_per_second=0)
+    # No broker: the reconciler must not send the benchmark's queued records to anyone's Redis.
+    server = serve(TINY_MODELS, folder, database_url=url, rate_per_second=0, redis_url=UNREACHABLE_REDIS)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             first = client.get("/v1/jobs", params={"limit": 20}).json()
