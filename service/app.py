@@ -16,12 +16,14 @@ from starlette.concurrency import run_in_threadpool
 from service import errors
 from service.api import data, datasets, docs, health, jobs, models, pages, samples, translate
 from service.api.guard import Guard
+from service.api.keys import Keys
 from service.jobs.protocol import now
-from service.jobs.submit import celery_app, reconcile
+from service.jobs.submit import broker_answers, celery_app, reconcile
 from service.repository import Repository
 from service.store import Store, StoreUnavailable, open_store
 from service.store.jobs import JobRecords
 from service.sampling.batching import Batcher
+from service.sampling.budget import WorkBudget
 from service.sampling.datasets import Streams
 from service.settings import Settings, get_settings
 
@@ -40,9 +42,12 @@ async def lifespan(app: FastAPI):
     app.state.batcher = Batcher(settings.batch_rows, settings.batch_wait_ms / 1000, settings.queue_requests,
                                 settings.inline_ms / 1000)
     app.state.jobs = store.jobs
+    app.state.work = WorkBudget(settings.max_work_bytes)
     app.state.dataset_streams = Streams(settings.max_dataset_streams, settings.dataset_workers)
     app.state.celery = celery_app(settings)
-    tasks = [asyncio.create_task(_watch(repository, store, settings.reload_seconds, settings.store_poll_seconds)),
+    app.state.broker_up, app.state.store_up = False, True
+    tasks = [asyncio.create_task(_watch(app, repository, store, settings.reload_seconds, settings.store_poll_seconds)),
+             asyncio.create_task(_watch_broker(app, BROKER_SECONDS)),
              asyncio.create_task(_reap(store.jobs, settings.job_lost_seconds, settings.job_retention_days)),
              asyncio.create_task(_reconcile(store.jobs, app.state.celery, settings.reconcile_seconds))]
     log.info("serving %s from %s; store: %s", repository.names(), settings.repository, store.describe())
@@ -55,10 +60,11 @@ async def lifespan(app: FastAPI):
         store.close()
 
 
-async def _watch(repository: Repository, store: Store, rescan: float, poll: float) -> None:
+async def _watch(app: FastAPI, repository: Repository, store: Store, rescan: float, poll: float) -> None:
     """Pick up new versions, alias moves and deletions while serving: the store's change counter is read every
     `poll` seconds (one indexed row) and the repository refreshed when it moved, or every `rescan` seconds for
-    the shipped folders. The old version serves until the new one has loaded; a deleted one is unloaded."""
+    the shipped folders. The old version serves until the new one has loaded; a deleted one is unloaded. Whether
+    the store answered is kept for /readyz."""
     seen, last, down = None, time.monotonic(), False
     while True:
         await asyncio.sleep(min(poll, rescan))
@@ -68,12 +74,25 @@ async def _watch(repository: Repository, store: Store, rescan: float, poll: floa
                 await run_in_threadpool(repository.refresh)
                 seen, last = revision, time.monotonic()
             down = False
+            app.state.store_up = True
         except StoreUnavailable:
+            app.state.store_up = False
             if not down:  # once per outage, not four times a second
                 log.warning("the store is not answering; still serving what was loaded")
             down = True
         except Exception:
             log.exception("repository refresh failed; still serving what was loaded")
+
+
+BROKER_SECONDS = 2.0  # how often the broker is pinged for /readyz
+
+
+async def _watch_broker(app: FastAPI, seconds: float) -> None:
+    """Whether Redis answers, asked by one task every `seconds` (each ping bounded by its own timeout), so
+    /readyz answers at once whatever Redis does."""
+    while True:
+        app.state.broker_up = await run_in_threadpool(broker_answers, app.state.celery)
+        await asyncio.sleep(seconds)
 
 
 async def _reconcile(store: JobRecords, celery, seconds: float) -> None:
@@ -120,6 +139,7 @@ def create_app(settings: Settings | None = None, routers: tuple[APIRouter, ...] 
                   generate_unique_id_function=operation_id,
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
     app.state.settings = settings
+    app.state.keys = Keys(settings.keys, settings.admins)
     errors.install(app)
     docs.install(app)
     # The sample routes first: a request is matched against the routes in order (~10 % of an n=1 request's
@@ -132,7 +152,8 @@ def create_app(settings: Settings | None = None, routers: tuple[APIRouter, ...] 
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"], expose_headers=["*"])
     # Outermost: before any body is read. Each router's own routes carry their full paths and dependencies.
-    app.add_middleware(Guard, routes=[route for router in routers for route in router.routes], settings=settings)
+    app.add_middleware(Guard, routes=[route for router in routers for route in router.routes], settings=settings,
+                       keys=app.state.keys)
     return app
 
 

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from service.jobs.submit import BrokerUnavailable, JobError, QueueFull
-from service.jobs.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
 from service.formats.pictures import EncodingError
 from service.limits import LimitError
 from service.repository import UnknownModel, WrongKind
@@ -20,6 +19,7 @@ from service.sampling.batching import Overloaded
 from service.sampling.plans import Cancelled
 from service.sampling.samples import SamplingError
 from service.store import BadCursor, NotOwner, StoreUnavailable, UnknownJob
+from service.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,11 @@
 """Liveness, readiness, metrics and the configured limits."""
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import CeleryDep, RepositoryDep, SettingsDep, StoreDep
+from service.api.deps import RepositoryDep, SettingsDep
 from service.api.responses import Limits, Ready, Status, content, error_responses
 from service.api.strict import StrictJSONRoute
-from service.jobs.submit import broker_answers
 
 router = APIRouter(tags=["health"], responses=error_responses(), route_class=StrictJSONRoute)
 LIMITS = tuple(Limits.model_fields)
@@ -19,13 +17,15 @@ async def healthz() -> dict:  # async: a plain def would cost a thread hop per p
 
 
 @router.get("/readyz", operation_id="getReady", response_model=Ready, responses={503: {"model": Ready}})
-async def readyz(repository: RepositoryDep, celery: CeleryDep, store: StoreDep) -> JSONResponse:
+async def readyz(request: Request, repository: RepositoryDep) -> JSONResponse:
     """Ready (200) once some model serves by default; 503 while none does. Redis and the store are reported
-    apart: sampling works without either, jobs and uploads do not."""
+    apart: sampling works without either, jobs and uploads do not. Their states are the watchers' last answers
+    (service/app.py: the broker's, and the store's, read four times a second), never asked here: a hanging Redis
+    or database would otherwise hold a thread per probe."""
     serving = [name for name in repository.names() if repository.entry(name).default in repository.entry(name).loaded]
-    redis = "up" if await run_in_threadpool(broker_answers, celery) else "down"
-    database = "up" if await run_in_threadpool(store.ping) else "down"
-    body = Ready(status="ready" if serving else "not ready", models=serving, redis=redis, store=database)
+    redis = "up" if request.app.state.broker_up else "down"
+    store = "up" if request.app.state.store_up else "down"
+    body = Ready(status="ready" if serving else "not ready", models=serving, redis=redis, store=store)
     return JSONResponse(body.model_dump(), status_code=200 if serving else 503)
 
 

@@ -145,6 +145,7 @@ uploads = Table(
     Column("classes", JSON),
     Column("labelled", Boolean, nullable=False),
     Column("bytes", BigInteger, nullable=False),
+    Column("skipped", Integer, nullable=False),  # metadata entries the archive held (__MACOSX/, dot-files)
     Column("sha256", String(64), nullable=False),
     Column("blob", Integer, ForeignKey("blobs.id")),
     Column("created", UTC, nullable=False),

@@ -15,7 +15,7 @@ from service.store.owners import lock_owner
 from service.store.records import after, cursor_of, parse_time, show_time
 from service.store.tables import uploads
 
-SHOWN = ("id", "filename", "n", "shape", "classes", "labelled", "owner", "bytes", "sha256")
+SHOWN = ("id", "filename", "n", "shape", "classes", "labelled", "owner", "bytes", "skipped", "sha256")
 
 
 class UnknownUpload(LookupError):
@@ -49,6 +49,7 @@ class Uploads:
                 raise QuotaExceeded(int(used))
             sha256, _, blob = self.artifacts.keep_upload(db, meta["id"], data)
             row = {name: meta.get(name) for name in SHOWN if name != "sha256"}
+            row["skipped"] = row["skipped"] or 0
             db.execute(insert(uploads).values(**row, sha256=sha256, blob=blob, created=parse_time(meta["created"])))
         return {**meta, "sha256": sha256}
 

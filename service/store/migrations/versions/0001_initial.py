@@ -59,7 +59,7 @@ def upgrade() -> None:
                     sa.Column("filename", sa.Text, nullable=False), sa.Column("n", sa.Integer, nullable=False),
                     sa.Column("shape", sa.JSON, nullable=False), sa.Column("classes", sa.JSON),
                     sa.Column("labelled", sa.Boolean, nullable=False), sa.Column("bytes", sa.BigInteger, nullable=False),
-                    sa.Column("sha256", sa.String(64), nullable=False), sa.Column("blob", sa.Integer, sa.ForeignKey("blobs.id")),
+                    sa.Column("skipped", sa.Integer, nullable=False), sa.Column("sha256", sa.String(64), nullable=False), sa.Column("blob", sa.Integer, sa.ForeignKey("blobs.id")),
                     sa.Column("created", UTC, nullable=False))
     op.create_index("ix_uploads_created_id", "uploads", ["created", "id"])
     op.create_index("ix_uploads_owner_created_id", "uploads", ["owner", "created", "id"])
