@@ -1,5 +1,5 @@
-"""The ganserve command: serve, worker, up, train, evaluate, pictures, and the offline tools (warm, rank,
-truncation, classifier, catalog). Training commands import torch lazily."""
+"""The ganserve command: serve, worker, up, train, evaluate, pictures, the store's migrate and import-var, and
+the offline tools (warm, rank, truncation, classifier, catalog). Training commands import torch lazily."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--quiet", action="store_true", help="no access log, warnings only")
 
     commands.add_parser("worker", help="run one Celery worker for training jobs")
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the store's schema (GANSERVE_DATABASE_URL, "
+                                  "else SQLite in GANSERVE_DATA); run once before starting new versions")
+    migrate.add_argument("--import", dest="import_var", type=Path, metavar="VAR",
+                         help="then import a folder-based var/ into it, as import-var does")
+
+    import_var = commands.add_parser("import-var", help="import a folder-based var/ (job records, uploads, the "
+                                     "writable repository's versions and aliases) into the store; safe to repeat")
+    import_var.add_argument("folder", type=Path, nargs="?", default=None,
+                            help="the var/ folder (default: GANSERVE_DATA)")
+    import_var.add_argument("--repository", type=Path,
+                            help="its writable repository folder (default: FOLDER/models)")
 
     up = commands.add_parser("up", help="its own Redis (unless GANSERVE_REDIS_URL names one), one worker and the API; "
                              "prints the URL, the key and three commands to try once all answer; Ctrl-C stops all")
@@ -100,6 +112,32 @@ def _worker(args) -> int:
     run_worker()
 
 
+def _migrate(args) -> int:
+    from service.settings import get_settings
+    from service.store import open_store, schema
+
+    settings = get_settings()
+    store = open_store(settings, ensure=False)
+    before, after = schema.upgrade(store.engine)
+    print(f"store {store.describe()}: schema {before or 'none'} -> {after}")
+    if args.import_var is not None:
+        args.folder, args.repository = args.import_var, None
+        return _import_var(args)
+    return 0
+
+
+def _import_var(args) -> int:
+    from service.settings import get_settings
+    from service.store import open_store
+    from service.store.importer import import_var
+
+    settings = get_settings()
+    folder = args.folder or settings.data
+    counts = import_var(open_store(settings), folder, args.repository or folder / "models")
+    print(json.dumps({"imported": counts, "from": str(folder)}))
+    return 0
+
+
 def _up(args) -> int:
     from ganserve.launcher import up
 
@@ -120,10 +158,16 @@ def _train(args) -> int:
     with progress_bar(f"train {args.family}") as on_progress:
         checkpoint = train(config, on_progress=on_progress)
     print("exporting and evaluating ...", file=sys.stderr)
-    folders = get_settings().repositories
+    settings = get_settings()
+    folders = settings.repositories
     target = args.repository or folders[0]
+    store = None
+    if target.resolve() == folders[0].resolve():  # the writable folder is the store's: publish through it
+        from service.store import open_store
+
+        store = open_store(settings).versions
     path = export(checkpoint, target, others=tuple(f for f in folders if f.resolve() != target.resolve()),
-                  promote=args.promote)
+                  promote=args.promote, store=store)
     card = Card.load(path)
     print(json.dumps({"published": str(path), "promoted": card.promoted,
                       "gate": card.gate.summary() if card.gate else None, "metrics": card.metrics}, indent=2))
@@ -207,7 +251,7 @@ def _param(item: str) -> tuple[str, object]:
         return key, value
 
 
-COMMANDS = {"serve": _serve, "worker": _worker, "up": _up, "train": _train, "evaluate": _evaluate,
+COMMANDS = {"serve": _serve, "worker": _worker, "migrate": _migrate, "import-var": _import_var, "up": _up, "train": _train, "evaluate": _evaluate,
             "pictures": _pictures, "warm": _warm, "rank": _rank, "truncation": _truncation,
             "classifier": _classifier, "catalog": _catalog}
 

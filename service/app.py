@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
+import time
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,9 +17,11 @@ from service import errors
 from service.api import data, datasets, docs, health, jobs, models, pages, samples, translate
 from service.api.guard import Guard
 from service.api.keys import Keys
-from service.jobs.store import JobStore
+from service.jobs.protocol import now
 from service.jobs.submit import broker_answers, celery_app, reconcile
 from service.repository import Repository
+from service.store import Store, StoreUnavailable, open_store
+from service.store.jobs import JobRecords
 from service.sampling.batching import Batcher
 from service.sampling.budget import WorkBudget
 from service.sampling.datasets import Streams
@@ -29,38 +33,53 @@ log = logging.getLogger(__name__)
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI):
     settings = app.state.settings
+    store = await run_in_threadpool(open_store, settings)
+    app.state.store = store
     repository = Repository(settings.repositories, threads=settings.ort_threads,
-                            cores=max(1, (os.cpu_count() or 1) // max(1, settings.processes)))
+                            cores=max(1, (os.cpu_count() or 1) // max(1, settings.processes)), store=store.versions)
     await run_in_threadpool(repository.refresh)
     app.state.repository = repository
     app.state.batcher = Batcher(settings.batch_rows, settings.batch_wait_ms / 1000, settings.queue_requests,
                                 settings.inline_ms / 1000)
-    app.state.jobs = JobStore(settings.jobs_dir)
+    app.state.jobs = store.jobs
     app.state.work = WorkBudget(settings.max_work_bytes)
     app.state.dataset_streams = Streams(settings.max_dataset_streams, settings.dataset_workers)
     app.state.celery = celery_app(settings)
-    app.state.broker_up = False
-    watcher = asyncio.create_task(_watch(repository, settings.reload_seconds))
-    broker = asyncio.create_task(_watch_broker(app, BROKER_SECONDS))
-    reaper = asyncio.create_task(_reap(app.state.jobs, settings.job_lost_seconds))
-    reconciler = asyncio.create_task(_reconcile(app.state.jobs, app.state.celery, settings.reconcile_seconds))
-    log.info("serving %s from %s", repository.names(), settings.repository)
+    app.state.broker_up, app.state.store_up = False, True
+    tasks = [asyncio.create_task(_watch(app, repository, store, settings.reload_seconds, settings.store_poll_seconds)),
+             asyncio.create_task(_watch_broker(app, BROKER_SECONDS)),
+             asyncio.create_task(_reap(store.jobs, settings.job_lost_seconds, settings.job_retention_days)),
+             asyncio.create_task(_reconcile(store.jobs, app.state.celery, settings.reconcile_seconds))]
+    log.info("serving %s from %s; store: %s", repository.names(), settings.repository, store.describe())
     try:
         yield
     finally:
-        watcher.cancel()
-        broker.cancel()
+        for task in tasks:
+            task.cancel()
         app.state.batcher.close()
-        reaper.cancel()
-        reconciler.cancel()
+        store.close()
 
 
-async def _watch(repository: Repository, seconds: float) -> None:
-    """Pick up new versions while serving; the old version serves until the new one has loaded."""
+async def _watch(app: FastAPI, repository: Repository, store: Store, rescan: float, poll: float) -> None:
+    """Pick up new versions, alias moves and deletions while serving: the store's change counter is read every
+    `poll` seconds (one indexed row) and the repository refreshed when it moved, or every `rescan` seconds for
+    the shipped folders. The old version serves until the new one has loaded; a deleted one is unloaded. Whether
+    the store answered is kept for /readyz."""
+    seen, last, down = None, time.monotonic(), False
     while True:
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(min(poll, rescan))
         try:
-            await run_in_threadpool(repository.refresh)
+            revision = await run_in_threadpool(store.versions.revision)
+            if revision != seen or time.monotonic() - last >= rescan:
+                await run_in_threadpool(repository.refresh)
+                seen, last = revision, time.monotonic()
+            down = False
+            app.state.store_up = True
+        except StoreUnavailable:
+            app.state.store_up = False
+            if not down:  # once per outage, not four times a second
+                log.warning("the store is not answering; still serving what was loaded")
+            down = True
         except Exception:
             log.exception("repository refresh failed; still serving what was loaded")
 
@@ -76,7 +95,7 @@ async def _watch_broker(app: FastAPI, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-async def _reconcile(store: JobStore, celery, seconds: float) -> None:
+async def _reconcile(store: JobRecords, celery, seconds: float) -> None:
     """At start and then every `seconds`: queued jobs whose message the broker lost are sent again (once)."""
     while True:
         try:
@@ -87,15 +106,25 @@ async def _reconcile(store: JobStore, celery, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-async def _reap(store: JobStore, lost_after: float) -> None:
-    """Jobs whose worker died mid-training end failed instead of running forever."""
+PRUNE_SECONDS = 3600.0  # finished records past the retention period are deleted this often
+
+
+async def _reap(store: JobRecords, lost_after: float, retention_days: float) -> None:
+    """Jobs whose worker died mid-training end failed instead of running forever; finished records older than
+    the retention period are pruned (at start, then hourly)."""
+    pruned: float | None = None
     while True:
-        await asyncio.sleep(min(5.0, lost_after / 3))
         try:
-            for job_id in await run_in_threadpool(store.reap, lost_after):
+            if retention_days > 0 and (pruned is None or time.monotonic() - pruned >= PRUNE_SECONDS):
+                count = await run_in_threadpool(store.prune, retention_days, dt.datetime.now(dt.timezone.utc))
+                pruned = time.monotonic()
+                if count:
+                    log.info("pruned %d finished job records older than %g days", count, retention_days)
+            for job_id in await run_in_threadpool(store.reap, lost_after, now()):
                 log.warning("job %s failed: its worker stopped sending heartbeats", job_id)
-        except Exception:
-            log.exception("reaping lost jobs failed")
+        except Exception as exc:  # the store restarting: the next round will
+            log.warning("reaping lost jobs failed this round: %s", exc)
+        await asyncio.sleep(min(5.0, lost_after / 3))
 
 
 ROUTERS = (samples.router, health.router, models.router, translate.router, datasets.router, jobs.router,

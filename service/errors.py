@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from service.jobs.store import UnknownJob
 from service.jobs.submit import BrokerUnavailable, JobError, QueueFull
 from service.formats.pictures import EncodingError
 from service.limits import LimitError
@@ -19,6 +18,7 @@ from service.repository.store import Conflict
 from service.sampling.batching import Overloaded
 from service.sampling.plans import Cancelled
 from service.sampling.samples import SamplingError
+from service.store import BadCursor, NotOwner, StoreUnavailable, UnknownJob
 from service.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ STATUS = {
     OverQuota: 507,
     UploadError: 422,
     UnknownUpload: 404,
+    BadCursor: 422,
+    NotOwner: 403,
+    StoreUnavailable: 503,
 }
 
 
@@ -95,7 +98,7 @@ def _known(status: int):
         # The message as raised (str() of a LookupError would quote it, and stripping quotes ate real ones).
         message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
         response = error(status, message, _field_of(message))
-        if isinstance(exc, (Overloaded, QueueFull)):
+        if isinstance(exc, (Overloaded, QueueFull, StoreUnavailable)):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     return handler

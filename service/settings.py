@@ -14,6 +14,11 @@ class Settings(BaseSettings):
     repository: str = "var/models:models"
     data: Path = Path("var")  # job records, uploads, snapshots
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The store of job records, uploads, versions and aliases: empty means SQLite in `data` (one machine);
+    # postgresql://user@host/db for API processes and workers on several machines.
+    database_url: str = ""
+    store_poll_seconds: float = 0.25  # how often each API process asks the store whether versions or aliases changed
+    job_retention_days: float = 30.0  # finished job records older than this are pruned; 0 keeps them forever
     api_keys: str = ""  # comma-separated; job submission needs one when set
     admin_keys: str = ""  # comma-separated keys that may also act on every key's jobs, uploads and models
     reload_seconds: float = 1.0  # how often the repository is rescanned for new versions
@@ -72,10 +77,6 @@ class Settings(BaseSettings):
     @property
     def writable_repository(self) -> Path:
         return self.repositories[0]
-
-    @property
-    def jobs_dir(self) -> Path:
-        return self.data / "jobs"
 
     @property
     def keys(self) -> list[str]:

@@ -2,16 +2,15 @@
 
 Read by the one archive reader (service/io: its keys and refusals are documented there) under the upload
 budget. What will be stored (uint8 pixels and int64 labels) is known from the headers, so the key's quota is
-checked before a pixel is decoded. The normalised result (data.npz + meta.json) is renamed into place whole:
-an upload is stored completely or not at all.
+checked before a pixel is decoded (and again, with the insert, in one transaction of the store). The normalised
+result (data.npz, its metadata a row of the store) is kept whole: an upload is stored completely or not at all.
 """
 from __future__ import annotations
 
 import collections
 import io
-import json
 import math
-import shutil
+import os
 import tempfile
 import uuid
 import zipfile
@@ -24,8 +23,10 @@ from PIL import Image
 
 from service import io as archives
 from service.io import ArchiveError, Budget
-from service.jobs.protocol import is_id, now
+from service.jobs.protocol import now
 from service.settings import Settings
+from service.store import QuotaExceeded, Store
+from service.store import UnknownUpload as UnknownUpload  # raised by read(), as before
 
 NOTES = {".csv", ".txt", ".md", ".json"}  # top-level files that describe an upload rather than hold images
 
@@ -42,15 +43,7 @@ class OverQuota(UploadError):
     """The key's uploads already hold their storage quota (507)."""
 
 
-class UnknownUpload(LookupError):
-    """No upload with that id."""
-
-
-def folder(settings: Settings) -> Path:
-    return settings.data / "uploads"
-
-
-def store(source: bytes | BinaryIO, filename: str, settings: Settings, owner: str = "anonymous") -> dict:
+def store(source: bytes | BinaryIO, filename: str, settings: Settings, db: Store, owner: str = "anonymous") -> dict:
     """Validate, normalise and keep one upload (bytes, or a seekable file); returns its metadata. `owner` (a hash
     of the API key, or the client's address) is charged the stored bytes against `max_storage_bytes`."""
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
@@ -65,8 +58,8 @@ def store(source: bytes | BinaryIO, filename: str, settings: Settings, owner: st
             listing = archives.entries(archive, filename)
             read = _from_npz if listing.is_npz() else _from_folders
             parsed = read(archive, listing, filename, budget)
-            _check_quota(parsed.size, owner, settings)  # from the headers: before a pixel is decoded
-            return _keep(parsed, filename, settings, owner, listing.skipped)  # decoded as it is written
+            _check_quota(parsed.size, owner, settings, db)  # from the headers: before a pixel is decoded
+            return _keep(parsed, filename, settings, db, owner, listing.skipped)  # decoded as it is written
     except ArchiveError as exc:
         raise UploadError(str(exc)) from None
 
@@ -85,28 +78,13 @@ class Parsed:
         return math.prod(self.shape) + (0 if self.labels is None else 8 * len(self.labels))
 
 
-def read(upload_id: str, settings: Settings) -> dict:
-    if not is_id(upload_id):
-        raise UnknownUpload(f"unknown upload {upload_id[:40]!r}")
-    try:
-        return json.loads((folder(settings) / upload_id / "meta.json").read_text())
-    except FileNotFoundError:
-        raise UnknownUpload(f"unknown upload {upload_id!r}") from None
+def read(upload_id: str, db: Store, owner: str | None = None) -> dict:
+    return db.uploads.get(upload_id, owner)
 
 
-def path_of(upload_id: str, settings: Settings) -> Path:
-    """The normalised data file of an upload (what a training job reads)."""
-    read(upload_id, settings)
-    return folder(settings) / upload_id / "data.npz"
-
-
-def list_all(settings: Settings) -> list[dict]:
-    root = folder(settings)
-    if not root.is_dir():
-        return []
-    # Only finished uploads: a temporary folder being written (.tmp-*) is not one.
-    metas = [json.loads(p.read_text()) for p in root.glob("*/meta.json") if is_id(p.parent.name)]
-    return sorted(metas, key=lambda m: m["created"], reverse=True)
+def path_of(upload_id: str, db: Store) -> Path:
+    """The normalised data file of an upload (what a training job reads), on this machine."""
+    return db.uploads.path(upload_id)
 
 
 def _from_npz(archive: zipfile.ZipFile, listing: archives.Listing, filename: str, budget: Budget) -> Parsed:
@@ -164,39 +142,41 @@ def _from_folders(archive: zipfile.ZipFile, listing: archives.Listing, filename:
     return Parsed(shape, np.asarray([h[1] for h in heads], dtype=np.int64), classes, pixels)
 
 
-def stored_bytes(owner: str, settings: Settings) -> int:
-    """What an owner's uploads hold on disk."""
-    return sum(meta.get("bytes", 0) for meta in list_all(settings) if meta.get("owner") == owner)
+def stored_bytes(owner: str, db: Store) -> int:
+    """What an owner's uploads hold."""
+    return db.uploads.used(owner)
 
 
-def _check_quota(size: int, owner: str, settings: Settings) -> None:
+def _over_quota(size: int, used: int, settings: Settings) -> OverQuota:
+    return OverQuota(f"file: storing {size} more bytes would pass this key's quota of "
+                     f"{settings.max_storage_bytes} bytes (max_storage_bytes; {used} in use); "
+                     "delete uploads or ask for a larger quota")
+
+
+def _check_quota(size: int, owner: str, settings: Settings, db: Store) -> None:
     """Refuse (507) storing `size` more bytes past the owner's quota."""
-    used = stored_bytes(owner, settings)
+    used = stored_bytes(owner, db)
     if used + size > settings.max_storage_bytes:
-        raise OverQuota(f"file: storing {size} more bytes would pass this key's quota of "
-                        f"{settings.max_storage_bytes} bytes (max_storage_bytes; {used} in use); "
-                        "delete uploads or ask for a larger quota")
+        raise _over_quota(size, used, settings)
 
 
-def _keep(parsed: Parsed, filename: str, settings: Settings, owner: str, skipped: int) -> dict:
-    """Write the upload's data.npz (its pixels decoded a slice at a time, straight to disk) and meta.json into a
-    temporary folder, and rename it into place whole."""
-    root = folder(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    upload_id = uuid.uuid4().hex
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+def _keep(parsed: Parsed, filename: str, settings: Settings, db: Store, owner: str, skipped: int) -> dict:
+    """Write the upload's data.npz (its pixels decoded a slice at a time, straight to disk), then hand it to the
+    store, which checks the quota again and records it in one transaction (concurrent uploads of a key cannot
+    all pass), or keeps nothing."""
+    settings.data.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".npz", dir=settings.data)
+    os.close(handle)
     try:
-        _write(tmp / "data.npz", parsed)
-        _check_quota(parsed.size, owner, settings)  # again: another upload of this key may have finished meanwhile
-        meta = {"id": upload_id, "filename": filename, "n": parsed.shape[0], "shape": list(parsed.shape[1:]),
+        _write(Path(tmp), parsed)
+        meta = {"id": uuid.uuid4().hex, "filename": filename, "n": parsed.shape[0], "shape": list(parsed.shape[1:]),
                 "classes": parsed.classes, "labelled": parsed.labels is not None, "created": now(), "owner": owner,
                 "bytes": parsed.size, "skipped": skipped}  # skipped: metadata entries (__MACOSX/, dot-files)
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        tmp.chmod(0o755)
-        tmp.rename(root / upload_id)
+        return db.uploads.add(meta, Path(tmp), quota=settings.max_storage_bytes)
+    except QuotaExceeded as exc:
+        raise _over_quota(parsed.size, exc.used, settings) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return meta
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _write(path: Path, parsed: Parsed) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils import TINY_MODELS, Server, app_client, free_port, serve, start_worker, stop
+from tests.utils import TINY_MODELS, Server, app_client, drop_databases, free_port, serve, start_worker, stop, store_env
 
 TIERS = ("unit", "api", "system", "quality")
 # Fixtures that start a process, a Redis or a browser: a test using any of them is a system test.
@@ -41,6 +41,13 @@ def pytest_collection_modifyitems(config, items):
         else:
             tier = "unit"
         item.add_marker(tier)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _databases():
+    """The PostgreSQL databases the session made for its data folders (GANSERVE_DATABASE_URL set) are dropped."""
+    yield
+    drop_databases()
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +115,7 @@ def service_env(tiny_repository, redis_url, tmp_path_factory) -> dict[str, str]:
     data = tmp_path_factory.mktemp("var")
     return {"GANSERVE_REPOSITORY": f"{data / 'models'}:{tiny_repository}", "GANSERVE_DATA": str(data),
             "GANSERVE_REDIS_URL": redis_url, "GANSERVE_RELOAD_SECONDS": "0.2", "GANSERVE_API_KEYS": "",
-            "GANSERVE_TRAIN_THREADS": "1"}
+            "GANSERVE_TRAIN_THREADS": "1", **store_env(data)}
 
 
 @pytest.fixture(scope="session")

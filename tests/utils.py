@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -15,6 +16,69 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODELS = ROOT / "tests" / "assets" / "models"  # checked in: tests/make_tiny_models.py makes them
 T = TypeVar("T")
+# Set: the suite runs on PostgreSQL (CI's second run), each data folder with a fresh database of its own on that
+# server (created here, dropped when the session ends). Unset: each data folder's own SQLite file, as `make run`.
+SUITE_DATABASE = os.environ.get("GANSERVE_DATABASE_URL", "")
+_databases: dict[Path, str] = {}
+
+
+def database_url(data: Path) -> str:
+    """The store URL for a data folder: "" (SQLite in the folder), or its own PostgreSQL database."""
+    if not SUITE_DATABASE:
+        return ""
+    key = Path(data).resolve()
+    if key not in _databases:
+        _databases[key] = create_database(SUITE_DATABASE)
+    return _databases[key]
+
+
+def create_database(server_url: str, name: str | None = None) -> str:
+    """A new empty database on the PostgreSQL server of `server_url`; its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = name or f"ganserve_test_{uuid.uuid4().hex[:12]}"
+    url = make_url(server_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def drop_databases() -> None:
+    """Every database database_url made (the session's end)."""
+    for url in _databases.values():
+        drop_database(url)
+    _databases.clear()
+
+
+def store_env(data: Path) -> dict[str, str]:
+    """The environment naming a data folder's store, for a subprocess (server, worker, CLI)."""
+    return {"GANSERVE_DATABASE_URL": database_url(data)}
+
+
+def open_test_store(data: Path, repository: Path | None = None, url: str | None = None):
+    """The store a server on `data` uses (its writable repository folder `data/models` unless named; the database
+    `url` names, else the data folder's)."""
+    from service.store import Store
+    from service.store.engine import database_url as resolve
+
+    store = Store(resolve(database_url(data) if url is None else url, data), repository or Path(data) / "models",
+                  Path(data))
+    store.ensure_schema()
+    return store
 
 # One tiny config per family: small nets, and the expensive extras (clusters, D refinement) off;
 # tests/training/test_codes.py turns each of those on.
@@ -82,18 +146,47 @@ def export_tiny(family: str, repository: Path, model: str | None = None, steps: 
     return export(train(config), repository, others=others, evaluate=evaluate, promote=promote)
 
 
+def kept_uploads(data: Path) -> list[str]:
+    """The uploads a server on `data` keeps: the ids its store lists, and any data folders it left on disk."""
+    store = open_test_store(data)
+    try:
+        listed = [meta["id"] for meta in store.uploads.page(limit=500)[0]]
+    finally:
+        store.close()
+    folder = Path(data) / "uploads"
+    on_disk = [p.name for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []
+    return sorted(set(listed) | set(on_disk))
+
+
+def upload_data(data: Path, upload_id: str) -> dict:
+    """The arrays a server on `data` keeps for an upload (from its store, wherever that keeps them)."""
+    import numpy as np
+
+    store = open_test_store(data)
+    try:
+        with np.load(store.uploads.path(upload_id)) as arrays:
+            return dict(arrays)
+    finally:
+        store.close()
+
+
 def publish_tiny(family: str, repository: Path, model: str | None = None, others: tuple[Path, ...] = (),
-                 promote: bool = True) -> Path:
+                 promote: bool = True, store=None, broken: str | None = None) -> Path:
     """A checked-in tiny model of a family published as a new version, as the exporter publishes (numbered across
-    every folder, made the default if `promote`; not evaluated): what export_tiny does, without torch."""
+    every folder, made the default if `promote`; not evaluated): what export_tiny does, without torch. With a
+    `store` (a server's), through it, into its writable folder `repository`. `broken`: that file's bytes spoiled."""
     from service.repository import Card, publish, stage
-    from service.repository.store import write_alias
+    from service.repository.store import publish_to_store, write_alias
 
     name = model or family
     tmp = stage(name, Path(repository))
     shutil.copytree(TINY_MODELS / family / "1", tmp, dirs_exist_ok=True)
+    if broken:
+        (tmp / broken).write_bytes(b"broken")
     card = Card.load(tmp)
     card.name, card.promoted, card.gate, card.metrics = name, promote, None, {}
+    if store is not None:
+        return publish_to_store(store.versions, tmp, card, list(map(Path, others)))
     path = publish(tmp, card, [Path(repository), *map(Path, others)])
     if promote:
         write_alias(name, "default", card.version, Path(repository))
@@ -134,14 +227,14 @@ def app_client(repository: Path, data: Path, **settings):
     from service.settings import Settings
 
     fields = {"repository": f"{data / 'models'}:{repository}", "data": data, "reload_seconds": 0.2, "api_keys": "",
-              "redis_url": UNREACHABLE_REDIS, **settings}
+              "redis_url": UNREACHABLE_REDIS, "database_url": database_url(data), **settings}
     return TestClient(create_app(Settings(**fields)), raise_server_exceptions=False)
 
 
 def serve(repository: Path, data: Path, **settings) -> Server:
     """A real server on `repository` (behind a writable folder data/models), with GANSERVE_ settings."""
     env = {"GANSERVE_REPOSITORY": f"{data / 'models'}:{repository}", "GANSERVE_DATA": str(data),
-           "GANSERVE_RELOAD_SECONDS": "0.2", "GANSERVE_API_KEYS": "",
+           "GANSERVE_RELOAD_SECONDS": "0.2", "GANSERVE_API_KEYS": "", **store_env(data),
            **{f"GANSERVE_{k.upper()}": str(v) for k, v in settings.items()}}
     data.mkdir(parents=True, exist_ok=True)
     return Server(env, data / "server.log")

@@ -20,7 +20,8 @@ import torch
 
 from service.repository import Card, load, next_version, publish, stage
 from service.repository.card import Bar, Gate, Lineage
-from service.repository.store import write_alias
+from service.repository.store import publish_to_store, write_alias
+from service.store.versions import Versions
 from training import data
 from training import evaluate as evaluation
 from training.families import get_family
@@ -34,18 +35,21 @@ TOLERANCE = 1e-4
 
 def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = (), evaluate: bool = True,
            extra_card: dict | None = None, promote: bool | None = None, job: str | None = None,
-           data_name: str | None = None) -> Path:
-    """Write the family's graphs to a temp folder, verify ORT against torch, evaluate and gate, rename into the
+           data_name: str | None = None, store: Versions | None = None, owner: str | None = None) -> Path:
+    """Write the family's graphs to a temp folder, verify ORT against torch, evaluate and gate, publish as the
     next version.
 
-    `others` are the repository's other folders: version numbers are merged across all of them. The
-    new version becomes the model's default (its `default` alias) only if it passes its family's gate
-    and `promote` says so; `promote` None means: yes for a new model name, no for an existing one.
-    `job` and `data_name` (the data as the user named it, e.g. an upload id) go into the card's lineage.
+    `others` are the repository's other folders: version numbers are merged across all of them. With a `store`
+    (the service's versions; `repository` is then its writable folder) the number comes from the store, above
+    every shipped one, and the version, its files and its default alias are recorded in one transaction, with
+    `owner` (the job's). The new version becomes the model's default (its `default` alias) only if it passes
+    its family's gate and `promote` says so; `promote` None means: yes for a new model name, no for an existing
+    one. `job` and `data_name` (the data as the user named it, e.g. an upload id) go into the card's lineage.
     """
     name = checkpoint.config.model_name
     folders = [Path(repository), *map(Path, others)]
-    promote = next_version(name, folders) == 1 if promote is None else promote
+    if promote is None:
+        promote = next_version(name, folders) == 1 and (store is None or store.is_new(name))
     family = get_family(checkpoint.config.family)
     tmp = stage(name, Path(repository))
     try:
@@ -62,9 +66,12 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
             if effect is not None:  # the digit families: what ψ does to precision, recall and Fréchet ratio
                 card.truncation = effect
         card.promoted = promote and (card.gate is None or card.gate.outcome == "passed")
-        path = publish(tmp, card, folders)
-        if card.promoted:
-            write_alias(name, "default", card.version, folders[0])
+        if store is not None:
+            path = publish_to_store(store, tmp, card, folders[1:], owner, job)
+        else:
+            path = publish(tmp, card, folders)
+            if card.promoted:
+                write_alias(name, "default", card.version, folders[0])
         log.info("%s version %s: gate %s; %s", name, card.version, card.gate.summary() if card.gate else "not checked",
                  "now the default" if card.promoted else "the default is unchanged")
         return path

@@ -1,12 +1,12 @@
 """The Celery worker's tasks: thin wrappers around trainer + export."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from celery import Celery
@@ -14,8 +14,9 @@ from celery.signals import worker_shutting_down
 
 from service import uploads
 from service.jobs.protocol import HEARTBEAT_SECONDS, HISTORY_LIMIT, QUEUE, TASK, now
-from service.jobs.store import JobStore
 from service.repository import Card
+from service.store import Store, StoreUnavailable, open_store
+from service.store.engine import retrying
 from service.formats.pictures import combine, plot, png, to_uint8
 from service.sampling import Samples
 from service.settings import get_settings
@@ -27,6 +28,7 @@ from training.trainer import TrainingCancelled, train
 
 log = logging.getLogger(__name__)
 WRITE_SECONDS = 1.0  # a running job's record is rewritten at most this often (and at the end)
+OUTCOME_SECONDS = 600.0  # how long a finished job waits for a restarting store to take its outcome
 CANCEL_CHECK_SECONDS = 0.2  # how often the training loop looks at the cancel flag
 SNAPSHOTS = 20  # sample-grid snapshots per job
 
@@ -63,19 +65,23 @@ def make_app() -> Celery:
     return app
 
 
+@functools.lru_cache
+def worker_store() -> Store:
+    """The worker process's store (opened once: its connections are pooled)."""
+    return open_store(get_settings())
+
+
 def run_job(job_id: str) -> dict | None:
-    """Train, export and publish one recorded job; the record on disk tells its outcome."""
+    """Train, export and publish one recorded job; the record in the store tells its outcome."""
     settings = get_settings()
-    store = JobStore(settings.jobs_dir)
-    with store.update(job_id) as record:
-        if record["state"] != "queued":  # cancelled while queued, or a redelivered copy
-            log.info("job %s is %s; not running it", job_id, record["state"])
-            return None
-        record.update(state="running", started=now(), heartbeat=now(), worker=_worker_name())
+    store = worker_store()
+    record = retrying(lambda: _claim(store, job_id), OUTCOME_SECONDS, f"job {job_id}: starting")
+    if record is None:
+        return None
     beating = threading.Event()
     threading.Thread(target=_heartbeat, args=(store, job_id, beating), daemon=True).start()
     try:
-        result = _train_and_publish(job_id, record["config"], store, settings, record.get("promote"))
+        result = _train_and_publish(job_id, record, store, settings)
     except TrainingCancelled as exc:
         outcome = {"state": "cancelled", "error": None}
         log.info("job %s: %s", job_id, exc)
@@ -86,34 +92,50 @@ def run_job(job_id: str) -> dict | None:
         outcome = {"state": "succeeded", "result": result}
     finally:
         beating.set()
-    with store.update(job_id) as record:
-        record.update(finished=now(), **outcome)
+    retrying(lambda: _finish(store, job_id, outcome), OUTCOME_SECONDS, f"job {job_id}: recording its outcome")
     return outcome.get("result")
+
+
+def _claim(store: Store, job_id: str) -> dict | None:
+    """The record, now running on this worker; None if it is not queued (cancelled, or a redelivered copy)."""
+    with store.jobs.update(job_id) as record:
+        if record["state"] != "queued":
+            log.info("job %s is %s; not running it", job_id, record["state"])
+            return None
+        record.update(state="running", started=now(), heartbeat=now(), worker=_worker_name())
+    return record
+
+
+def _finish(store: Store, job_id: str, outcome: dict) -> None:
+    with store.jobs.update(job_id) as record:
+        record.update(finished=now(), **outcome)
 
 
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _heartbeat(store: JobStore, job_id: str, stop: threading.Event) -> None:
-    """Tell the API this job's worker is alive, even through long exports and evaluations."""
+def _heartbeat(store: Store, job_id: str, stop: threading.Event) -> None:
+    """Tell the API this job's worker is alive, even through long exports and evaluations (a beat the store
+    misses while it restarts is just late: the job goes on)."""
     while not stop.wait(HEARTBEAT_SECONDS):
-        with store.update(job_id) as record:
-            if record["state"] == "running":
-                record["heartbeat"] = now()
+        try:
+            store.jobs.beat(job_id, now())
+        except StoreUnavailable:
+            log.warning("job %s: heartbeat not recorded (the store is not answering)", job_id)
 
 
-def _data_source(data: str | dict, settings) -> str | dict:
-    """A job's data as the trainer reads it: built-in names as they are, an upload id as its file; per domain
-    for a translation family's {"a": ..., "b": ...}."""
+def _data_source(data: str | dict, store: Store) -> str | dict:
+    """A job's data as the trainer reads it: built-in names as they are, an upload id as its file on this machine
+    (fetched from the store); per domain for a translation family's {"a": ..., "b": ...}."""
     if isinstance(data, dict):
-        return {key: _data_source(value, settings) for key, value in data.items()}
+        return {key: _data_source(value, store) for key, value in data.items()}
     if data in BUILT_IN:
         return data
-    return str(uploads.path_of(data, settings))
+    return str(uploads.path_of(data, store))
 
 
-def _save_snapshot(folder: Path, step: int, kind: str, values: np.ndarray, picture: dict | None) -> str:
+def _snapshot_png(kind: str, values: np.ndarray, picture: dict | None) -> bytes:
     """A PNG of the trainer's fixed-latent samples: a grid of images, or a plot of points or curves drawn
     over the family's picture (its card's)."""
     if values.ndim == 4:  # images (n, c, h, w): samples, or a translation family's rows of pairs
@@ -122,22 +144,21 @@ def _save_snapshot(folder: Path, step: int, kind: str, values: np.ndarray, pictu
         samples = Samples(model="", version=0, seed=0, mode="plain", kind=kind, values=values, labels=None,
                           label_names=None, scores=None, value_range=(-1.0, 1.0), candidates=len(values))
         pixels = plot(samples, picture=picture)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{step}.png").write_bytes(png(pixels))
-    return f"{step}.png"
+    return png(pixels)
 
 
-def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings, promote: bool | None) -> dict:
+def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dict:
+    config_dict = record["config"]
     steps = config_dict["steps"]
     config = TrainConfig.from_dict({**config_dict, "threads": settings.train_threads,
-                                    "data": _data_source(config_dict["data"], settings),
+                                    "data": _data_source(config_dict["data"], store),
                                     "snapshot_every": max(1, steps // SNAPSHOTS),
                                     "progress_every": max(1, min(50, steps // 200))})
     family = get_family(config.family)
     kind = family.KIND
     picture = family.picture(build_family_config(family.Config, config.params))
-    snapshot_dir = settings.jobs_dir / job_id
     pending: list[dict] = []  # progress points not yet written to the record
+    unsaved: list[tuple[int, bytes]] = []  # snapshots not yet in the store
     snapshots: list[dict] = []
     started = time.monotonic()
     clock = {"write": 0.0, "check": 0.0, "cancel": False}
@@ -145,7 +166,10 @@ def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings
     def should_stop() -> bool:
         if time.monotonic() - clock["check"] >= CANCEL_CHECK_SECONDS:
             clock["check"] = time.monotonic()
-            clock["cancel"] = store.read(job_id)["cancel_requested"]
+            try:
+                clock["cancel"] = store.jobs.cancel_requested(job_id)
+            except StoreUnavailable:  # restarting: asked again at the next check
+                pass
             if SHUTTING_DOWN.is_set():
                 raise WorkerStopping("the worker was stopped before the job finished; submit it again")
             if time.monotonic() - started > settings.max_job_seconds:
@@ -155,24 +179,35 @@ def _train_and_publish(job_id: str, config_dict: dict, store: JobStore, settings
     def on_progress(p) -> None:
         pending.append(p.point())
         if p.snapshot is not None:
-            snapshots.append({"step": p.step, "file": _save_snapshot(snapshot_dir, p.step, kind, p.snapshot, picture)})
+            unsaved.append((p.step, _snapshot_png(kind, p.snapshot, picture)))
         if time.monotonic() - clock["write"] < WRITE_SECONDS and p.step != p.steps:
             return
         clock["write"] = time.monotonic()
         rate = p.step / p.seconds if p.seconds > 0 else None
-        with store.update(job_id) as record:
-            record["progress"] = {"step": p.step, "steps": p.steps, "epoch": p.epoch,
-                                  "eta_seconds": round((p.steps - p.step) / rate, 1) if rate else None}
-            record["latest"] = pending[-1]
-            record["history"] = (record["history"] + pending)[-HISTORY_LIMIT:]
-            record["snapshots"] = list(snapshots)
-            record["heartbeat"] = now()
+        try:
+            while unsaved:
+                step, picture_png = unsaved[0]
+                store.jobs.add_snapshot(job_id, step, picture_png)
+                snapshots.append({"step": step, "file": f"{step}.png"})
+                unsaved.pop(0)
+            with store.jobs.update(job_id) as current:
+                current["progress"] = {"step": p.step, "steps": p.steps, "epoch": p.epoch,
+                                       "eta_seconds": round((p.steps - p.step) / rate, 1) if rate else None}
+                current["latest"] = pending[-1]
+                current["history"] = (current["history"] + pending)[-HISTORY_LIMIT:]
+                current["snapshots"] = list(snapshots)
+                current["heartbeat"] = now()
+        except StoreUnavailable:  # restarting: these points and pictures go with the next write
+            log.warning("job %s: progress not recorded this time (the store is not answering)", job_id)
+            return
         pending.clear()
 
     checkpoint = train(config, on_progress=on_progress, should_stop=should_stop)
     repositories = settings.repositories
-    path = export(checkpoint, repositories[0], others=tuple(repositories[1:]), promote=promote, job=job_id,
-                  data_name=config_dict["data"])
+    path = retrying(lambda: export(checkpoint, repositories[0], others=tuple(repositories[1:]),
+                                   promote=record.get("promote"), job=job_id, data_name=config_dict["data"],
+                                   store=store.versions, owner=record.get("owner")),
+                    OUTCOME_SECONDS, f"job {job_id}: publishing")
     card = Card.load(path)
     return {"model": card.name, "version": card.version, "metrics": card.metrics, "promoted": card.promoted,
             "gate": card.gate.model_dump() if card.gate else None, "message": _outcome(card)}

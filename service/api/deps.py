@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings, the repository, the job store, the Celery client, API keys."""
+"""FastAPI dependencies: settings, the repository, the store (and its job records), the Celery client, API keys."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -8,11 +8,12 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.api.keys import Caller, Keys, parse
-from service.jobs.store import JobStore
 from service.repository import Repository
 from service.sampling.batching import Batcher
 from service.sampling.datasets import Streams
 from service.settings import Settings
+from service.store import Store
+from service.store.jobs import JobRecords
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in the thread pool, a hop that costs about
@@ -33,8 +34,12 @@ async def dataset_streams(request: Request) -> Streams:
     return request.app.state.dataset_streams
 
 
-async def job_store(request: Request) -> JobStore:
+async def job_store(request: Request) -> JobRecords:
     return request.app.state.jobs
+
+
+async def store(request: Request) -> Store:
+    return request.app.state.store
 
 
 async def celery(request: Request) -> Celery:
@@ -71,7 +76,8 @@ async def require_key(request: Request,
 SettingsDep = Annotated[Settings, Depends(settings)]
 RepositoryDep = Annotated[Repository, Depends(repository)]
 BatcherDep = Annotated[Batcher, Depends(batcher)]
-JobStoreDep = Annotated[JobStore, Depends(job_store)]
+JobStoreDep = Annotated[JobRecords, Depends(job_store)]
+StoreDep = Annotated[Store, Depends(store)]
 DatasetStreamsDep = Annotated[Streams, Depends(dataset_streams)]
 CeleryDep = Annotated[Celery, Depends(celery)]
 KeyDep = Depends(require_key)

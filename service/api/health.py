@@ -18,12 +18,14 @@ async def healthz() -> dict:  # async: a plain def would cost a thread hop per p
 
 @router.get("/readyz", operation_id="getReady", response_model=Ready, responses={503: {"model": Ready}})
 async def readyz(request: Request, repository: RepositoryDep) -> JSONResponse:
-    """Ready (200) once some model serves by default; 503 while none does. Redis is reported apart: sampling
-    works without it, job submission does not. Its state is the broker watcher's last answer (service/app.py),
-    never asked here: a hanging Redis would otherwise hold a thread per probe."""
+    """Ready (200) once some model serves by default; 503 while none does. Redis and the store are reported
+    apart: sampling works without either, jobs and uploads do not. Their states are the watchers' last answers
+    (service/app.py: the broker's, and the store's, read four times a second), never asked here: a hanging Redis
+    or database would otherwise hold a thread per probe."""
     serving = [name for name in repository.names() if repository.entry(name).default in repository.entry(name).loaded]
     redis = "up" if request.app.state.broker_up else "down"
-    body = Ready(status="ready" if serving else "not ready", models=serving, redis=redis)
+    store = "up" if request.app.state.store_up else "down"
+    body = Ready(status="ready" if serving else "not ready", models=serving, redis=redis, store=store)
     return JSONResponse(body.model_dump(), status_code=200 if serving else 503)
 
 

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import CeleryDep, JobStoreDep, KeyDep, SettingsDep
+from service.api.deps import CeleryDep, JobStoreDep, KeyDep, SettingsDep, StoreDep
 from service.api.responses import Families, Job, Jobs, content, error_responses
 from service.api.schemas import JobRequest
 from service.api.strict import StrictJSONRoute
 from service.jobs import submit as jobs
 from service.jobs.protocol import FINAL, catalog
-from service.jobs.store import UnknownJob
+from service.store import UnknownJob
 
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=error_responses(), route_class=StrictJSONRoute)
 
@@ -40,7 +40,7 @@ def list_families() -> dict:
 @router.post("/jobs", status_code=202, dependencies=[KeyDep], operation_id="submitJob", response_model=Job,
              responses=error_responses(401, 403, 422, 503))
 async def submit_job(body: JobRequest, request: Request, response: Response, settings: SettingsDep,
-                     store: JobStoreDep, celery: CeleryDep) -> dict:
+                     store: StoreDep, celery: CeleryDep) -> dict:
     """Validate, record and queue a training job; 202 at once, with its Location."""
     owner = request.state.caller.bucket  # queue bounds and quotas count per key (or address)
     record = await run_in_threadpool(jobs.submit, body.model_dump(), settings, store, celery, owner)
@@ -52,8 +52,15 @@ async def submit_job(body: JobRequest, request: Request, response: Response, set
 @router.get("/jobs", operation_id="listJobs", response_model=Jobs, dependencies=[KeyDep],
             responses=error_responses(401, 403, 422))
 def list_jobs(request: Request, store: JobStoreDep,
-              state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None) -> dict:
-    return {"jobs": [_view(r, request) for r in store.list(state)]}
+              state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+              limit: Annotated[int, Query(ge=1, le=200, description="jobs per page")] = 20,
+              cursor: Annotated[str | None, Query(max_length=200, description="the previous page's next_cursor")] = None,
+              history: Annotated[bool, Query(description="include each job's progress history (most of a "
+                                                         "record's bytes); GET /v1/jobs/{id} always has it")] = False
+              ) -> dict:
+    """Jobs, newest first, a page at a time (optionally of one state): pass `next_cursor` back as `cursor`."""
+    page, next_cursor = store.page(state=state, limit=limit, cursor=cursor, history=history)
+    return {"jobs": [_view(r, request) for r in page], "next_cursor": next_cursor}
 
 
 @router.get("/jobs/{job_id}", operation_id="getJob", response_model=Job, dependencies=[KeyDep],
@@ -110,16 +117,14 @@ def _event(name: str, data: dict) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
-@router.get("/jobs/{job_id}/snapshots/{file}", operation_id="getJobSnapshot", response_class=FileResponse,
+@router.get("/jobs/{job_id}/snapshots/{file}", operation_id="getJobSnapshot", response_class=Response,
             dependencies=[KeyDep], responses={200: {"content": content("image/png")},
                                               **error_responses(401, 403, 404, 422)})
-def job_snapshot(job_id: str, file: str, settings: SettingsDep, store: JobStoreDep) -> FileResponse:
+def job_snapshot(job_id: str, file: str, store: JobStoreDep) -> Response:
     """A sample grid (or plot) the trainer drew at some step."""
     store.read(job_id)
     step = file.removesuffix(".png")
-    if not (step.isascii() and step.isdigit() and len(step) <= 12):  # a step number, not a path (nor a long one)
-        raise UnknownJob(f"job {job_id} has no snapshot {file!r}")
-    path = settings.jobs_dir / job_id / file
-    if not path.exists():
-        raise UnknownJob(f"job {job_id} has no snapshot {file!r}")
-    return FileResponse(path, media_type="image/png")
+    png = store.snapshot(job_id, int(step)) if step.isascii() and step.isdigit() and len(step) < 10 else None
+    if png is None:
+        raise UnknownJob(f"job {job_id} has no snapshot {file[:40]!r}")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})

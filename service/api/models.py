@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import KeyDep, RepositoryDep, SettingsDep
+from service.api.deps import KeyDep, RepositoryDep, SettingsDep, StoreDep
 from service.api.health import limits
 from service.api.responses import Limits, error_responses
 from service.api.strict import StrictJSONRoute
@@ -17,7 +17,7 @@ from service.repository import Card, Model, Repository, Threads, UnknownModel
 from service.sampling.modes import MODES
 from service.sampling.samples import SamplingError
 from service.repository.card import Gate, Lineage
-from service.repository.store import delete_version, write_alias
+from service.repository.store import Conflict
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=error_responses(404, 422),
                    route_class=StrictJSONRoute)
@@ -74,7 +74,12 @@ def view(repository: Repository, name: str, version: int | None = None) -> Model
             gate=card.gate if card else None, lineage=card.lineage if card else None,
             created=card.created if card else None,
             threads=entry.loaded[v].threads() if v in entry.loaded else None))
-    model = repository.get(name, shown) if shown is not None else None
+    try:
+        model = repository.get(name, shown) if shown is not None else None
+    except UnknownModel:
+        if version is not None:
+            raise
+        model = None  # the default went away meanwhile (a concurrent delete or move): shown without its card
     return ModelView(name=name, default=entry.default, latest=entry.latest, versions=sorted(entry.folders),
                      aliases=entry.aliases, errors={str(v): e for v, e in entry.errors.items()},
                      card=model.card if model else None, version_details=details,
@@ -132,22 +137,27 @@ async def reload_model(name: str, repository: RepositoryDep) -> ModelView:
 @router.put("/{name}/aliases/{alias}", operation_id="moveAlias", response_model=ModelView, dependencies=[KeyDep],
             responses=KEYED)
 async def move_alias(name: str, alias: AliasName, body: AliasRequest, repository: RepositoryDep,
-                     settings: SettingsDep) -> ModelView:
-    """Point an alias (e.g. `default`) at a version that loads; every API process follows within a rescan."""
+                     store: StoreDep) -> ModelView:
+    """Point an alias (e.g. `default`) at a version that loads; every API process follows within a second.
+    The store moves it in one transaction that fails (404) if the version was deleted meanwhile."""
     model = await run_in_threadpool(repository.get, name, body.version)  # 404 unless it exists and loads
-    await run_in_threadpool(write_alias, name, alias, model.version, settings.writable_repository)
+    folder = repository.entry(name).folders.get(model.version)
+    shipped = folder is not None and repository.is_shipped(folder)
+    await run_in_threadpool(store.versions.move_alias, name, alias, model.version, shipped)
     await run_in_threadpool(repository.refresh, name)
     return view(repository, name)
 
 
 @router.delete("/{name}/versions/{version}", operation_id="deleteVersion", response_model=ModelView,
                dependencies=[KeyDep], responses=KEYED)
-async def delete_model_version(name: str, version: int, repository: RepositoryDep, settings: SettingsDep):
-    """Remove a job-made version that no alias points at; shipped versions are read-only (409)."""
+async def delete_model_version(name: str, version: int, repository: RepositoryDep, store: StoreDep):
+    """Remove a job-made version that no alias points at; shipped versions are read-only (409). The store keeps
+    a tombstone: the number is never given to another version. Every API process unloads it within a second."""
     entry = repository.entry(name)
-    if version not in entry.folders:
-        raise UnknownModel(f"model {name!r} has no version {version}; versions: {sorted(entry.folders)}")
-    aliases = {**entry.aliases, "default": entry.default}  # the default is never deleted, alias or not
-    await run_in_threadpool(delete_version, name, version, repository.folders, aliases)
+    if version in entry.folders and repository.is_shipped(entry.folders[version]):
+        raise Conflict(f"version: {name} {version} is shipped in a read-only folder; only job-made versions "
+                       "can be deleted")
+    # The default is never deleted, alias or not (an implicit default is this process's newest good version).
+    await run_in_threadpool(store.versions.delete, name, version, entry.default)
     await run_in_threadpool(repository.refresh, name)
     return view(repository, name)

@@ -46,7 +46,7 @@ ERRORS = {
     413: "the upload is over the configured limit",
     422: "the request is invalid or over a configured limit; the message names the field and the limit",
     500: "an unexpected error; the message carries a request id to find in the log",
-    503: "overloaded (see Retry-After) or the job queue is not answering",
+    503: "overloaded (see Retry-After), or the job queue or the store is not answering",
     507: "the API key's uploads hold their storage quota (max_storage_bytes)",
 }
 
@@ -94,6 +94,8 @@ class Ready(BaseModel):
     status: Literal["ready", "not ready"]
     models: list[str] = Field(description="the names with a default version loaded")
     redis: Literal["up", "down"] = Field(description="the job queue; sampling works without it")
+    store: Literal["up", "down"] = Field(description="the database of jobs, uploads, versions and aliases; "
+                                         "loaded models keep serving without it")
 
 
 class Limits(BaseModel):
@@ -186,7 +188,8 @@ class Upload(BaseModel):
 
 
 class Uploads(BaseModel):
-    data: list[Upload]
+    data: list[Upload] = Field(description="a page of uploads, newest first")
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last")
 
 
 class JobConfig(BaseModel):
@@ -242,7 +245,8 @@ class Job(BaseModel):
     progress: JobProgress
     latest: dict[str, float | int | None] | None = Field(
         description="the latest progress point: step, epoch, loss_d, loss_g, acc_real, acc_fake, seconds")
-    history: list[dict[str, float | int | None]] = Field(description="progress points for plotting")
+    history: list[dict[str, float | int | None]] | None = Field(
+        description="progress points for plotting; null in listings unless ?history=true")
     snapshots: list[Snapshot]
     error: str | None
     result: JobResult | None
@@ -254,4 +258,5 @@ class Job(BaseModel):
 
 
 class Jobs(BaseModel):
-    jobs: list[Job]
+    jobs: list[Job] = Field(description="a page of jobs, newest first")
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last")

@@ -10,8 +10,9 @@ from celery import Celery
 
 from service import uploads
 from service.jobs.protocol import FINAL, QUEUE, TASK, catalog, check_params, now
-from service.jobs.store import JobStore
 from service.settings import Settings
+from service.store import Store, TooManyQueued
+from service.store.jobs import JobRecords
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def broker_answers(app: Celery) -> bool:
         return False
 
 
-def validate(payload: dict, settings: Settings) -> dict:
+def validate(payload: dict, settings: Settings, store: Store) -> dict:
     """A TrainConfig dict from a job request, every field checked against the family's limits."""
     families = catalog()
     family = payload["family"]
@@ -71,13 +72,13 @@ def validate(payload: dict, settings: Settings) -> dict:
             raise JobError(f"data: family {family} translates between two domains; give both, "
                            "{\"a\": \"mnist\", \"b\": \"uci\" or an upload id}, or 'default'")
         for key, source in (data.items() if isinstance(data, dict) else ()):
-            _check_source(source, family, spec, settings, f"data.{key}")
+            _check_source(source, family, spec, store, f"data.{key}")
     elif isinstance(data, dict):
         raise JobError(f"data: family {family} takes one data source (a name or an upload id), not one per domain")
     elif spec["kind"] != "image" and data != "default":
         raise JobError(f"data: family {family} draws its own data; data must be 'default'")
     else:
-        _check_source(data, family, spec, settings, "data")
+        _check_source(data, family, spec, store, "data")
     return {"family": family, "steps": steps, "data": data, "params": params,
             "model": payload.get("model"), "seed": payload.get("seed") or 0}
 
@@ -85,43 +86,56 @@ def validate(payload: dict, settings: Settings) -> dict:
 BUILT_IN = ("default", "mnist", "uci")  # training/data.py's built-in image sources
 
 
-def _check_source(source: str, family: str, spec: dict, settings: Settings, field: str) -> None:
+def _check_source(source: str, family: str, spec: dict, store: Store, field: str) -> None:
     """A built-in image source, or an upload that exists (labelled, where the family needs labels)."""
     if source in BUILT_IN:
         return
     try:
-        meta = uploads.read(source, settings)
+        meta = uploads.read(source, store)
     except uploads.UnknownUpload:
         raise JobError(f"{field}: {source!r} is neither 'mnist', 'uci' nor the id of an upload (POST /v1/data)") from None
     if spec["labels"] and not meta["labelled"]:
         raise JobError(f"{field}: family {family} needs labelled data; upload {source} has no labels")
 
 
-def submit(payload: dict, settings: Settings, store: JobStore, app: Celery, owner: str = "anonymous") -> dict:
+def new_record(config: dict, job_id: str, owner: str, **fields) -> dict:
+    """A queued job's record, whole, as the store keeps it and the API answers it."""
+    return {
+        "id": job_id, "state": "queued", "family": config["family"], "model": config.get("model") or config["family"],
+        "config": config, "created": now(), "started": None, "finished": None, "heartbeat": None,
+        "progress": {"step": 0, "steps": config.get("steps"), "epoch": 0.0, "eta_seconds": None},
+        "latest": None, "history": [], "snapshots": [], "error": None, "result": None,
+        "cancel_requested": False, "requeued": 0, "worker": None, "owner": owner, **fields,
+    }
+
+
+def submit(payload: dict, settings: Settings, store: Store, app: Celery, owner: str = "anonymous") -> dict:
     """Record the job, then queue it; if Redis is down the record is removed and nothing is queued.
 
-    `owner` (a hash of the API key, never the key) bounds how many jobs one key may have queued.
+    `owner` (a hash of the API key, never the key) bounds how many jobs one key may have queued: counted and
+    inserted in one transaction, so concurrent submissions cannot pass the bound together.
     """
-    config = validate(payload, settings)
-    queued = sum(1 for record in store.list("queued") if record.get("owner", "anonymous") == owner)
-    if queued >= settings.max_queued_jobs:
-        raise QueueFull(f"jobs: {queued} of this key's jobs are queued, the limit (max_queued_jobs); "
-                        "retry when some have started")
+    config = validate(payload, settings, store)
     job_id = uuid.uuid4().hex
     # A job that names no model publishes under a name of its own, never over a shipped one.
     config["model"] = config["model"] or f"{config['family']}-{job_id[:8]}"
-    record = store.create(config, job_id=job_id, promote=payload.get("promote"), owner=owner)
+    try:
+        record = store.jobs.create(new_record(config, job_id, owner, promote=payload.get("promote")),
+                                   max_queued=settings.max_queued_jobs)
+    except TooManyQueued as exc:
+        raise QueueFull(f"jobs: {exc.queued} of this key's jobs are queued, the limit (max_queued_jobs); "
+                        "retry when some have started") from None
     try:
         app.send_task(TASK, args=[record["id"]], task_id=record["id"], queue=QUEUE)
     except Exception as exc:  # kombu raises several types for a broker that is not there
-        store.delete(record["id"])
+        store.jobs.delete(record["id"])
         log.warning("could not queue job %s: %s", record["id"], exc)
         # Never the URL itself: it may carry the broker's password.
         raise BrokerUnavailable("the job queue (Redis) is not answering; try again shortly") from None
     return record
 
 
-def cancel(job_id: str, store: JobStore) -> dict:
+def cancel(job_id: str, store: JobRecords) -> dict:
     """Ask a job to stop: a queued one never starts, a running one stops at its next step."""
     with store.update(job_id) as record:
         if record["state"] in FINAL:
@@ -142,17 +156,17 @@ def queued_in_broker(app: Celery) -> set[str]:
     return {message.get("headers", {}).get("id") for message in waiting + unacked}
 
 
-def reconcile(store: JobStore, app: Celery, older_than: float) -> list[str]:
+def reconcile(store: JobRecords, app: Celery, older_than: float) -> list[str]:
     """Queued jobs whose message the broker no longer holds (a Redis restarted without its data) are sent
     again once; lost a second time, they fail and say why. Sending again is safe: a worker runs a job
     only while its record is queued, so a duplicate message is skipped."""
     held = queued_in_broker(app)
     cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=older_than)
     touched = []
-    for record in store.list("queued"):
-        if record["id"] in held or dt.datetime.fromisoformat(record["created"]) > cutoff:
+    for job_id in store.ids("queued", before=cutoff):
+        if job_id in held:
             continue
-        with store.update(record["id"]) as current:
+        with store.update(job_id) as current:
             if current["state"] != "queued":
                 continue
             if current.get("requeued"):
@@ -161,5 +175,5 @@ def reconcile(store: JobStore, app: Celery, older_than: float) -> list[str]:
             else:
                 current["requeued"] = 1
                 app.send_task(TASK, args=[current["id"]], task_id=current["id"], queue=QUEUE)
-        touched.append(record["id"])
+        touched.append(job_id)
     return touched

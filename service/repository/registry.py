@@ -1,4 +1,9 @@
-"""The models being served: each name's default version (an alias, or the newest good one), reloaded live."""
+"""The models being served: each name's default version (an alias, or the newest good one), reloaded live.
+
+With a store (the service's case), the first repository folder is the store's: its versions and every alias
+come from the store, and a version the store deleted is unloaded at the next refresh. The other folders are
+read-only (shipped) and scanned. Without one (offline tools, a bare folder), every folder is scanned.
+"""
 from __future__ import annotations
 
 import logging
@@ -27,6 +32,7 @@ class Entry:
     failed: dict[int, tuple] = field(default_factory=dict)  # what an errored folder held when it failed
     aliases: dict[str, int] = field(default_factory=dict)
     checked: set[int] = field(default_factory=set)  # versions loaded once to check them, card against ONNX
+    stored: set[int] = field(default_factory=set)  # versions the store holds (not shipped), as last seen
 
     def card(self, version: int) -> Card | None:
         return self.cards[version][1] if version in self.cards else None
@@ -51,15 +57,48 @@ class Entry:
 class Repository:
     """Models by name; new versions are loaded by refresh() while the old ones keep serving."""
 
-    def __init__(self, folders: list[Path], threads: int = 1, cores: int | None = None):
+    def __init__(self, folders: list[Path], threads: int = 1, cores: int | None = None, store=None):
         self.folders = [Path(f) for f in folders]
         self.threads, self.cores = threads, cores
+        self.store = store  # service.store.versions.Versions, or None: every folder is scanned
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._reserved: dict[str, int] = {}  # the highest shipped number of each name the store was told of
+
+    @property
+    def scanned(self) -> list[Path]:
+        """The folders read from disk: the read-only ones when the store holds the first."""
+        return self.folders[1:] if self.store is not None else self.folders
 
     def refresh(self, only: str | None = None) -> list[tuple[str, int]]:
-        """Rescan the folders and load each name's default version; returns what was newly loaded."""
-        found = scan(self.folders)
+        """Rescan the folders (and ask the store) and load each name's default version; returns what was newly
+        loaded. One refresh at a time: the watcher's and a route's never interleave."""
+        with self._refreshing:
+            return self._refresh(only)
+
+    def _found(self) -> tuple[dict[str, dict[int, list[Path]]], dict[str, dict[str, int]]]:
+        """name -> version -> folders, and name -> the store's aliases: the scanned folders, then the store's live
+        versions (each fetched to a local folder first, if its files live in the database)."""
+        found = scan(self.scanned)
+        if self.store is None:
+            return found, {}
+        for name, versions in found.items():  # shipped numbers are never given to a stored version
+            if self._reserved.get(name, 0) < max(versions):
+                self.store.reserve(name, max(versions))
+                self._reserved[name] = max(versions)
+        for name, versions in self.store.live().items():
+            for number, version in versions.items():
+                try:
+                    path = self.store.path(version)
+                except OSError as exc:  # deleted meanwhile, or its bytes do not match: the next refresh decides
+                    log.warning("model %s version %s: no local copy (%s)", name, number, exc)
+                    continue
+                found.setdefault(name, {}).setdefault(number, []).insert(0, path)
+        return found, self.store.aliases()
+
+    def _refresh(self, only: str | None) -> list[tuple[str, int]]:
+        found, stored_aliases = self._found()
         loaded = []
         for name, versions in found.items():
             if only is not None and name != only:
@@ -67,7 +106,14 @@ class Repository:
             with self._lock:
                 entry = self._entries.setdefault(name, Entry())
                 entry.folders = {v: paths[0] for v, paths in versions.items()}
-                entry.aliases = read_aliases(name, self.folders)
+                for gone in set(entry.loaded) - set(entry.folders):  # deleted: never served again
+                    del entry.loaded[gone]
+                if self.store is not None:  # a stored version deleted meanwhile: its local copy goes too
+                    for gone in set(entry.stored) - set(entry.folders):
+                        self.store.artifacts.forget_version(name, gone)
+                    entry.stored = {v for v, path in entry.folders.items() if not self.is_shipped(path)}
+                entry.checked &= set(entry.folders)
+                entry.aliases = {**read_aliases(name, self.scanned), **stored_aliases.get(name, {})}
                 self._forget_stale_errors(entry)
                 for v, paths in versions.items():
                     if len(paths) > 1:
@@ -87,7 +133,8 @@ class Repository:
                 loaded.append((name, default))
         with self._lock:  # a name whose folders vanished is no longer served
             for name in [n for n in self._entries if n not in found and (only is None or n == only)]:
-                del self._entries[name]
+                for gone in self._entries.pop(name).stored:
+                    self.store.artifacts.forget_version(name, gone)
         return loaded
 
     @staticmethod
@@ -117,20 +164,27 @@ class Repository:
                 entry.checked.discard(version)
 
     def _load(self, name: str, version: int) -> bool:
+        """Load a version into its entry. A version deleted (or replaced) while it loaded is never kept: the
+        refresh that removed it may have run meanwhile, on another thread."""
         entry = self._entries[name]
+        path = entry.folders.get(version)
+        if path is None:
+            return False
         try:
-            model = load(name, version, entry.folders[version], self.threads, self.cores)
+            model = load(name, version, path, self.threads, self.cores)
         except Exception as exc:  # a broken version is reported; the old one keeps serving
             log.error("model %s version %s failed to load: %s", name, version, exc)
-            path = entry.folders[version]
             message = str(exc).replace(str(path.resolve()), self.public(path)).replace(str(path), self.public(path))
             with self._lock:
-                entry.errors[version] = f"{type(exc).__name__}: {message}"
-                entry.failed[version] = _signature(entry.folders[version])
+                if entry.folders.get(version) == path:
+                    entry.errors[version] = f"{type(exc).__name__}: {message}"
+                    entry.failed[version] = _signature(path)
             return False
         with self._lock:
+            if entry.folders.get(version) != path:
+                return False
             entry.loaded[version] = model
-        log.info("loaded model %s version %s from %s", name, version, entry.folders[version])
+        log.info("loaded model %s version %s from %s", name, version, path)
         return True
 
     def get(self, name: str, version: int | None = None) -> Model:
@@ -148,8 +202,12 @@ class Repository:
         if version in entry.errors:
             raise UnknownModel(f"model {name!r} version {version} failed to load: {entry.errors[version]}")
         if version not in entry.loaded and not self._load(name, version):
-            raise UnknownModel(f"model {name!r} version {version} failed to load: {entry.errors[version]}")
-        return entry.loaded[version]
+            why = entry.errors.get(version, "it was deleted meanwhile")
+            raise UnknownModel(f"model {name!r} version {version} failed to load: {why}")
+        model = entry.loaded.get(version)
+        if model is None:  # deleted between the checks above and now
+            raise UnknownModel(f"model {name!r} has no version {version}; versions: {sorted(entry.folders)}")
+        return model
 
     def loaded(self, name: str, version: int | None = None) -> Model | None:
         """The model get() would give, if it is loaded already (no I/O); None when get() would have to load it.

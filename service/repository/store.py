@@ -4,7 +4,9 @@
     <folder>/<name>/<version>/card.json, and the files its `domains` name (a translation model)
 
 A repository may span several folders (the first is writable); the versions of a name are merged
-across them and numbered once for all of them. A version appears whole or not at all: `publish`
+across them and numbered once for all of them. The service's writable folder belongs to its store
+(service/store): `publish_to_store` numbers and records a version there; `publish` is for bare folders
+(offline tools, the shipped models). A version appears whole or not at all: `publish`
 renames a finished temporary folder into the next free number, and `scan` ignores everything that
 is not a plain decimal folder with a card (temporary folders start with a dot).
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -121,26 +122,6 @@ def write_alias(name: str, alias: str, version: int, folder: Path) -> dict[str, 
     return aliases
 
 
-def delete_version(name: str, version: int, folders: list[Path], aliases: dict[str, int]) -> Path:
-    """Remove a version from the writable folder: renamed aside at once (scan stops seeing it), then deleted.
-
-    Conflict for a version in a read-only folder (shipped) or one an alias points at.
-    """
-    held = [Path(f) / name / str(version) for f in folders if (Path(f) / name / str(version)).is_dir()]
-    if not held:
-        raise LookupError(f"model {name!r} has no version {version}")
-    if held[0].parent.parent != Path(folders[0]):
-        raise Conflict(f"version: {name} {version} is shipped in a read-only folder; only job-made versions "
-                       "can be deleted")
-    pointing = sorted(a for a, v in aliases.items() if v == version)
-    if pointing:
-        raise Conflict(f"version: {name} {version} is aliased as {', '.join(pointing)}; move the alias first")
-    trash = held[0].parent / f".trash-{version}-{uuid.uuid4().hex[:8]}"
-    os.rename(held[0], trash)
-    shutil.rmtree(trash, ignore_errors=True)
-    return held[0]
-
-
 def stage(name: str, folder: Path) -> Path:
     """A new temporary folder for a version of `name`, beside where it will be published."""
     model_dir = Path(folder) / name
@@ -168,3 +149,17 @@ def publish(tmp: Path, card: Card, folders: list[Path]) -> Path:
         log.info("published %s version %s", card.name, card.version)
         return target
     raise RuntimeError(f"could not find a free version number under {model_dir}")
+
+
+def publish_to_store(store, tmp: Path, card: Card, shipped: list[Path], owner: str | None = None,
+                     job: str | None = None) -> Path:
+    """A finished temp folder published through the store (service.store.versions.Versions): numbered by it, above
+    the shipped folders' versions of the name, recorded with its files, and made the default in the same
+    transaction if the card is promoted."""
+    floor = max([0, *(v for folder in shipped for v in versions(Path(folder) / card.name))])
+    card.version = store.allocate(card.name, floor, owner)
+    card.save(tmp)
+    path = store.publish(tmp, card.name, card.version, json.loads(card.model_dump_json()), bool(card.promoted),
+                         owner, job)
+    log.info("published %s version %s through the store", card.name, card.version)
+    return path

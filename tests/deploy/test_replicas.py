@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.utils import ROOT, Server, free_port, start_worker, stop, wait_until
+from tests.utils import store_env, ROOT, Server, free_port, start_worker, stop, wait_until
 
 pytestmark = pytest.mark.system
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -26,7 +26,7 @@ def replicas(service_env, tmp_path_factory):
     # A data folder and a Redis database of their own: the session's worker must not take these jobs.
     env = {**service_env, "GANSERVE_DATA": str(root), "GANSERVE_REPOSITORY": f"{root / 'models'}:"
            + service_env["GANSERVE_REPOSITORY"].split(":", 1)[1],
-           "GANSERVE_REDIS_URL": service_env["GANSERVE_REDIS_URL"].rsplit("/", 1)[0] + "/3"}
+           "GANSERVE_REDIS_URL": service_env["GANSERVE_REDIS_URL"].rsplit("/", 1)[0] + "/3", **store_env(root)}
     apis = [Server(env, root / f"api-{i}.log") for i in range(2)]
     workers = [start_worker(env, root / f"worker-{i}.log") for i in range(2)]
     port = free_port()

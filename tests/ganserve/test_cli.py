@@ -13,13 +13,14 @@ import pytest
 from PIL import Image
 
 from ganserve.launcher import redis_answers
-from tests.utils import ROOT, answers, free_port, publish_tiny, stop, wait_until
+from tests.utils import ROOT, answers, free_port, publish_tiny, stop, store_env, wait_until
 
 
 def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_other(tmp_path):
     writable, shipped = tmp_path / "var" / "models", tmp_path / "models"
     publish_tiny("quadratic", shipped)  # a "shipped" quadratic v1
-    env = {**os.environ, "GANSERVE_REPOSITORY": f"{writable}:{shipped}", "GANSERVE_DATA": str(tmp_path / "var")}
+    env = {**os.environ, "GANSERVE_REPOSITORY": f"{writable}:{shipped}", "GANSERVE_DATA": str(tmp_path / "var"),
+           **store_env(tmp_path / "var")}
     out = subprocess.run([sys.executable, "-m", "ganserve.cli", "train", "quadratic", "--steps", "2",
                           "--param", "g_hidden=8", "--param", "d_hidden=8"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -48,7 +49,7 @@ def test_serve_with_two_workers_answers_from_two_processes_sharing_the_cores(tin
     measured threads are held to its share of the cores."""
     port = free_port()
     env = {**os.environ, "GANSERVE_REPOSITORY": f"{tmp_path / 'models'}:{tiny_repository}",
-           "GANSERVE_DATA": str(tmp_path), "GANSERVE_API_KEYS": ""}
+           "GANSERVE_DATA": str(tmp_path), "GANSERVE_API_KEYS": "", **store_env(tmp_path)}
     process = subprocess.Popen([sys.executable, "-m", "ganserve.cli", "serve", "--port", str(port), "--workers", "2",
                                 "--quiet"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

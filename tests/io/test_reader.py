@@ -17,6 +17,7 @@ from PIL import Image
 from service import io as archives
 from service.io import ArchiveError, Budget
 from service.settings import Settings
+from tests.utils import open_test_store
 
 OPEN: list[contextlib.ExitStack] = []
 
@@ -391,7 +392,7 @@ def test_uploads_translate_and_training_refuse_a_file_with_the_same_message(raw,
     from training import data
 
     with pytest.raises(uploads.UploadError) as upload:
-        uploads.store(raw, "f.npz", Settings(data=tmp_path))
+        uploads.store(raw, "f.npz", Settings(data=tmp_path), open_test_store(tmp_path))
     (tmp_path / "f.npz").write_bytes(raw)
     with pytest.raises(ValueError) as training:
         data.load_npz(tmp_path / "f.npz")
@@ -410,6 +411,6 @@ def test_each_caller_names_its_own_setting_for_the_same_limit(tmp_path):
     raw = zip_bytes({"x.npy": npy_member((10**6, 1000, 1000), "<f8")})  # a header, no data
     with pytest.raises(uploads.UploadError, match=r"^f.npz: 1000000 images is over the limit of 70000 "
                                                    r"\(max_upload_files\)$"):
-        uploads.store(raw, "f.npz", Settings(data=tmp_path))
+        uploads.store(raw, "f.npz", Settings(data=tmp_path), open_test_store(tmp_path))
     with pytest.raises(images.InputError, match=r"^f.npz: 1000000 images is over the limit of 1024 \(max_n\)$"):
         list(images.decode(io.BytesIO(raw), "f.npz", Budget.for_translate(Settings())))

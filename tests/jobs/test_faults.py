@@ -2,7 +2,6 @@
 two workers, time limits. Uses a Redis of its own (stopped and started here), never the machine's."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ganserve.launcher import redis_answers, start_redis
-from tests.utils import Server, free_port, start_worker, stop, wait_job, wait_until
+from tests.utils import Server, free_port, open_test_store, start_worker, stop, store_env, wait_job, wait_until
 
 pytestmark = pytest.mark.system
 SHORT = {"family": "quadratic", "steps": 300, "params": {"g_hidden": 8}, "model": "quadratic"}
@@ -31,7 +30,7 @@ class World:
                     "GANSERVE_REDIS_URL": self.redis_url, "GANSERVE_RELOAD_SECONDS": "0.2",
                     "GANSERVE_API_KEYS": "", "GANSERVE_TRAIN_THREADS": "1",
                     "GANSERVE_JOB_LOST_SECONDS": "4", "GANSERVE_MAX_JOB_SECONDS": "8",
-                    "GANSERVE_RECONCILE_SECONDS": "1"}
+                    "GANSERVE_RECONCILE_SECONDS": "1", **store_env(root)}
         self.server = Server(self.env, root / "server.log")
         self.api = self.server.client()
         self.workers: list[subprocess.Popen] = []
@@ -137,14 +136,16 @@ def test_redis_outage_keeps_sampling_and_refuses_jobs_with_503(world):
 
 
 def test_api_restart_keeps_job_states_and_histories(world):
-    before = {j["id"]: j for j in world.api.get("/v1/jobs").json()["jobs"]}
+    before = {j["id"]: j for j in world.api.get("/v1/jobs", params={"history": True}).json()["jobs"]}
     world.restart_server()
-    after = {j["id"]: j for j in world.api.get("/v1/jobs").json()["jobs"]}
+    after = {j["id"]: j for j in world.api.get("/v1/jobs", params={"history": True}).json()["jobs"]}
     assert set(after) == set(before)
     for job_id, job in before.items():
         assert after[job_id]["state"] == job["state"]
         assert after[job_id]["history"] == job["history"]
-    assert json.loads((world.root / "jobs" / f"{job_id}.json").read_text())["id"] == job_id
+    store = open_test_store(world.root)  # the records are the store's, not the API process's
+    assert {r["id"] for r in store.jobs.page(limit=1000)[0]} == set(before)
+    store.close()
 
 
 def test_a_queued_job_whose_message_redis_lost_is_sent_again_once(world):

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.utils import kept_uploads, upload_data
+
 
 def png_bytes(size=(8, 8), mode="L", value=128) -> bytes:
     buffer = io.BytesIO()
@@ -44,8 +46,7 @@ def upload(api, data: bytes, name: str):
 
 
 def uploads_on_disk(server) -> list[str]:
-    folder = server.data / "uploads"
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    return kept_uploads(server.data)
 
 
 def test_zip_of_class_folders_is_stored_with_labels(api):
@@ -63,7 +64,7 @@ def test_npz_with_x_and_y_is_stored(api, server):
     assert response.status_code == 201, response.text
     meta = response.json()
     assert meta["n"] == 10 and meta["shape"] == [28, 28]
-    stored = np.load(server.data / "uploads" / meta["id"] / "data.npz")
+    stored = upload_data(server.data, meta["id"])
     np.testing.assert_array_equal(stored["x"], x)
 
 
@@ -75,7 +76,7 @@ def test_npz_of_the_service_uploads_back_under_either_names(api, server, keys):
     assert response.status_code == 201, response.text
     meta = response.json()
     assert meta["n"] == 6 and meta["classes"] == ["3", "7"] and meta["labelled"]
-    np.testing.assert_array_equal(np.load(server.data / "uploads" / meta["id"] / "data.npz")["x"], x)
+    np.testing.assert_array_equal(upload_data(server.data, meta["id"])["x"], x)
 
 
 def test_mixed_sizes_of_one_aspect_are_resized(api):

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.utils import publish_tiny, serve, wait_until
+from tests.utils import open_test_store, publish_tiny, serve, wait_until
 
 BODY = {"n": 4, "seed": 2, "format": "npy"}
 
 
 @pytest.fixture
 def folders(tmp_path):
-    """A shipped folder with dots v1 (its default) and a writable one holding v2, published unpromoted."""
+    """A shipped folder with dots v1 (its default) and a store holding v2, published unpromoted."""
     shipped, data = tmp_path / "models", tmp_path / "var"
     publish_tiny("quadratic", shipped, model="dots")
-    publish_tiny("quadratic", data / "models", model="dots", others=(shipped,), promote=False)
+    store = open_test_store(data)
+    publish_tiny("quadratic", data / "models", model="dots", others=(shipped,), promote=False, store=store)
+    store.close()
     return shipped, data
 
 
@@ -52,11 +54,14 @@ def test_moving_the_default_is_followed_by_every_process_and_survives_a_restart(
 
 def test_an_alias_must_point_at_a_version_that_loads(folders):
     shipped, data = folders
-    (data / "models" / "dots" / "2" / "generator.onnx").write_bytes(b"broken")
+    store = open_test_store(data)
+    publish_tiny("quadratic", data / "models", model="dots", others=(shipped,), promote=False, store=store,
+                 broken="generator.onnx")  # v3
+    store.close()
     srv = serve(shipped, data)
     with srv.client() as api:
         assert api.put("/v1/models/dots/aliases/default", json={"version": 9}).status_code == 404
-        broken = api.put("/v1/models/dots/aliases/default", json={"version": 2})
+        broken = api.put("/v1/models/dots/aliases/default", json={"version": 3})
         assert broken.status_code == 404 and "failed to load" in broken.json()["error"]["message"]
         assert api.put("/v1/models/dots/aliases/Bad Name", json={"version": 1}).status_code == 422
         assert served_version(api) == "1"
