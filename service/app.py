@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from service import errors
 from service.api import data, datasets, docs, health, jobs, models, pages, samples, translate
 from service.api.guard import Guard
-from service.api.keys import Keys
+from service.keys import Keys
 from service.jobs.protocol import now
 from service.jobs.submit import broker_answers, celery_app, reconcile
 from service.repository import Repository

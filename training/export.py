@@ -35,7 +35,8 @@ TOLERANCE = 1e-4
 
 def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = (), evaluate: bool = True,
            extra_card: dict | None = None, promote: bool | None = None, job: str | None = None,
-           data_name: str | None = None, store: Versions | None = None, owner: str | None = None) -> Path:
+           data_name: str | None = None, store: Versions | None = None, owner: str | None = None,
+           admin: bool = False) -> Path:
     """Write the family's graphs to a temp folder, verify ORT against torch, evaluate and gate, publish as the
     next version.
 
@@ -67,7 +68,7 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
                 card.truncation = effect
         card.promoted = promote and (card.gate is None or card.gate.outcome == "passed")
         if store is not None:
-            path = publish_to_store(store, tmp, card, folders[1:], owner, job)
+            path = publish_to_store(store, tmp, card, folders[1:], owner, job, admin)
         else:
             path = publish(tmp, card, folders)
             if card.promoted:

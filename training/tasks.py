@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -86,7 +88,7 @@ def run_job(job_id: str) -> dict | None:
         outcome = {"state": "cancelled", "error": None}
         log.info("job %s: %s", job_id, exc)
     except Exception as exc:
-        outcome = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        outcome = {"state": "failed", "error": public_error(exc, settings)}
         log.exception("job %s failed", job_id)
     else:
         outcome = {"state": "succeeded", "result": result}
@@ -112,7 +114,20 @@ def _finish(store: Store, job_id: str, outcome: dict) -> None:
 
 
 def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The worker as a job record shows it: an opaque id (the log says which host and process it is)."""
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    ident = "worker-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    log.info("this worker is %s in job records", ident)
+    return ident
+
+
+def public_error(exc: BaseException, settings) -> str:
+    """A failed job's error as its record shows it: no path of the worker's machine (an upload's data file is
+    named by the upload's id, any other path by its last part)."""
+    text = f"{type(exc).__name__}: {exc}"
+    for folder in (settings.data.resolve(), settings.data):
+        text = re.sub(re.escape(str(folder)) + r"/uploads/([0-9a-f]{32})[^\s'\":]*", r"upload \1", text)
+    return re.sub(r"(?<![\w.])/(?:[^\s'\"/]+/)+([^\s'\"/]+)", r"\1", text)
 
 
 def _heartbeat(store: Store, job_id: str, stop: threading.Event) -> None:
@@ -206,7 +221,7 @@ def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dic
     repositories = settings.repositories
     path = retrying(lambda: export(checkpoint, repositories[0], others=tuple(repositories[1:]),
                                    promote=record.get("promote"), job=job_id, data_name=config_dict["data"],
-                                   store=store.versions, owner=record.get("owner")),
+                                   store=store.versions, owner=record.get("owner"), admin=bool(record.get("admin"))),
                     OUTCOME_SECONDS, f"job {job_id}: publishing")
     card = Card.load(path)
     return {"model": card.name, "version": card.version, "metrics": card.metrics, "promoted": card.promoted,

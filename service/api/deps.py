@@ -7,7 +7,7 @@ from celery import Celery
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.api.keys import Caller, Keys, parse
+from service.keys import Caller, Keys, parse
 from service.repository import Repository
 from service.sampling.batching import Batcher
 from service.sampling.datasets import Streams

@@ -23,7 +23,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import key_refusal, require_key
-from service.api.keys import Keys
+from service.keys import Keys
 from service.settings import Settings
 
 # The routes whose body may be larger than max_body_bytes, by operation id, and the setting that bounds it.

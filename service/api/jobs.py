@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import CeleryDep, JobStoreDep, KeyDep, SettingsDep, StoreDep
+from service.api.deps import CallerDep, CeleryDep, JobStoreDep, KeyDep, SettingsDep, StoreDep
 from service.api.responses import Families, Job, Jobs, content, error_responses
 from service.api.schemas import JobRequest
 from service.api.strict import StrictJSONRoute
@@ -40,10 +40,9 @@ def list_families() -> dict:
 @router.post("/jobs", status_code=202, dependencies=[KeyDep], operation_id="submitJob", response_model=Job,
              responses=error_responses(401, 403, 422, 503))
 async def submit_job(body: JobRequest, request: Request, response: Response, settings: SettingsDep,
-                     store: StoreDep, celery: CeleryDep) -> dict:
-    """Validate, record and queue a training job; 202 at once, with its Location."""
-    owner = request.state.caller.bucket  # queue bounds and quotas count per key (or address)
-    record = await run_in_threadpool(jobs.submit, body.model_dump(), settings, store, celery, owner)
+                     store: StoreDep, celery: CeleryDep, caller: CallerDep) -> dict:
+    """Validate, record and queue a training job; 202 at once, with its Location. The job is the key's."""
+    record = await run_in_threadpool(jobs.submit, body.model_dump(), settings, store, celery, caller)
     view = _view(record, request)
     response.headers["Location"] = view["links"]["self"]
     return view
@@ -51,28 +50,31 @@ async def submit_job(body: JobRequest, request: Request, response: Response, set
 
 @router.get("/jobs", operation_id="listJobs", response_model=Jobs, dependencies=[KeyDep],
             responses=error_responses(401, 403, 422))
-def list_jobs(request: Request, store: JobStoreDep,
+def list_jobs(request: Request, store: JobStoreDep, caller: CallerDep,
               state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
               limit: Annotated[int, Query(ge=1, le=200, description="jobs per page")] = 20,
               cursor: Annotated[str | None, Query(max_length=200, description="the previous page's next_cursor")] = None,
               history: Annotated[bool, Query(description="include each job's progress history (most of a "
                                                          "record's bytes); GET /v1/jobs/{id} always has it")] = False
               ) -> dict:
-    """Jobs, newest first, a page at a time (optionally of one state): pass `next_cursor` back as `cursor`."""
-    page, next_cursor = store.page(state=state, limit=limit, cursor=cursor, history=history)
+    """The key's jobs (an admin's: every job), newest first, a page at a time (optionally of one state): pass
+    `next_cursor` back as `cursor`."""
+    page, next_cursor = store.page(state=state, owner=caller.sees, limit=limit, cursor=cursor, history=history)
     return {"jobs": [_view(r, request) for r in page], "next_cursor": next_cursor}
 
 
 @router.get("/jobs/{job_id}", operation_id="getJob", response_model=Job, dependencies=[KeyDep],
             responses=error_responses(401, 403, 404, 422))
-def get_job(job_id: str, request: Request, store: JobStoreDep) -> dict:
-    return _view(store.read(job_id), request)
+def get_job(job_id: str, request: Request, store: JobStoreDep, caller: CallerDep) -> dict:
+    """One of the key's jobs; another key's is 404, as if it did not exist."""
+    return _view(store.read(job_id, caller.sees), request)
 
 
 @router.delete("/jobs/{job_id}", dependencies=[KeyDep], operation_id="cancelJob", response_model=Job,
                responses=error_responses(401, 403, 404, 422))
-def cancel_job(job_id: str, request: Request, store: JobStoreDep) -> dict:
+def cancel_job(job_id: str, request: Request, store: JobStoreDep, caller: CallerDep) -> dict:
     """Ask a job to stop: a queued one never starts, a running one stops at its next step."""
+    store.read(job_id, caller.sees)  # another key's job: 404
     return _view(jobs.cancel(job_id, store), request)
 
 
@@ -83,9 +85,9 @@ KEEPALIVE_SECONDS = 15.0
 @router.get("/jobs/{job_id}/events", operation_id="jobEvents", response_class=StreamingResponse, dependencies=[KeyDep],
             responses={200: {"content": content("text/event-stream", text=True)},
                        **error_responses(401, 403, 404, 422)})
-async def job_events(job_id: str, request: Request, store: JobStoreDep) -> StreamingResponse:
+async def job_events(job_id: str, request: Request, store: JobStoreDep, caller: CallerDep) -> StreamingResponse:
     """Server-sent events: `progress` for each new report, `state` for each change; ends when the job does."""
-    store.read(job_id)  # 404 before the stream starts
+    await run_in_threadpool(store.read, job_id, caller.sees)  # 404 before the stream starts
 
     async def stream():
         last_state, last_step, quiet = None, None, 0.0
@@ -120,9 +122,9 @@ def _event(name: str, data: dict) -> str:
 @router.get("/jobs/{job_id}/snapshots/{file}", operation_id="getJobSnapshot", response_class=Response,
             dependencies=[KeyDep], responses={200: {"content": content("image/png")},
                                               **error_responses(401, 403, 404, 422)})
-def job_snapshot(job_id: str, file: str, store: JobStoreDep) -> Response:
+def job_snapshot(job_id: str, file: str, store: JobStoreDep, caller: CallerDep) -> Response:
     """A sample grid (or plot) the trainer drew at some step."""
-    store.read(job_id)
+    store.read(job_id, caller.sees)
     step = file.removesuffix(".png")
     png = store.snapshot(job_id, int(step)) if step.isascii() and step.isdigit() and len(step) < 10 else None
     if png is None:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import KeyDep, RepositoryDep, SettingsDep, StoreDep
+from service.api.deps import CallerDep, KeyDep, RepositoryDep, SettingsDep, StoreDep
 from service.api.health import limits
 from service.api.responses import Limits, error_responses
 from service.api.strict import StrictJSONRoute
@@ -137,20 +137,22 @@ async def reload_model(name: str, repository: RepositoryDep) -> ModelView:
 @router.put("/{name}/aliases/{alias}", operation_id="moveAlias", response_model=ModelView, dependencies=[KeyDep],
             responses=KEYED)
 async def move_alias(name: str, alias: AliasName, body: AliasRequest, repository: RepositoryDep,
-                     store: StoreDep) -> ModelView:
+                     store: StoreDep, caller: CallerDep) -> ModelView:
     """Point an alias (e.g. `default`) at a version that loads; every API process follows within a second.
-    The store moves it in one transaction that fails (404) if the version was deleted meanwhile."""
+    The model's owner's (a shipped model's: an admin's). The store moves it in one transaction that fails (404)
+    if the version was deleted meanwhile."""
     model = await run_in_threadpool(repository.get, name, body.version)  # 404 unless it exists and loads
     folder = repository.entry(name).folders.get(model.version)
     shipped = folder is not None and repository.is_shipped(folder)
-    await run_in_threadpool(store.versions.move_alias, name, alias, model.version, shipped)
+    await run_in_threadpool(store.versions.move_alias, name, alias, model.version, shipped, caller.sees)
     await run_in_threadpool(repository.refresh, name)
     return view(repository, name)
 
 
 @router.delete("/{name}/versions/{version}", operation_id="deleteVersion", response_model=ModelView,
                dependencies=[KeyDep], responses=KEYED)
-async def delete_model_version(name: str, version: int, repository: RepositoryDep, store: StoreDep):
+async def delete_model_version(name: str, version: int, repository: RepositoryDep, store: StoreDep,
+                               caller: CallerDep):
     """Remove a job-made version that no alias points at; shipped versions are read-only (409). The store keeps
     a tombstone: the number is never given to another version. Every API process unloads it within a second."""
     entry = repository.entry(name)
@@ -158,6 +160,6 @@ async def delete_model_version(name: str, version: int, repository: RepositoryDe
         raise Conflict(f"version: {name} {version} is shipped in a read-only folder; only job-made versions "
                        "can be deleted")
     # The default is never deleted, alias or not (an implicit default is this process's newest good version).
-    await run_in_threadpool(store.versions.delete, name, version, entry.default)
+    await run_in_threadpool(store.versions.delete, name, version, entry.default, caller.sees)
     await run_in_threadpool(repository.refresh, name)
     return view(repository, name)

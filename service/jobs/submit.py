@@ -10,8 +10,9 @@ from celery import Celery
 
 from service import uploads
 from service.jobs.protocol import FINAL, QUEUE, TASK, catalog, check_params, now
+from service.keys import OPERATOR, Caller
 from service.settings import Settings
-from service.store import Store, TooManyQueued
+from service.store import NotOwner, Store, TooManyQueued
 from service.store.jobs import JobRecords
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def broker_answers(app: Celery) -> bool:
         return False
 
 
-def validate(payload: dict, settings: Settings, store: Store) -> dict:
+def validate(payload: dict, settings: Settings, store: Store, caller: Caller = OPERATOR) -> dict:
     """A TrainConfig dict from a job request, every field checked against the family's limits."""
     families = catalog()
     family = payload["family"]
@@ -72,13 +73,15 @@ def validate(payload: dict, settings: Settings, store: Store) -> dict:
             raise JobError(f"data: family {family} translates between two domains; give both, "
                            "{\"a\": \"mnist\", \"b\": \"uci\" or an upload id}, or 'default'")
         for key, source in (data.items() if isinstance(data, dict) else ()):
-            _check_source(source, family, spec, store, f"data.{key}")
+            _check_source(source, family, spec, store, f"data.{key}", caller)
     elif isinstance(data, dict):
         raise JobError(f"data: family {family} takes one data source (a name or an upload id), not one per domain")
     elif spec["kind"] != "image" and data != "default":
         raise JobError(f"data: family {family} draws its own data; data must be 'default'")
     else:
-        _check_source(data, family, spec, store, "data")
+        _check_source(data, family, spec, store, "data", caller)
+    if payload.get("model"):
+        _check_name(payload["model"], settings, store, caller)
     return {"family": family, "steps": steps, "data": data, "params": params,
             "model": payload.get("model"), "seed": payload.get("seed") or 0}
 
@@ -86,16 +89,29 @@ def validate(payload: dict, settings: Settings, store: Store) -> dict:
 BUILT_IN = ("default", "mnist", "uci")  # training/data.py's built-in image sources
 
 
-def _check_source(source: str, family: str, spec: dict, store: Store, field: str) -> None:
-    """A built-in image source, or an upload that exists (labelled, where the family needs labels)."""
+def _check_source(source: str, family: str, spec: dict, store: Store, field: str, caller: Caller) -> None:
+    """A built-in image source, or an upload of the caller's (labelled, where the family needs labels): another
+    key's upload is unknown, as if it did not exist."""
     if source in BUILT_IN:
         return
     try:
-        meta = uploads.read(source, store)
+        meta = uploads.read(source, store, caller.sees)
     except uploads.UnknownUpload:
         raise JobError(f"{field}: {source!r} is neither 'mnist', 'uci' nor the id of an upload (POST /v1/data)") from None
     if spec["labels"] and not meta["labelled"]:
         raise JobError(f"{field}: family {family} needs labelled data; upload {source} has no labels")
+
+
+def _check_name(name: str, settings: Settings, store: Store, caller: Caller) -> None:
+    """Publishing to an existing name is its owner's (a shipped model's, an admin's): NotOwner (403) at submit,
+    not a failed job later. A model's existence is public (sampling is open), so this may say whose it is."""
+    if caller.admin:
+        return
+    shipped = any((folder / name).is_dir() for folder in settings.repositories[1:])
+    known, owner = store.versions.owner(name)
+    if shipped or (known and owner != caller.id):
+        raise NotOwner(f"model: {name!r} belongs to {'another key' if owner and not shipped else 'the operator'}; "
+                       "publish under a name of your own (or leave model out)")
 
 
 def new_record(config: dict, job_id: str, owner: str, **fields) -> dict:
@@ -109,19 +125,20 @@ def new_record(config: dict, job_id: str, owner: str, **fields) -> dict:
     }
 
 
-def submit(payload: dict, settings: Settings, store: Store, app: Celery, owner: str = "anonymous") -> dict:
+def submit(payload: dict, settings: Settings, store: Store, app: Celery, caller: Caller = OPERATOR) -> dict:
     """Record the job, then queue it; if Redis is down the record is removed and nothing is queued.
 
-    `owner` (a hash of the API key, never the key) bounds how many jobs one key may have queued: counted and
-    inserted in one transaction, so concurrent submissions cannot pass the bound together.
+    The job is the caller's (its key's id, never the key): only that key (or an admin) sees it, and it counts
+    against that key's queue bound, checked and inserted in one transaction so concurrent submissions cannot
+    pass the bound together.
     """
-    config = validate(payload, settings, store)
+    config = validate(payload, settings, store, caller)
     job_id = uuid.uuid4().hex
     # A job that names no model publishes under a name of its own, never over a shipped one.
     config["model"] = config["model"] or f"{config['family']}-{job_id[:8]}"
     try:
-        record = store.jobs.create(new_record(config, job_id, owner, promote=payload.get("promote")),
-                                   max_queued=settings.max_queued_jobs)
+        record = store.jobs.create(new_record(config, job_id, caller.id, promote=payload.get("promote"),
+                                              admin=caller.admin), max_queued=settings.max_queued_jobs)
     except TooManyQueued as exc:
         raise QueueFull(f"jobs: {exc.queued} of this key's jobs are queued, the limit (max_queued_jobs); "
                         "retry when some have started") from None

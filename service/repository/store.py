@@ -152,12 +152,12 @@ def publish(tmp: Path, card: Card, folders: list[Path]) -> Path:
 
 
 def publish_to_store(store, tmp: Path, card: Card, shipped: list[Path], owner: str | None = None,
-                     job: str | None = None) -> Path:
+                     job: str | None = None, admin: bool = False) -> Path:
     """A finished temp folder published through the store (service.store.versions.Versions): numbered by it, above
     the shipped folders' versions of the name, recorded with its files, and made the default in the same
     transaction if the card is promoted."""
     floor = max([0, *(v for folder in shipped for v in versions(Path(folder) / card.name))])
-    card.version = store.allocate(card.name, floor, owner)
+    card.version = store.allocate(card.name, floor, owner, admin)
     card.save(tmp)
     path = store.publish(tmp, card.name, card.version, json.loads(card.model_dump_json()), bool(card.promoted),
                          owner, job)

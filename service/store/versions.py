@@ -64,8 +64,11 @@ def _lock_model(db: Connection, name: str, owner: str | None = None):
 
 
 def _check_owner(row, owner: str | None) -> None:
-    if owner is not None and row.owner is not None and row.owner != owner:
-        raise NotOwner(f"model {row.name!r} belongs to another key")
+    """`owner` None acts on everything (an admin key, the operator's command line); a key acts on its own models
+    only, never on a shipped one or one the operator published (whose owner is None)."""
+    if owner is not None and row.owner != owner:
+        raise NotOwner(f"model: {row.name!r} belongs to {'another key' if row.owner else 'the operator'}; only its "
+                       "owner (or an admin key) may publish to it, move its aliases or delete its versions")
 
 
 class Versions:
@@ -88,12 +91,19 @@ class Versions:
         with transaction(self.engine) as db:
             return db.scalar(select(func.count()).select_from(versions).where(versions.c.name == name)) == 0
 
-    def allocate(self, name: str, floor: int = 0, owner: str | None = None) -> int:
+    def owner(self, name: str) -> tuple[bool, str | None]:
+        """(whether the name was ever published or reserved, its owner: None for the operator's and shipped)."""
+        with transaction(self.engine) as db:
+            row = db.execute(select(models.c.owner).where(models.c.name == name)).first()
+        return (row is not None, row.owner if row is not None else None)
+
+    def allocate(self, name: str, floor: int = 0, owner: str | None = None, admin: bool = False) -> int:
         """The next number of `name`, above `floor` (the publisher's shipped versions), taken for good: a publish
-        that fails after this leaves a gap, never a reused number."""
+        that fails after this leaves a gap, never a reused number. A new name becomes `owner`'s; an existing one
+        must be `owner`'s, unless an admin publishes."""
         with transaction(self.engine, write=True) as db:
             row = _lock_model(db, name, owner)
-            _check_owner(row, owner)
+            _check_owner(row, None if admin else owner)
             number = max(row.next_version, floor + 1)
             db.execute(update(models).where(models.c.name == name).values(next_version=number + 1))
         return number

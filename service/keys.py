@@ -27,6 +27,14 @@ class Caller:
         """Whether this caller may see and act on what `owner` made (admins: on everything)."""
         return self.admin or owner == self.id
 
+    @property
+    def sees(self) -> str | None:
+        """The owner whose records the store may show this caller; None: everyone's (an admin)."""
+        return None if self.admin else self.id
+
+
+OPERATOR = Caller(ANONYMOUS, "operator", keyed=False, admin=True)  # the command line on the service's machine
+
 
 def key_id(key: str) -> str:
     return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
