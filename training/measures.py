@@ -5,8 +5,9 @@ against that held-out part, and so are as many of its training images, at the sa
 is the samples' over the real images', so 1 is as close as real images of that data get at that n.
 
 - swd: the multi-scale sliced Wasserstein distance on Laplacian-pyramid patches (Karras et al. 2018, "Progressive
-  growing of GANs", §5): 7×7 patches of every pyramid level, each level's descriptors normalised, 4 × 128 random
-  directions; the mean over levels, ×10³ as theirs. Label-free, feature-free.
+  growing of GANs", §5): 64 random 7×7 patches per image at every pyramid level down to 8 px, normalised by the
+  held-out images' statistics, 4 × 128 random directions; the mean over levels, ×10³ as theirs. Label-free and
+  feature-free.
 - frechet_random, kid_random: Fréchet distance and the kernel inception distance (Bińkowski et al. 2018, cubic
   kernel, unbiased) in the features of a fixed random-initialised convolutional network (RANDOM_NET_SEED,
   built here as ONNX from numpy's seeded generator: the same weights on every machine). KID is unbiased, so
@@ -76,10 +77,6 @@ def _patches(level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out.reshape(n * PATCHES_PER_IMAGE, -1)
 
 
-def _normalised(d: np.ndarray) -> np.ndarray:
-    return (d - d.mean(0)) / (d.std(0) + 1e-8)
-
-
 def _sliced(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> float:
     """Sliced Wasserstein distance between two descriptor sets of equal size, averaged over the repeats."""
     out = []
@@ -92,13 +89,19 @@ def _sliced(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> float:
 
 
 def swd(a: np.ndarray, b: np.ndarray) -> float:
-    """Multi-scale sliced Wasserstein distance (×10³) between image sets (n, c, h, w) and (m, c, h, w)."""
-    rng = np.random.default_rng(SWD_SEED)
+    """Multi-scale sliced Wasserstein distance (×10³) between image sets (n, c, h, w) and the reference (m, c, h, w).
+
+    Both sets' descriptors are normalised by the reference's per-dimension mean and spread (Karras et al.
+    normalise each set by its own, which hides a shift of brightness or contrast); the patches of a set and the
+    directions each come from a seeded generator of their own, so a set against itself is 0.
+    """
     n = min(len(a), len(b))
     out = []
-    for la, lb in zip(laplacian_pyramid(a[:n]), laplacian_pyramid(b[:n])):
-        da, db = _patches(la, rng), _patches(lb, rng)
-        out.append(_sliced(_normalised(da), _normalised(db), rng))
+    for level, (la, lb) in enumerate(zip(laplacian_pyramid(a[:n]), laplacian_pyramid(b[:n]))):
+        da = _patches(la, np.random.default_rng([SWD_SEED, level]))
+        db = _patches(lb, np.random.default_rng([SWD_SEED, level]))
+        mean, std = db.mean(0), db.std(0) + 1e-8
+        out.append(_sliced((da - mean) / std, (db - mean) / std, np.random.default_rng([SWD_SEED, 100 + level])))
     return float(np.mean(out) * 1e3)
 
 
