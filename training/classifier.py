@@ -268,7 +268,7 @@ class DataJudge(nn.Module):
 
 
 JUDGE_EPOCHS = 15
-JUDGE_STEPS = (300, 1500)  # at least, at most: a few seconds to a minute on one thread
+JUDGE_STEPS = (100, 1500)  # at least, at most: a few seconds to a minute on one thread
 
 
 def train_judge(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[bytes, dict]:

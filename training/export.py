@@ -58,7 +58,8 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
         if evaluate:  # measured on the ONNX files exactly as the service will run them
             card.metrics = evaluation.evaluate(served)
             against = evaluation.measured_against(served.card)
-            card.measured_against = None if against is None else MeasuredAgainst.model_validate(against)
+            if against is not None:  # the data as the user named it (an upload id), as the lineage has it
+                card.measured_against = MeasuredAgainst.model_validate({**against, "data": data_name or against["data"]})
             bars = family.gate(served.card)
             card.gate = Gate.check([Bar(metric=m, op=op, limit=limit) for m, op, limit in bars], card.metrics)
             effect = evaluation.truncation_effect(served)
