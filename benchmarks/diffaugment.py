@@ -7,6 +7,7 @@ against the 1,000 held-out digits no run sees. Arms:
 
   shift        the family's defaults: real and fake shifted by up to 2 pixels before D (its `augment`)
   diffaugment  DiffAugment's colour, translation (1/8 of the side) and cutout before D, instead of the shift
+  translation-cutout  DiffAugment without colour
   none         no augmentation at all
 
 One run per call (one torch thread), its record written to docs/experiments/diffaugment/; `--table` gathers the
@@ -29,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "experiments" / "diffaugment"
 ARMS = {"shift": {}, "diffaugment": {"augment": 0, "diffaugment": "color,translation,cutout"},
-        "none": {"augment": 0}}
+        "translation-cutout": {"augment": 0, "diffaugment": "translation,cutout"}, "none": {"augment": 0}}
 KEYS = ("label_accuracy", "frechet_ratio", "precision", "recall", "classes_covered")
 
 

@@ -11,7 +11,7 @@ small-data runs), against the same held-out 1,000.
 
 Every other source is split the same way when it is read (`load_split`): a fixed, seeded share held out
 (stratified by label when it has labels), so a run trains on the rest and is measured against what it never
-saw (training/measures.py). `load_images` gives the training part only.
+saw (training/measures.py). The families train on `training_images`: the training part only.
 """
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def load_split(data: str, size: int = 28, channels: int = 1) -> Split:
                     f", the first {subset // 10} training digits of each class" if subset else "")}
         return Split(_fit(train_x, size, channels, data), train_y, _fit(built["test_x"], size, channels, data),
                      built["test_y"], info)
-    x, y = _read(data, size, channels)
+    x, y = load_images(data, size, channels)
     train, test = split_indices(len(x), y)
     if len(test) == 0:
         raise ValueError(f"data {data!r}: {len(x)} images are too few to hold any out for measuring")
@@ -201,15 +201,19 @@ def fingerprint(source) -> str:
     return digest.hexdigest()
 
 
-def load_images(data: str, size: int = 28, channels: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
-    """Training images for a data source: "default"/"mnist", "mnist:N", "uci", an .npz, IDX file(s), or a class
-    folder; the training part of its split (load_split), never the held-out images."""
+def training_images(data: str, size: int = 28, channels: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """What a run trains on: the training part of a source's split (load_split), never its held-out images."""
     split = load_split(data, size, channels)
     return split.train_x, split.train_y
 
 
-def _read(data: str, size: int, channels: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """All the images of a file or folder, at the family's size and channels."""
+def load_images(data: str, size: int = 28, channels: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """The images of a data source: "default"/"mnist", "uci" (their training parts), an .npz, IDX file(s), or a
+    class folder (all its images: training_images splits them)."""
+    if data in BUILT_IN:
+        split = BUILT_IN[data]()
+        x, y = split["train_x"], split["train_y"]
+        return _fit(x, size, channels, data), y
     path = Path(data)
     if not path.exists():
         raise ValueError(f"data {data!r}: no such file or folder (or use 'default', 'mnist' or 'uci')")

@@ -37,7 +37,7 @@ def test_a_file_source_trains_on_its_training_part_only(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, x=x, y=np.arange(50) % 2)
     split = data.load_split(str(path), size=8, channels=1)
-    trained, _ = data.load_images(str(path), size=8, channels=1)
+    trained, _ = data.training_images(str(path), size=8, channels=1)
     seen = {float(v) for v in trained[:, 0, 0, 0]}
     held = {float(v) for v in split.test_x[:, 0, 0, 0]}
     assert len(held) == 10 and not seen & held and split.info["stratified"]

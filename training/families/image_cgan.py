@@ -70,7 +70,7 @@ class ImageCgan(SamplingFamily):
         """The class count from the data's labels when params.classes is 0."""
         if cfg.classes:
             return cfg
-        _, labels = data.load_images(source, size=cfg.image_size, channels=cfg.channels)
+        _, labels = data.training_images(source, size=cfg.image_size, channels=cfg.channels)
         if labels is None:
             raise ValueError(f"family image-cgan needs labels; data {source!r} has none (npz y, class folders)")
         cfg.classes = int(labels.max()) + 1

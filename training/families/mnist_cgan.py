@@ -145,7 +145,7 @@ class MnistCgan(SamplingFamily):
 
     def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
         """Endless random batches of labelled 28×28 grey digits."""
-        images, labels = data.load_images(source, size=28, channels=1)
+        images, labels = data.training_images(source, size=28, channels=1)
         if labels is None:
             raise ValueError(f"family mnist-cgan needs labels; data {source!r} has none")
         if labels.min() < 0 or labels.max() >= 10:

@@ -244,7 +244,7 @@ AUGMENTATIONS = {"color": _color, "translation": _translation, "cutout": _cutout
 
 def coded_digit_batches(cfg, source: str, rng: np.random.Generator):
     """Endless random batches of 28×28 grey images (labels unused), with their cluster when coded."""
-    images, _ = data.load_images(source, size=28, channels=1)
+    images, _ = data.training_images(source, size=28, channels=1)
     clusters = data.balanced_clusters(images, cfg.codes) if cfg.codes else None
     for x, c in data.batches(images, clusters, cfg.batch_size, rng):
         yield torch.from_numpy(x), None if c is None else torch.from_numpy(c)
@@ -310,7 +310,7 @@ class ConvDiscriminator(nn.Module):
 
 def image_batches(cfg, source: str, rng: np.random.Generator, labelled: bool):
     """Endless random batches of the data's images at the family's size and channels (with labels if labelled)."""
-    images, labels = data.load_images(source, size=cfg.image_size, channels=cfg.channels)
+    images, labels = data.training_images(source, size=cfg.image_size, channels=cfg.channels)
     if labelled and labels is None:
         raise ValueError(f"data {source!r} has no labels; a conditional family needs them (npz y, class folders)")
     for x, y in data.batches(images, labels if labelled else None, cfg.batch_size, rng):
