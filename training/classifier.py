@@ -267,8 +267,8 @@ class DataJudge(nn.Module):
         return self.head(f), f  # (n, classes) logits, (n, 128) features
 
 
-JUDGE_EPOCHS = 15
-JUDGE_STEPS = (100, 1500)  # at least, at most: a few seconds to a minute on one thread
+JUDGE_EPOCHS = 30
+JUDGE_STEPS = (200, 1500)  # at least, at most: a few seconds to a minute on one thread
 
 
 def train_judge(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[bytes, dict]:

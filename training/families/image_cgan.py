@@ -15,8 +15,8 @@ REFERENCE = ("the conditional GAN write-ups (mnist-cgan's): one-hot label joined
              "input")
 CHANGES = ("rgb-dcgan's networks (size and channels parameters; BN LeakyReLU G, strided LeakyReLU D); in D a "
            "projection term ⟨embed(label), features⟩ (Miyato & Koyama 2018) instead of label planes, which cost a "
-           "plane per class at every size; the class count read from the data; DiffAugment (colour, translation, "
-           "cutout) before D by default: labelled user data is small")
+           "plane per class at every size; the class count read from the data; DiffAugment an option (off by "
+           "default: docs/experiments/diffaugment.md)")
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Config:
     ema: float = parts.ema()
     label_smoothing: float = parts.label_smoothing(1.0)
     latent: str = parts.latent("normal")
-    diffaugment: str = parts.diffaugment("color,translation,cutout")
+    diffaugment: str = parts.diffaugment()
 
     def __post_init__(self):
         parts.check_image_config(self)

@@ -297,6 +297,8 @@ class ConvDiscriminator(nn.Module):
         width = widths[-1] * side * side
         self.net = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(0.4), nn.Linear(width, 1))
         self.embed = nn.Embedding(classes, width) if classes else None
+        if self.embed is not None:  # from zero, as CodedScore's: N(0, 1) rows of this width swamp the score at first
+            nn.init.zeros_(self.embed.weight)
         self.diffaugment = cfg.diffaugment
 
     def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
