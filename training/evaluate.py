@@ -263,8 +263,10 @@ def measures_of(card, n: int = 1000) -> Measures | None:
 
 
 # Bars of any image family on data other than the built-in MNIST, in measures relative to that data's own real
-# images (docs/measures.md: where the trained, early, collapsed and blurred sets fall).
-DATA_GATE = [("plain.frechet_random_ratio", "<=", 8.0), ("plain.swd_ratio", "<=", 4.0)]
+# images. Measured (docs/measures.md): the shipped mnist-cgan (4.6, 5.1) and a 1,500-step rgb-dcgan on RGB
+# patterns (4.3, 3.0) pass; every early snapshot (≥ 23.8 on the random CNN's Fréchet ratio), every collapsed run,
+# blurred digits and blurred shapes, and a 1,500-step rgb-dcgan on grey shapes (43.9) fail.
+DATA_GATE = [("plain.frechet_random_ratio", "<=", 10.0), ("plain.swd_ratio", "<=", 8.0)]
 CONDITIONAL_GATE = [("plain.label_accuracy_ratio", ">=", 0.8)]
 
 
