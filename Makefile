@@ -20,8 +20,16 @@ install-test: $(BIN)/python
 		&& apt-get install -y -qq chromium nginx >/dev/null; } \
 		|| echo "chromium or nginx is missing and could not be installed: the browser and deployment tests will fail"
 
-run: install
-	$(BIN)/ganserve up
+# `make run`: installs once (again when pyproject.toml changes), then Redis, a worker and the API; its last lines
+# say where it is, the API key and three commands to try. `make run PORT=8001` for another port.
+PORT ?= 8000
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "installing into $(VENV) (torch CPU and the rest; the first time takes a minute or two) ..."
+	$(BIN)/pip install -q -e '.[train,embedded-redis]'
+	@touch $@
+
+run: $(VENV)/.installed
+	@$(BIN)/ganserve up --port $(PORT)
 
 test: install-test
 	$(BIN)/python -m pytest -q

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("worker", help="run one Celery worker for training jobs")
 
-    up = commands.add_parser("up", help="Redis (if none answers), one worker and the API; Ctrl-C stops all")
+    up = commands.add_parser("up", help="its own Redis (unless GANSERVE_REDIS_URL names one), one worker and the API; "
+                             "prints the URL, the key and three commands to try once all answer; Ctrl-C stops all")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8000)
 
@@ -85,13 +86,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args) -> int:
-    import uvicorn
+    from service import server
 
     if args.workers < 1:
         raise SystemExit("--workers: at least 1")
     os.environ["GANSERVE_PROCESSES"] = str(args.workers)  # each process's sessions take their share of the cores
-    uvicorn.run("service.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                **({"access_log": False, "log_level": "warning"} if args.quiet else {}))
+    server.run(args.host, args.port, args.workers, args.quiet)
 
 
 def _worker(args) -> int:

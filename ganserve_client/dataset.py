@@ -22,8 +22,12 @@ def split(lo: int, hi: int, parts: int, part: int) -> tuple[int, int]:
 
 
 def _base():
-    import torch.utils.data
-
+    try:
+        import torch.utils.data
+    except ImportError as missing:  # say how to get a torch that fits, not just that there is none
+        raise ImportError("GanDataset needs torch and Pillow: `pip install 'clients/python[torch]'`; on a machine "
+                          "without a GPU install the CPU build first: `pip install torch --index-url "
+                          "https://download.pytorch.org/whl/cpu`") from missing
     return torch.utils.data.IterableDataset
 
 

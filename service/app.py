@@ -14,10 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from service import errors
 from service.api import data, datasets, docs, health, jobs, models, pages, samples, translate
 from service.api.guard import Guard
+from service.api.keys import Keys
 from service.jobs.store import JobStore
-from service.jobs.submit import celery_app, reconcile
+from service.jobs.submit import broker_answers, celery_app, reconcile
 from service.repository import Repository
 from service.sampling.batching import Batcher
+from service.sampling.budget import WorkBudget
 from service.sampling.datasets import Streams
 from service.settings import Settings, get_settings
 
@@ -34,9 +36,12 @@ async def lifespan(app: FastAPI):
     app.state.batcher = Batcher(settings.batch_rows, settings.batch_wait_ms / 1000, settings.queue_requests,
                                 settings.inline_ms / 1000)
     app.state.jobs = JobStore(settings.jobs_dir)
+    app.state.work = WorkBudget(settings.max_work_bytes)
     app.state.dataset_streams = Streams(settings.max_dataset_streams, settings.dataset_workers)
     app.state.celery = celery_app(settings)
+    app.state.broker_up = False
     watcher = asyncio.create_task(_watch(repository, settings.reload_seconds))
+    broker = asyncio.create_task(_watch_broker(app, BROKER_SECONDS))
     reaper = asyncio.create_task(_reap(app.state.jobs, settings.job_lost_seconds))
     reconciler = asyncio.create_task(_reconcile(app.state.jobs, app.state.celery, settings.reconcile_seconds))
     log.info("serving %s from %s", repository.names(), settings.repository)
@@ -44,6 +49,7 @@ async def lifespan(app: FastAPI):
         yield
     finally:
         watcher.cancel()
+        broker.cancel()
         app.state.batcher.close()
         reaper.cancel()
         reconciler.cancel()
@@ -57,6 +63,17 @@ async def _watch(repository: Repository, seconds: float) -> None:
             await run_in_threadpool(repository.refresh)
         except Exception:
             log.exception("repository refresh failed; still serving what was loaded")
+
+
+BROKER_SECONDS = 2.0  # how often the broker is pinged for /readyz
+
+
+async def _watch_broker(app: FastAPI, seconds: float) -> None:
+    """Whether Redis answers, asked by one task every `seconds` (each ping bounded by its own timeout), so
+    /readyz answers at once whatever Redis does."""
+    while True:
+        app.state.broker_up = await run_in_threadpool(broker_answers, app.state.celery)
+        await asyncio.sleep(seconds)
 
 
 async def _reconcile(store: JobStore, celery, seconds: float) -> None:
@@ -93,6 +110,7 @@ def create_app(settings: Settings | None = None, routers: tuple[APIRouter, ...] 
                   generate_unique_id_function=operation_id,
                   description="Samples from generative adversarial networks, and training jobs, over HTTP.")
     app.state.settings = settings
+    app.state.keys = Keys(settings.keys, settings.admins)
     errors.install(app)
     docs.install(app)
     # The sample routes first: a request is matched against the routes in order (~10 % of an n=1 request's
@@ -105,7 +123,8 @@ def create_app(settings: Settings | None = None, routers: tuple[APIRouter, ...] 
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
                            allow_headers=["authorization", "content-type"], expose_headers=["*"])
     # Outermost: before any body is read. Each router's own routes carry their full paths and dependencies.
-    app.add_middleware(Guard, routes=[route for router in routers for route in router.routes], settings=settings)
+    app.add_middleware(Guard, routes=[route for router in routers for route in router.routes], settings=settings,
+                       keys=app.state.keys)
     return app
 
 

@@ -12,7 +12,6 @@ from starlette.exceptions import HTTPException
 
 from service.jobs.store import UnknownJob
 from service.jobs.submit import BrokerUnavailable, JobError, QueueFull
-from service.jobs.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
 from service.formats.pictures import EncodingError
 from service.limits import LimitError
 from service.repository import UnknownModel, WrongKind
@@ -20,6 +19,7 @@ from service.repository.store import Conflict
 from service.sampling.batching import Overloaded
 from service.sampling.plans import Cancelled
 from service.sampling.samples import SamplingError
+from service.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ class Settings(BaseSettings):
     data: Path = Path("var")  # job records, uploads, snapshots
     redis_url: str = "redis://127.0.0.1:6379/0"
     api_keys: str = ""  # comma-separated; job submission needs one when set
+    admin_keys: str = ""  # comma-separated keys that may also act on every key's jobs, uploads and models
     reload_seconds: float = 1.0  # how often the repository is rescanned for new versions
 
     max_n: int = 1024  # samples per request
@@ -25,6 +26,7 @@ class Settings(BaseSettings):
     max_dataset_candidates: int = 2_000_000  # n × oversample per dataset in nice mode (a few minutes of work)
     max_dataset_streams: int = 8  # datasets streaming at once per API process; 503 with Retry-After beyond
     dataset_workers: int = 2  # threads computing dataset chunks (apart from every other route's)
+    write_seconds: float = 30.0  # a streamed response's write must complete within this: a stalled reader is dropped
     max_steps: int = 200_000  # training steps per job
     max_job_seconds: float = 3600.0  # a job running longer is stopped and fails
     job_lost_seconds: float = 30.0  # a running job with no worker heartbeat this long has failed
@@ -35,11 +37,15 @@ class Settings(BaseSettings):
     rate_burst: int = 400  # requests a client may send at once before the rate applies
     max_queued_jobs: int = 100  # jobs queued per API key (or client address, without keys); 429 beyond
     body_seconds: float = 60.0  # a request's whole body must arrive within this (slow senders get 408)
+    header_seconds: float = 10.0  # a request's head must arrive within this of the connection (or the last answer)
+    keep_alive_seconds: float = 5.0  # an idle keep-alive connection is closed after this
+    max_connections: int = 4000  # open connections per API process; beyond, 503 at once (held below the file limit)
     max_upload_files: int = 70_000  # images per upload
     max_image_pixels: int = 1024 * 1024  # per image (decompression bombs are refused before decoding)
     max_upload_pixels: int = 100_000_000  # all images of one upload together, every channel counted
     max_storage_bytes: int = 2 * 2**30  # what one API key's uploads may hold on disk (507 beyond)
-    max_upload_inflated_bytes: int = 256 * 2**20  # an npz upload's images as arrays, before conversion to uint8
+    max_upload_inflated_bytes: int = 256 * 2**20  # an upload's arrays (and zip entries) as they inflate, before conversion
+    max_upload_classes: int = 1000  # labels of an upload (or training source) are class indices 0..this-1
     max_translate_bytes: int = 16 * 2**20  # one /translate request body, as sent
     max_translate_pixels: int = 16_000_000  # all input images of one /translate request together, decoded
     # Intra-op threads per onnxruntime session. 0: measured per network at load, one thread against one per
@@ -51,6 +57,7 @@ class Settings(BaseSettings):
     batch_rows: int = 128  # most rows merged into one onnxruntime call (sampling.CHUNK: the fastest batch)
     batch_wait_ms: float = 2.0  # how long a batch waits for requests known to be on their way
     queue_requests: int = 64  # sampling requests in flight per model before answering 503
+    max_work_bytes: int = 384 * 2**20  # arrays of the sampling requests being computed at once; beyond, 503
     train_threads: int = 2  # torch threads in a worker
     cors_origins: str = ""  # comma-separated origins a browser page may call the API from; none by default
     # The filtered mode's classifier (an ONNX file, read, never its training code) and the confidence in
@@ -73,6 +80,10 @@ class Settings(BaseSettings):
     @property
     def keys(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def admins(self) -> list[str]:
+        return [k.strip() for k in self.admin_keys.split(",") if k.strip()]
 
 
 @lru_cache

@@ -112,13 +112,12 @@ class Server:
         self.writable = Path(env["GANSERVE_REPOSITORY"].split(":")[0])  # where jobs publish
         self.log = open(log, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(self.port),
-             "--log-level", "warning"],
+            [sys.executable, "-m", "ganserve.cli", "serve", "--port", str(self.port), "--quiet"],
             cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: answers(self.url + "/readyz", self.process), 30, f"{self.url}/readyz answering")
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+    def client(self, **options) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **options)
 
     def stop(self) -> None:
         stop(self.process)

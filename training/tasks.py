@@ -12,7 +12,7 @@ import numpy as np
 from celery import Celery
 from celery.signals import worker_shutting_down
 
-from service.jobs import uploads
+from service import uploads
 from service.jobs.protocol import HEARTBEAT_SECONDS, HISTORY_LIMIT, QUEUE, TASK, now
 from service.jobs.store import JobStore
 from service.repository import Card

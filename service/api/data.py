@@ -6,15 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from service import uploads
 from service.api.deps import KeyDep, SettingsDep
-from service.api.guard import owner_of
 from service.api.responses import Upload, Uploads, error_responses
 from service.api.strict import StrictJSONRoute
-from service.jobs import uploads
-from service.jobs.uploads import UploadTooLarge
 
 router = APIRouter(prefix="/v1/data", tags=["data"], responses=error_responses(), route_class=StrictJSONRoute)
-CHUNK = 1 << 20
 
 
 @router.post("", status_code=201, dependencies=[KeyDep], operation_id="uploadData", response_model=Upload,
@@ -22,14 +19,10 @@ CHUNK = 1 << 20
 async def upload(request: Request, file: Annotated[UploadFile, File(description="a .zip or .npz")],
                  settings: SettingsDep) -> dict:
     """Store training data whole or not at all; the answer's id goes into a job's `data`."""
-    limit = settings.max_upload_bytes
-    raw = bytearray()
-    while chunk := await file.read(CHUNK):
-        raw += chunk
-        if len(raw) > limit:
-            raise UploadTooLarge(f"file: over the upload limit of {limit} bytes")
-    owner = owner_of(request, settings.keys)
-    return await run_in_threadpool(uploads.store, bytes(raw), file.filename or "upload", settings, owner)
+    owner = request.state.caller.bucket  # queue bounds and quotas count per key (or address)
+    # The multipart parser has spooled the file (to disk past 1 MB): it is read from there, never copied whole
+    # into memory; the guard has bounded the body by max_upload_bytes.
+    return await run_in_threadpool(uploads.store, file.file, file.filename or "upload", settings, owner)
 
 
 @router.get("", operation_id="listUploads", response_model=Uploads, dependencies=[KeyDep],

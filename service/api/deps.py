@@ -1,13 +1,13 @@
 """FastAPI dependencies: settings, the repository, the job store, the Celery client, API keys."""
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.api.keys import Caller, Keys, parse
 from service.jobs.store import JobStore
 from service.repository import Repository
 from service.sampling.batching import Batcher
@@ -47,26 +47,25 @@ bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
                     description="an API key from GANSERVE_API_KEYS, sent as `Authorization: Bearer <key>`")
 
 
-def key_refusal(authorization: str | None, keys: list[str]) -> HTTPException | None:
-    """Why a request's Authorization header does not pass (401 or 403), or None when it does."""
-    if not keys:
+def key_refusal(authorization: str | None, caller: Caller, keys: Keys) -> HTTPException | None:
+    """Why a keyed route refuses a request (401 without a key, 403 with an unknown one), or None."""
+    if not keys.required or caller.keyed:
         return None
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
+    if parse(authorization) is None:
         return HTTPException(401, "authorization: this endpoint needs 'Authorization: Bearer <api key>'",
                              headers={"WWW-Authenticate": "Bearer"})
-    if not any(hmac.compare_digest(given.strip().encode(), key.encode()) for key in keys):  # constant time
-        return HTTPException(403, "authorization: the API key is not valid")
-    return None
+    return HTTPException(403, "authorization: the API key is not valid")
 
 
-async def require_key(request: Request, settings: Annotated[Settings, Depends(settings)],
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+async def require_key(request: Request,
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
     """Keyed routes need `Authorization: Bearer <key>` when keys are configured (service/api/guard.py
-    checks it before the body is read; this declares it in the schema and checks it again)."""
-    refusal = key_refusal(request.headers.get("authorization"), settings.keys)
+    checks it before the body is read; this declares it in the schema and checks it again). The caller."""
+    caller = request.state.caller
+    refusal = key_refusal(request.headers.get("authorization"), caller, request.app.state.keys)
     if refusal is not None:
         raise refusal
+    return caller
 
 
 SettingsDep = Annotated[Settings, Depends(settings)]
@@ -76,3 +75,4 @@ JobStoreDep = Annotated[JobStore, Depends(job_store)]
 DatasetStreamsDep = Annotated[Streams, Depends(dataset_streams)]
 CeleryDep = Annotated[Celery, Depends(celery)]
 KeyDep = Depends(require_key)
+CallerDep = Annotated[Caller, Depends(require_key)]

@@ -41,10 +41,24 @@ def late(operation_id: str):
     return register
 
 
+COMPONENTS: list[type] = []  # request models a route decodes itself (service/api/bodies.py)
+
+
+def component(model: type) -> None:
+    """List a model among the schema's components (a route that decodes its own body refers to it)."""
+    if model not in COMPONENTS:
+        COMPONENTS.append(model)
+
+
 def openapi(app: FastAPI) -> dict:
-    """FastAPI's schema, with each LATE operation completed; made once per app."""
+    """FastAPI's schema, with the COMPONENTS added and each LATE operation completed; made once per app."""
     if app.openapi_schema is None:
         schema = FastAPI.openapi(app)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in COMPONENTS:
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(model_schema.pop("$defs", {}))
+            components[model.__name__] = model_schema
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 for patch in LATE.get(operation.get("operationId"), []):

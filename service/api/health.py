@@ -1,13 +1,11 @@
 """Liveness, readiness, metrics and the configured limits."""
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import CeleryDep, RepositoryDep, SettingsDep
+from service.api.deps import RepositoryDep, SettingsDep
 from service.api.responses import Limits, Ready, Status, content, error_responses
 from service.api.strict import StrictJSONRoute
-from service.jobs.submit import broker_answers
 
 router = APIRouter(tags=["health"], responses=error_responses(), route_class=StrictJSONRoute)
 LIMITS = tuple(Limits.model_fields)
@@ -19,11 +17,12 @@ async def healthz() -> dict:  # async: a plain def would cost a thread hop per p
 
 
 @router.get("/readyz", operation_id="getReady", response_model=Ready, responses={503: {"model": Ready}})
-async def readyz(repository: RepositoryDep, celery: CeleryDep) -> JSONResponse:
+async def readyz(request: Request, repository: RepositoryDep) -> JSONResponse:
     """Ready (200) once some model serves by default; 503 while none does. Redis is reported apart: sampling
-    works without it, job submission does not."""
+    works without it, job submission does not. Its state is the broker watcher's last answer (service/app.py),
+    never asked here: a hanging Redis would otherwise hold a thread per probe."""
     serving = [name for name in repository.names() if repository.entry(name).default in repository.entry(name).loaded]
-    redis = "up" if await run_in_threadpool(broker_answers, celery) else "down"
+    redis = "up" if request.app.state.broker_up else "down"
     body = Ready(status="ready" if serving else "not ready", models=serving, redis=redis)
     return JSONResponse(body.model_dump(), status_code=200 if serving else 503)
 

@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import CeleryDep, JobStoreDep, KeyDep, SettingsDep
 from service.api.responses import Families, Job, Jobs, content, error_responses
 from service.api.schemas import JobRequest
-from service.api.guard import owner_of
 from service.api.strict import StrictJSONRoute
 from service.jobs import submit as jobs
 from service.jobs.protocol import FINAL, catalog
@@ -34,7 +33,7 @@ def _view(record: dict, request: Request) -> dict:
 
 @router.get("/families", operation_id="listFamilies", response_model=Families)
 def list_families() -> dict:
-    """Each family with its hyper-parameters, defaults and limits."""
+    """Each family with its hyper-parameters, defaults and limits, and its quality gate's bars."""
     return {"families": catalog()}
 
 
@@ -43,7 +42,7 @@ def list_families() -> dict:
 async def submit_job(body: JobRequest, request: Request, response: Response, settings: SettingsDep,
                      store: JobStoreDep, celery: CeleryDep) -> dict:
     """Validate, record and queue a training job; 202 at once, with its Location."""
-    owner = owner_of(request, settings.keys)
+    owner = request.state.caller.bucket  # queue bounds and quotas count per key (or address)
     record = await run_in_threadpool(jobs.submit, body.model_dump(), settings, store, celery, owner)
     view = _view(record, request)
     response.headers["Location"] = view["links"]["self"]
@@ -117,7 +116,8 @@ def _event(name: str, data: dict) -> str:
 def job_snapshot(job_id: str, file: str, settings: SettingsDep, store: JobStoreDep) -> FileResponse:
     """A sample grid (or plot) the trainer drew at some step."""
     store.read(job_id)
-    if not file.removesuffix(".png").isdigit():
+    step = file.removesuffix(".png")
+    if not (step.isascii() and step.isdigit() and len(step) <= 12):  # a step number, not a path (nor a long one)
         raise UnknownJob(f"job {job_id} has no snapshot {file!r}")
     path = settings.jobs_dir / job_id / file
     if not path.exists():

@@ -8,6 +8,7 @@ body or writes a response, and nothing in a Spec does I/O.
 """
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,13 @@ class Prepared:
         """Generator samples the request draws at most."""
         return self.n * self.oversample if self.mode.draws_candidates else self.n
 
+    @property
+    def work_bytes(self) -> int:
+        """What the request's arrays take at most: each candidate's latent and its sample as float32, twice
+        (as generated, and gathered or converted for the answer)."""
+        card = self.model.card
+        return self.candidates * 4 * (2 * math.prod(card.sample_shape) + card.latent.dim)
+
     def plan(self) -> Plan:
         """The whole request's plan (/samples)."""
         return steering.plan(self.model, self.n, self.seed, self.mode.name, self.oversample, self.labels, self.steer,
@@ -97,6 +105,9 @@ class Prepared:
         return out
 
 
+INLINE_NUMBERS = 16_384  # explicit latents up to this many numbers are checked on the event loop
+
+
 async def prepare(spec: Spec, route: str, repository: Repository, settings: Settings) -> Prepared:
     """Every check of a request before any sampling, in the order that refuses cheaply first: the request
     alone, then the model (loaded off the event loop if it must be), its mode and format, the candidate
@@ -119,8 +130,12 @@ async def prepare(spec: Spec, route: str, repository: Repository, settings: Sett
     oversample, source = mode.oversample(model, spec.oversample)
     limits.candidates(mode.draws_candidates, n, oversample)
     # 3. labels and latents, checked against the card.
-    steer = Steering(spec.truncation, None if spec.latents is None else steering.check_latents(model, spec.latents),
-                     spec.walk)
+    latents = None
+    if spec.latents is not None:  # a large array is made off the event loop (1,024 rows of 600: 50 ms)
+        small = len(spec.latents) * len(spec.latents[0]) <= INLINE_NUMBERS
+        latents = (steering.check_latents(model, spec.latents) if small
+                   else await run_in_threadpool(steering.check_latents, model, spec.latents))
+    steer = Steering(spec.truncation, latents, spec.walk)
     if spec.walk is not None and spec.labels is None:
         labels = steering.walk_labels(model, n)
     elif route == "datasets" and (spec.labels is None or (spec.walk is None and spec.latents is None)):

@@ -113,8 +113,8 @@ class Limits(BaseModel):
     max_translate_pixels: int = Field(description="the input images of one /translate request together")
 
 
-class Samples(BaseModel):
-    """format=json: samples as numbers (points, curves) or base64 PNGs (images)."""
+class SampledJson(BaseModel):
+    """format=json of /samples: samples as numbers (points, curves) or base64 PNGs (images)."""
     model: str
     version: int
     seed: int | None = Field(description="the seed the latents were drawn from; a walk's `from`; null for "
@@ -152,6 +152,13 @@ class Param(BaseModel):
     choices: list[Any] | None = None
 
 
+class FamilyBar(BaseModel):
+    """One bar of a family's quality gate: a metric of a new version's card (mode.key), compared with a limit."""
+    metric: str = Field(description="mode.key in the card's metrics, e.g. plain.frechet_ratio")
+    op: Literal["<=", ">="]
+    limit: float
+
+
 class Family(BaseModel):
     kind: str = Field(description="what the family's models make: one of the card kinds (points, curves, image, "
                                   "translation)")
@@ -159,6 +166,8 @@ class Family(BaseModel):
     description: str
     default_steps: int
     params: dict[str, Param]
+    gate: list[FamilyBar] = Field(description="the bars a new version must meet, measured on its family's "
+                                              "evaluator, before it may become the default; none: it always may")
 
 
 class Families(BaseModel):

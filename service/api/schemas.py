@@ -47,7 +47,7 @@ def format_name(route: str):
 
 Seed = Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="latent seed; omitted: one is chosen and returned")]
 Label = StrictInt | str
-Truncation = Annotated[float, Field(
+Truncation = Annotated[StrictFloat, Field(
     gt=0, le=PSI_MAX, description=f"the truncation trick, ψ in (0, {PSI_MAX:g}]: latents scaled toward their mean "
     "by ψ (a uniform latent's range becomes [-ψ, ψ]; a coded generator's cluster coordinate is kept); 1: off. "
     "Lower ψ trades variety for typical samples; the model card's `truncation` holds the measured effect. ψ above "
@@ -58,9 +58,14 @@ Latents = Annotated[list[list[Annotated[StrictFloat, Field(allow_inf_nan=False)]
     "n is their count; drawn from nothing, so mode is plain and there is no seed")]
 
 
+# Every request model: no field it does not name, and no NaN or Infinity in any number (a NaN passes every
+# bound: NaN < 0 and NaN > 1 are both false).
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
 class WalkRequest(BaseModel):
     """k samples on the path from sample 0 of one seed to sample 0 of another, both ends included."""
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(**STRICT, populate_by_name=True)
 
     from_: Annotated[StrictInt, Field(ge=0, le=2**63 - 1, alias="from", description="the seed the walk starts at")]
     to: Annotated[StrictInt, Field(ge=0, le=2**63 - 1, description="the seed the walk ends at")]
@@ -71,7 +76,7 @@ class WalkRequest(BaseModel):
                           "[-1, 1]). A conditional model keeps the first label unless labels gives one per step")
 
 
-Threshold = Annotated[float, Field(gt=0, le=1, description="filtered: the classifier's confidence in a sample's "
+Threshold = Annotated[StrictFloat, Field(gt=0, le=1, description="filtered: the classifier's confidence in a sample's "
                                   "requested label needed to keep it; default: the service's filter_threshold")]
 
 
@@ -86,7 +91,7 @@ class Sampling:
 
 
 class SampleRequest(BaseModel, Sampling):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     n: Annotated[StrictInt, Field(ge=1, description="number of samples (at most the configured max_n); left "
                                   "out: the number of labels or the sum of their counts, the rows of latents, the "
@@ -128,7 +133,7 @@ Direction = Annotated[str, Field(min_length=1, max_length=80, description=(
 
 class TranslateOptions(BaseModel):
     """What a /translate request asks besides its images (JSON fields, or multipart form fields)."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     direction: Direction
     format: format_name("translate") = formats.default("translate")  # type: ignore[valid-type]
@@ -143,7 +148,7 @@ class TranslateRequest(TranslateOptions):
 
 
 class JobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     family: str
     steps: Annotated[StrictInt, Field(ge=1)] | None = None
@@ -160,7 +165,7 @@ class JobRequest(BaseModel):
 
 
 class DatasetRequest(BaseModel, Sampling):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     model: str = Field(description="the model to sample")
     version: Annotated[StrictInt, Field(ge=1)] | None = None

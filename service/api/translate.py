@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
+from typing import BinaryIO
 
 import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
@@ -20,11 +22,12 @@ from service.api.docs import late
 from service.api.responses import Translated, error_responses, formats_content, late_formats
 from service.api.schemas import TranslateOptions, TranslateRequest
 from service.api.strict import StrictJSONRoute
-from service.jobs.uploads import UploadTooLarge
 from service import formats
+from service.io import Budget
 from service.sampling import images, plans, translation
-from service.sampling.images import Budget, InputError
+from service.sampling.images import InputError
 from service.settings import Settings
+from service.uploads import UploadTooLarge
 
 router = APIRouter(prefix="/v1/models", tags=["translate"], responses=error_responses(404, 413, 422, 503),
                    route_class=StrictJSONRoute)
@@ -60,15 +63,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(raw)
 
 
-async def parse(request: Request, raw: bytes) -> tuple[TranslateOptions, list[tuple[str, bytes]]]:
-    """The options and the raw files (name, bytes) of a JSON or multipart request."""
+async def parse(request: Request, raw: bytes) -> tuple[TranslateOptions, list[tuple[str, BinaryIO]]]:
+    """The options and the files (name, a seekable stream) of a JSON or multipart request."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         async def receive():
             return {"type": "http.request", "body": raw, "more_body": False}
 
         form = await Request(request.scope, receive).form(max_files=64, max_fields=16)
-        files = [(f.filename or f"file {i}", await f.read()) for i, f in enumerate(form.getlist("file"))
+        # Read from where the parser spooled them (to disk past 1 MB), never copied whole into memory.
+        files = [(f.filename or f"file {i}", f.file) for i, f in enumerate(form.getlist("file"))
                  if isinstance(f, UploadFile)]
         fields = {k: v for k, v in form.multi_items() if k != "file"}
         if not files:
@@ -83,20 +87,20 @@ async def parse(request: Request, raw: bytes) -> tuple[TranslateOptions, list[tu
         files = []
         for i, text in enumerate(parsed.images):
             try:
-                files.append((f"images.{i}", base64.b64decode(text, validate=True)))
+                files.append((f"images.{i}", io.BytesIO(base64.b64decode(text, validate=True))))
             except (binascii.Error, ValueError):
                 raise InputError(f"images.{i}: not base64") from None
         return TranslateOptions.model_validate(parsed.model_dump(exclude={"images"})), files
     raise InputError(f"body: content type {kind!r}; send application/json or multipart/form-data")
 
 
-def decode(files: list[tuple[str, bytes]], shape: list[int], settings: Settings):
-    """Every file's images, decoded under one budget and fitted to the source domain's shape."""
-    budget = Budget(settings.max_n, settings.max_image_pixels, settings.max_translate_pixels)
-    decoded = [img for name, raw in files for img in images.decode(raw, name, budget)]
-    if not decoded:
+def decode(files: list[tuple[str, BinaryIO]], shape: list[int], settings: Settings):
+    """Every file's images, decoded under one budget and fitted to the source domain's shape one at a time."""
+    budget = Budget.for_translate(settings)
+    inputs = images.conform((img for name, stream in files for img in images.decode(stream, name, budget)), shape)
+    if not len(inputs):
         raise InputError("file: holds no images")
-    return images.conform(decoded, shape)
+    return inputs
 
 
 @router.post("/{name}/translate", operation_id="translateImages", response_class=Response, responses={200: {
@@ -106,8 +110,7 @@ async def translate(name: str, request: Request, repository: RepositoryDep, sett
                     batcher: BatcherDep) -> Response:
     """Translate images from one domain of a translation model to the other; each output carries the target
     domain's discriminator score, and format=png shows each input beside its output."""
-    raw = await read_body(request, settings.max_translate_bytes)
-    options, files = await parse(request, raw)
+    options, files = await parse(request, await read_body(request, settings.max_translate_bytes))
     model = repository.loaded(name, options.version) or await run_in_threadpool(repository.get, name, options.version)
     direction, source, _ = translation.direction(model, options.direction)  # refused before any decoding
     encoder = formats.get(options.format, "translate")

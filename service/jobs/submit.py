@@ -8,7 +8,7 @@ import uuid
 
 from celery import Celery
 
-from service.jobs import uploads
+from service import uploads
 from service.jobs.protocol import FINAL, QUEUE, TASK, catalog, check_params, now
 from service.jobs.store import JobStore
 from service.settings import Settings

@@ -118,11 +118,11 @@ def _time(sessions: list, budget: float = 0.25) -> dict[int, tuple[float, ...]]:
     # call instead fragmented the heap: 0.55 GB under the memory benchmark's load against 0.3 without).
     for session in sessions:
         session.run(None, {name: value[:1] for name, value in feed.items()}, _SHRINK)
-    _trim_heap()
+    trim_heap()
     return timings
 
 
-def _trim_heap() -> None:
+def trim_heap() -> None:
     """Hand freed heap memory back to the system: glibc keeps it otherwise (measured with every shipped model
     loaded: 219 MB RSS before, 144 MB after). Nothing to do where the C library has no malloc_trim."""
     try:

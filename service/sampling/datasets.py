@@ -12,26 +12,29 @@ The archive is written by the format's encoder (service/formats/: npz, zip, tar)
 """
 from __future__ import annotations
 
-from typing import AsyncIterator, Awaitable, Callable, Iterator
+from typing import AsyncIterator, Iterator
 
 import anyio
 import numpy as np
 
 from service import formats
 from service.repository import Model
-from service.sampling import plans, steering
+from service.sampling import modes, plans, steering
 from service.sampling.batching import Overloaded
 from service.sampling.samples import SamplingError, resolve_labels
 from service.sampling.steering import Steering
 
 CHUNK = 256  # samples per step: each step is one bounded generator (and discriminator) pass
+CHUNK_CANDIDATES = 2048  # a ranked mode's step draws at most about this many: streams take turns quickly
 
 
 def chunks(model: Model, n: int, seed: int | None, mode: str, oversample: int, labels: np.ndarray | None,
            steer: Steering, offset: int = 0, aid=None) -> formats.Chunks:
-    """(index of the chunk's first sample within the response, Samples) for each chunk."""
-    for start in range(0, n, CHUNK):
-        size = min(CHUNK, n - start)
+    """(index of the chunk's first sample within the response, Samples) for each chunk. A chunk of a mode that
+    draws candidates holds fewer samples (the bytes do not depend on the chunking: sample i is (seed, i)'s)."""
+    step = CHUNK if oversample <= 1 or not modes.get(mode).draws_candidates else max(8, CHUNK_CANDIDATES // oversample)
+    for start in range(0, n, step):
+        size = min(step, n - start)
         part = None if labels is None else labels[start:start + size]
         yield start, plans.run(steering.plan(model, size, seed, mode, oversample, part, steer, offset + start,
                                              stream=True, aid=aid))
@@ -83,28 +86,24 @@ def stream(model: Model, n: int, seed: int | None, mode: str, oversample: int, l
 
 class Streams:
     """The dataset streams of one API process: at most `streams` at once (503 beyond), their chunks computed
-    `workers` at a time on threads of their own, apart from the pool that health, models and jobs routes
-    use; a stream stops at its next chunk once its client is gone."""
+    `workers` at a time on threads of their own, apart from the pool that health, models and jobs routes use.
+    The limiter serves waiting streams in turn, so with more streams than threads each still moves."""
 
     def __init__(self, streams: int, workers: int):
         self.streams, self.active = streams, 0
         self.limiter = anyio.CapacityLimiter(workers)
 
-    def follow(self, chunks: Iterator[bytes], gone: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
-        """Admit a stream now (Overloaded when full), and return its bytes as the client takes them."""
+    def admit(self) -> None:
+        """Count a stream in now, or Overloaded when the limit is reached; release() counts it out."""
         if self.active >= self.streams:
             raise Overloaded(f"{self.active} datasets are streaming, the limit (max_dataset_streams); retry shortly",
                              retry_after=5)
         self.active += 1
-        return self._follow(chunks, gone)
 
-    async def _follow(self, chunks: Iterator[bytes], gone: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
-        try:
-            while not await gone():
-                chunk = await anyio.to_thread.run_sync(next, chunks, None, limiter=self.limiter)
-                if chunk is None:
-                    return
-                yield chunk
-        finally:
-            self.active -= 1
-            chunks.close()
+    def release(self) -> None:
+        self.active -= 1
+
+    async def chunks(self, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+        """The archive's chunks, each computed on a dataset thread."""
+        while (chunk := await anyio.to_thread.run_sync(next, chunks, None, limiter=self.limiter)) is not None:
+            yield chunk

@@ -26,3 +26,14 @@ def test_families_lists_params_with_limits(api):
     families = api.get("/v1/families").json()["families"]
     lr = families["quadratic"]["params"]["lr"]
     assert lr["min"] < lr["default"] < lr["max"]
+
+
+def test_families_carry_their_quality_gates(serving_api):
+    from service.jobs.protocol import catalog
+
+    families = serving_api.get("/v1/families").json()["families"]
+    assert {name: family["gate"] for name, family in families.items()} == \
+        {name: family["gate"] for name, family in catalog().items()}
+    assert {"metric": "plain.mean_abs_residual", "op": "<=", "limit": 0.01} in families["quadratic"]["gate"]
+    assert {"metric": "plain.x_bins_covered", "op": ">=", "limit": 16} in families["quadratic"]["gate"]
+    assert all(families[name]["gate"] for name in ("mnist-cgan", "mnist-dcgan", "curves", "digits-cyclegan"))

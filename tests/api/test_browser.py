@@ -52,6 +52,106 @@ def offline_page(browser):
     context.close()
 
 
+@pytest.fixture(scope="module")
+def keyed_server(make_server):
+    """A server with a key, as `make run` always has one (no worker: the page only lists jobs)."""
+    return make_server(api_keys="first-screen-key")
+
+
+def test_first_screen_shows_a_digit_grid_the_models_modes_and_no_error_text(browser, keyed_server):
+    import httpx
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    answers = []
+    page.on("response", lambda r: answers.append((r.status, urlsplit(r.url).path)))
+    page.goto(keyed_server.url + "/")
+    # Without a click: a digit model (images with labels) is chosen and a grid of its samples is drawn.
+    page.wait_for_function("document.querySelector('#sample-out img')?.naturalWidth > 0")
+    assert page.input_value("#model") == "mnist-cgan"
+    assert page.get_attribute("#sample-out img", "alt") == "samples"
+    # The jobs panel asks for the key the server needs instead of showing its 401.
+    page.wait_for_function("document.querySelector('#job-prompt').textContent.includes('API key')")
+    assert page.eval_on_selector_all(".error", "els => els.map((e) => e.textContent.trim()).filter(Boolean)") == []
+    assert page.locator("#key").evaluate("el => el.required")
+    # Every mode the service says the model supports, in its order; the icon is the app's own.
+    modes = httpx.get(keyed_server.url + "/v1/models/mnist-cgan").json()["modes"]
+    assert "filtered" in modes
+    assert page.eval_on_selector_all("#mode option", "els => els.map((e) => e.textContent)") == modes
+    assert page.get_attribute("link[rel=icon]", "href") == "/favicon.ico"
+    assert page.request.get(keyed_server.url + "/favicon.ico").status == 200
+    refused = [(status, path) for status, path in answers if status >= 400]
+    assert refused == [(401, "/v1/jobs")], refused  # the key prompt's probe, and nothing else
+    page.close()
+
+
+def requests_to(page, part: str) -> list[tuple[str, str]]:
+    """Record (method, url) of the page's requests whose URL contains `part`, from now on."""
+    sent: list[tuple[str, str]] = []
+    page.on("request", lambda r: part in r.url and sent.append((r.method, r.url)))
+    return sent
+
+
+def test_forms_check_their_fields_before_sending_anything(browser, keyed_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(keyed_server.url + "/")
+    page.wait_for_function("document.querySelector('#sample-out img')?.naturalWidth > 0")
+    sampled, jobs, translated = requests_to(page, "/samples"), requests_to(page, "/v1/jobs"), requests_to(page, "/translate")
+    limits = page.request.get(keyed_server.url + "/v1/limits").json()
+    # n above the configured max_n: the browser's own message, and no request.
+    page.fill("#n", str(limits["max_n"] + 1))
+    page.click("#sample-button")
+    assert page.eval_on_selector("#n", "el => el.validationMessage")
+    # Labels the model does not know, or not one per sample.
+    page.fill("#n", "2")
+    page.fill("#labels", "3,12")
+    page.click("#sample-button")
+    assert "'12' is not a label of mnist-cgan (0–9)" in page.eval_on_selector("#labels", "el => el.validationMessage")
+    page.fill("#labels", "3,3,7")
+    assert "3 given for n = 2" in page.eval_on_selector("#labels", "el => el.validationMessage")
+    page.fill("#labels", "3:1,7:2")
+    assert "the counts add up to 3, and n is 2" in page.eval_on_selector("#labels", "el => el.validationMessage")
+    page.click("#sample-button")
+    assert sampled == []
+    page.fill("#labels", "3:1,7:1")
+    with page.expect_response(lambda r: "samples.png" in r.url) as answer:
+        page.click("#sample-button")
+    assert answer.value.ok and "labels=3%3A1%2C7%3A1" in answer.value.url
+    # An unconditional model takes no labels: the field is off.
+    page.select_option("#model", "mnist-dcgan")
+    assert page.is_disabled("#labels") and page.input_value("#labels") == ""
+    # A job: steps past max_steps, and no key where the server needs one.
+    page.select_option("#family", "quadratic")
+    page.fill("#steps", str(limits["max_steps"] + 1))
+    page.click("#job-button")
+    assert page.eval_on_selector("#steps", "el => el.validationMessage")
+    page.fill("#steps", "100")
+    page.click("#job-button")
+    assert page.eval_on_selector("#key", "el => el.validationMessage")
+    assert [method for method, _ in jobs if method == "POST"] == []
+    # Translate with nothing chosen translates samples of the first digit model; with no files and no samples,
+    # it asks for files instead of sending.
+    page.click("#tab-translate")
+    assert page.input_value("#translate-source") == "mnist-cgan"
+    with page.expect_response(lambda r: r.url.endswith("/translate")) as answer:
+        page.click("#translate-button")
+    assert answer.value.ok
+    page.wait_for_function("document.querySelector('#translate-out img')?.naturalWidth > 0")
+    translated.clear()
+    page.select_option("#translate-source", "")
+    page.click("#translate-button")
+    assert "choose images" in page.eval_on_selector("#translate-file", "el => el.validationMessage")
+    assert translated == []
+    page.close()
+
+
+def test_publish_as_says_what_a_blank_name_does(page):
+    page.wait_for_selector("#family option[value=quadratic]", state="attached")
+    page.select_option("#family", "quadratic")
+    assert page.get_attribute("#job-model", "placeholder") == "blank: publishes as quadratic-<short job id>"
+    page.select_option("#family", "mnist-cgan")
+    assert page.get_attribute("#job-model", "placeholder") == "blank: publishes as mnist-cgan-<short job id>"
+
+
 def test_playground_shows_samples_from_a_model(page):
     page.wait_for_selector("#model option[value=quadratic]", state="attached")
     page.select_option("#model", "quadratic")
@@ -61,12 +161,16 @@ def test_playground_shows_samples_from_a_model(page):
     assert img.get_attribute("alt") == "samples"
 
 
-def test_playground_shows_the_error_of_a_bad_request(page):
-    page.fill("#labels", "3")
+def test_playground_shows_the_error_the_service_answers(page):
+    """What the form cannot check (the candidate budget of nice) comes back from the service and is shown."""
+    page.select_option("#model", "mnist-cgan")
+    page.select_option("#mode", "nice")
+    page.fill("#n", "1024")
     page.click("#sample-button")
     error = page.wait_for_selector("#sample-out .error")
-    assert "unconditional" in error.inner_text()
-    page.fill("#labels", "")
+    assert "max_candidates" in error.inner_text()
+    page.fill("#n", "16")
+    page.select_option("#mode", "plain")
 
 
 def test_truncation_slider_and_walk_strip_send_their_fields(page):
@@ -198,7 +302,7 @@ def test_with_keys_the_page_lists_and_follows_jobs_once_the_key_is_entered(brows
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         page.goto(srv.url + "/")
-        page.wait_for_function("document.querySelector('#job-error').textContent.includes('API key')")
+        page.wait_for_function("document.querySelector('#job-prompt').textContent.includes('API key')")
         page.fill("#key", key)
         page.select_option("#family", "quadratic")
         page.fill("#steps", "2000")

@@ -55,11 +55,11 @@ def client(keyed, tmp_path_factory):
 def test_samples_come_back_typed(client, keyed):
     from ganserve_openapi_client import Client
     from ganserve_openapi_client.api.samples import sample_model
-    from ganserve_openapi_client.models import SampleRequest, Samples, WalkRequest
+    from ganserve_openapi_client.models import SampledJson, SampleRequest, WalkRequest
 
     with Client(base_url=keyed.url) as api:
         samples = sample_model.sync("quadratic", client=api, body=SampleRequest(n=3, seed=7, truncation=0.8))
-        assert isinstance(samples, Samples) and samples.model == "quadratic" and samples.seed == 7
+        assert isinstance(samples, SampledJson) and samples.model == "quadratic" and samples.seed == 7
         raw = httpx.post(keyed.url + "/v1/models/quadratic/samples", json={"n": 3, "seed": 7, "truncation": 0.8})
         assert samples.samples == raw.json()["samples"] and samples.truncation == 0.8
         walk = sample_model.sync("quadratic", client=api, body=SampleRequest(walk=WalkRequest(from_=7, to=8, steps=4),

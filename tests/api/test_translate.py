@@ -136,8 +136,8 @@ def bomb_png(width: int, height: int) -> bytes:
 @pytest.mark.parametrize("files, fields, status, message", [
     ([("x.npy", npy_bytes(np.zeros((2, 20, 30), np.uint8)))], {}, 422, "images: image 0 is 30×20"),
     ([("x.png", png_bytes(np.zeros((28, 40), np.uint8)))], {}, 422, "images: image 0 is 40×28"),
-    ([("notes.txt", b"hello, these are not digits")], {}, 422, "notes.txt: not an image"),
-    ([("x.npy", npy_bytes(np.array(["a", "b"])))], {}, 422, "x.npy: images must be numbers"),
+    ([("notes.txt", b"hello, these are not digits")], {}, 422, "notes.txt: not a readable image"),
+    ([("x.npy", npy_bytes(np.array(["a", "b"])))], {}, 422, "x.npy: images must be real numbers"),
     ([("x.npy", npy_bytes(np.zeros((2000, 28, 28), np.uint8)))], {}, 422, "x.npy: 2000 images is over the limit of 1024 (max_n)"),
     ([("bomb.png", bomb_png(5_000, 5_000))], {}, 422, "bomb.png: 5000×5000 images are over the limit of 1048576"),
     ([("bomb.png", bomb_png(100_000, 100_000))], {}, 422, "bomb.png: its header claims more pixels than the limit"),

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
-from tests.utils import ROOT, answers, publish_tiny, free_port, stop, wait_until
+from ganserve.launcher import redis_answers
+from tests.utils import ROOT, answers, free_port, publish_tiny, stop, wait_until
 
 
 def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_other(tmp_path):
@@ -69,3 +72,88 @@ def spawned(pid: int) -> list[str]:
     """The children of a process that multiprocessing spawned as workers."""
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+
+
+@pytest.mark.system
+def test_up_uses_its_own_redis_prints_url_key_and_three_working_commands_last_and_ctrl_c_exits_0(tiny_repository,
+                                                                                                   tmp_path):
+    """`make run` on a fresh clone: no GANSERVE_ setting but the folders; a Redis answering at 6379 is not used."""
+    import redis
+
+    from tests.ganserve.launched import Launched
+
+    up = Launched(tmp_path / "var", f"{tmp_path / 'var' / 'models'}:{tiny_repository}")
+    try:
+        said = up.ready_lines[0]
+        url = re.match(r"^Redis: (redis://127\.0\.0\.1:(\d+)/0) \(its own, data in (\S+);", said)
+        assert url and url[2] != "6379" and Path(url[3]) == tmp_path / "var" / "redis", said
+        assert redis.Redis.from_url(url[1]).config_get("dir")["dir"] == str((tmp_path / "var" / "redis").resolve())
+        # The last lines: where it is, the key (kept for the next run), then three commands to try.
+        assert up.ready_lines[-6].startswith(f"ganserve is ready: {up.url}/")
+        assert up.ready_lines[-5] == f"API key (jobs and uploads): {up.key}"
+        assert (tmp_path / "var" / "api-key").read_text().strip() == up.key
+        assert up.ready_lines[-4] == "try:"
+        # A second `up` on the same data folder refuses, and leaves the first one's Redis alone.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GANSERVE_")}
+        second = subprocess.run([sys.executable, "-m", "ganserve.cli", "up", "--port", str(free_port())], cwd=ROOT,
+                                env={**env, "GANSERVE_DATA": str(tmp_path / "var")}, capture_output=True, text=True,
+                                timeout=60)
+        assert second.returncode == 1 and "another `ganserve up` is running" in second.stderr, second.stderr
+        assert redis_answers(url[1])
+        with httpx.Client(base_url=up.url, timeout=30) as client:
+            assert client.get("/v1/jobs").status_code == 401
+            wait_until(lambda: client.get("/readyz").json()["redis"] == "up", 30, "the API seeing its Redis")
+            # Each printed command works as printed (curl --fail: a 2xx), the job through the worker it started.
+            for command in up.try_commands():
+                assert command.startswith("curl ")
+                done = subprocess.run(["bash", "-c", "curl --fail --silent --show-error " + command[len("curl "):]],
+                                      cwd=tmp_path, capture_output=True, text=True, timeout=60)
+                assert done.returncode == 0, (command, done.stderr)
+            assert Image.open(tmp_path / "digits.png").size == (10 * 28, 4 * 28)
+            job = json.loads(done.stdout)
+            assert job["state"] == "queued" and job["config"]["steps"] == 3000
+            headers = {"authorization": f"Bearer {up.key}"}
+            wait_until(lambda: client.get(f"/v1/jobs/{job['id']}", headers=headers).json()["state"] != "queued", 120,
+                       "the worker taking the job")
+            client.delete(f"/v1/jobs/{job['id']}", headers=headers)
+    finally:
+        status = up.interrupt()
+    assert status == 0, "\n".join(up.lines)
+    assert up.lines[-1] == "stopping ..."
+    assert up.session() == [] and not redis_answers(url[1])  # the worker, the API and its Redis have stopped
+
+
+def test_the_generated_key_is_kept_for_the_next_run_and_configured_keys_print_none(tmp_path):
+    from ganserve.launcher import api_key
+    from service.settings import Settings
+
+    first = api_key(Settings(data=tmp_path))
+    assert first and api_key(Settings(data=tmp_path)) == first
+    assert (tmp_path / "api-key").stat().st_mode & 0o077 == 0  # readable by its owner only
+    assert api_key(Settings(data=tmp_path / "other", api_keys="a,b")) is None
+
+
+@pytest.mark.system
+def test_up_uses_the_redis_ganserve_redis_url_names(redis_url, tmp_path):
+    from ganserve.launcher import choose_redis
+    from service.settings import Settings
+
+    broker = choose_redis(Settings(redis_url=redis_url, data=tmp_path))
+    assert broker.url == redis_url and broker.process is None and broker.said == f"{redis_url} (GANSERVE_REDIS_URL)"
+
+
+@pytest.mark.system
+def test_up_stops_the_redis_a_killed_run_left_before_starting_its_own(tmp_path):
+    from ganserve.launcher import choose_redis
+    from service.settings import Settings
+
+    settings = Settings(data=tmp_path)
+    started = [choose_redis(settings)]  # a run killed before it could stop its Redis
+    try:
+        started.append(choose_redis(settings))
+        left, ours = started
+        assert left.process.wait(10) == 0 and ours.url != left.url and redis_answers(ours.url)
+        assert (tmp_path / "redis" / "url").read_text().strip() == ours.url
+    finally:
+        for broker in started:
+            stop(broker.process)

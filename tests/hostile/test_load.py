@@ -17,7 +17,7 @@ pytestmark = pytest.mark.system
 
 
 def test_over_its_rate_a_client_gets_429_with_retry_after_and_health_never_does(serving_repository, tmp_path):
-    srv = serve(serving_repository, tmp_path, rate_per_second=2, rate_burst=3)
+    srv = serve(serving_repository, tmp_path, rate_per_second=2, rate_burst=3, api_keys="own-key,other-key")
     with srv.client() as api:
         codes = [api.get("/v1/limits").status_code for _ in range(6)]
         assert codes[:3] == [200] * 3 and 429 in codes[3:]
@@ -25,8 +25,8 @@ def test_over_its_rate_a_client_gets_429_with_retry_after_and_health_never_does(
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
         assert "rate_per_second" in refused.json()["error"]["message"]
         assert all(api.get("/healthz").status_code == 200 for _ in range(10))
-        other = httpx.get(srv.url + "/v1/limits", headers={"Authorization": "Bearer someone-else"})
-        assert other.status_code == 200  # buckets are per key (or address): one client's burst is its own
+        other = httpx.get(srv.url + "/v1/limits", headers={"Authorization": "Bearer other-key"})
+        assert other.status_code == 200  # buckets are per verified key (or address): one client's burst is its own
     srv.stop()
 
 

@@ -32,8 +32,8 @@ def npy_member(archive: zipfile.ZipFile, name: str, header: dict, payload_bytes:
     info.compress_type = zipfile.ZIP_DEFLATED
     with archive.open(info, "w", force_zip64=True) as f:
         f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text)
-        for _ in range(payload_bytes // 2**20):
-            f.write(bytes(2**20))
+        for start in range(0, payload_bytes, 2**20):
+            f.write(bytes(min(2**20, payload_bytes - start)))
 
 
 def zip_of(build, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -54,13 +54,23 @@ def nothing_kept(hostile):
     return not folder.exists() or not list(folder.iterdir())
 
 
-def test_labels_that_inflate_far_beyond_the_images_are_refused_from_their_header(client, hostile):
+def test_labels_that_would_inflate_far_beyond_the_images_are_refused_from_their_header(client, hostile):
     def build(archive):
-        npy_member(archive, "x.npy", {"descr": "|u1", "fortran_order": False, "shape": (4, 28, 28)}, 0)
-        npy_member(archive, "y.npy", {"descr": "<i8", "fortran_order": False, "shape": (2**24,)}, 64 * 2**20)
+        npy_member(archive, "x.npy", {"descr": "|u1", "fortran_order": False, "shape": (4, 28, 28)}, 4 * 28 * 28)
+        npy_member(archive, "y.npy", {"descr": "<i8", "fortran_order": False, "shape": (2**24,)}, 0)
     raw = zip_of(build)
     assert len(raw) < 200_000
     assert_refused(upload(client, raw), "labels for 4 images")
+    assert nothing_kept(hostile)
+
+
+def test_an_npz_member_deflated_past_the_zip_ratio_is_refused_before_it_inflates(client, hostile):
+    def build(archive):  # 64 MB of labels in 65 kB: refused by its ratio, as a zip entry is
+        npy_member(archive, "x.npy", {"descr": "|u1", "fortran_order": False, "shape": (4, 28, 28)}, 4 * 28 * 28)
+        npy_member(archive, "y.npy", {"descr": "<i8", "fortran_order": False, "shape": (2**23,)}, 64 * 2**20)
+    raw = zip_of(build)
+    assert len(raw) < 200_000
+    assert_refused(upload(client, raw), "data.npz/y.npy", "ratio over 200:1")
     assert nothing_kept(hostile)
 
 
@@ -121,7 +131,7 @@ def test_a_truncated_ico_is_not_an_accepted_image(client):
 
 
 def test_uploads_list_only_finished_uploads(hostile):
-    from service.jobs import uploads
+    from service import uploads
     from service.settings import Settings
 
     root = hostile.data / "uploads"

@@ -102,7 +102,7 @@ def test_rgb_images_stay_rgb(api):
     ("empty.zip", zip_of({}), ["no images"]),
     ("labels.npz", npz_of(x=np.zeros((5, 8, 8), np.uint8), y=np.zeros(4, np.int64)), ["labels.npz", "labels"]),
     ("shape.npz", npz_of(x=np.zeros((5, 8), np.uint8)), ["shape.npz", "x must be"]),
-    ("nox.npz", npz_of(images=np.zeros((5, 8, 8), np.uint8)), ["nox.npz", "'x'"]),
+    ("nox.npz", npz_of(weights=np.zeros((5, 8, 8), np.uint8), bias=np.zeros(5)), ["nox.npz", "'x'"]),
     ("text.txt", b"just text", ["text.txt", "zip"]),
 ])
 def test_bad_upload_is_refused_naming_the_file_and_nothing_is_kept(api, server, name, data, words):

@@ -115,21 +115,21 @@ def test_unreadable_npz(tmp_path):
 
 
 def test_npz_without_images(tmp_path):
-    np.savez(tmp_path / "odd.npz", weights=np.zeros(3))
+    np.savez(tmp_path / "odd.npz", weights=np.zeros(3), bias=np.zeros(2))  # a single array would be taken
     with pytest.raises(ValueError, match="no image array"):
         data.load_images(str(tmp_path / "odd.npz"))
 
 
 def test_npz_wrong_shape(tmp_path):
     np.savez(tmp_path / "flat.npz", x_train=np.zeros((4, 784)))
-    with pytest.raises(ValueError, match=r"flat\.npz: images must be"):
+    with pytest.raises(ValueError, match=r"flat\.npz: x_train must be \(n, h, w\)"):
         data.load_images(str(tmp_path / "flat.npz"))
 
 
 def test_npz_label_count_mismatch(tmp_path):
     x, y = digits()
     np.savez(tmp_path / "m.npz", x_train=x, y_train=y[:4])
-    with pytest.raises(ValueError, match="6 images but 4 labels"):
+    with pytest.raises(ValueError, match="4 labels for 6 images"):
         data.load_images(str(tmp_path / "m.npz"))
 
 
@@ -168,3 +168,43 @@ def test_batches_are_a_function_of_the_rng_state():
     for _ in range(3):
         (xa, ya), (xb, yb) = next(a), next(b)
         assert (xa == xb).all() and (ya == yb).all()
+
+
+def test_float_images_in_0_1_are_read_as_pixels_not_as_0_255(tmp_path):
+    x = np.random.default_rng(0).random((4, 28, 28)).astype(np.float32)
+    np.savez(tmp_path / "unit.npz", x=x)
+    images, _ = data.load_images(str(tmp_path / "unit.npz"))
+    np.testing.assert_allclose(images[:, 0], np.rint(x * 255) / 127.5 - 1, atol=1e-6)
+
+
+def test_labels_must_be_class_indices(tmp_path):
+    x, _ = digits(3)
+    np.savez(tmp_path / "neg.npz", x_train=x, y_train=np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match=r"neg\.npz: labels y_train must be class indices in 0\.\.999 "
+                                         r"\(max_upload_classes\); got -1\.\.2"):
+        data.load_images(str(tmp_path / "neg.npz"))
+
+
+@pytest.fixture
+def small_pixel_limit(monkeypatch):
+    """Training reads under the upload limits, from the settings: here 3,000 pixels in all."""
+    from service.settings import get_settings
+
+    monkeypatch.setenv("GANSERVE_MAX_UPLOAD_PIXELS", "3000")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_a_source_is_read_under_the_upload_limits_counting_what_is_kept(tmp_path, small_pixel_limit):
+    for name in "ab":
+        (tmp_path / "folder" / name).mkdir(parents=True)
+        for i in range(3):  # 6 images of 40×40 (9,600 pixels) kept at 16×16 (1,536)
+            Image.new("L", (40, 40), 30 * i).save(tmp_path / "folder" / name / f"{i}.png")
+    images, labels = data.load_images(str(tmp_path / "folder"), size=16)
+    assert images.shape == (6, 1, 16, 16) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    np.savez(tmp_path / "big.npz", x=np.zeros((6, 40, 40), np.uint8))  # an array is held whole: 9,600 pixels
+    with pytest.raises(ValueError, match=r"big\.npz: 9600 pixels in all is over the limit of 3000 "
+                                         r"\(max_upload_pixels\)"):
+        data.load_images(str(tmp_path / "big.npz"))
