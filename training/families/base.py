@@ -327,8 +327,8 @@ class SamplingFamily(Family):
     def graphs(self, cfg, G: nn.Module, D: nn.Module) -> list[Graph]:
         """generator.onnx: z [+ label] -> sample; discriminator.onnx: sample [+ label] -> score (n,), a logit."""
         z = sample_latent(cfg, 4, torch.Generator().manual_seed(0))
-        names = self.labels(cfg)
-        labels = torch.arange(4) % len(names) if names else None
+        label_names = self.labels(cfg)
+        labels = torch.arange(4) % len(label_names) if label_names else None
         with torch.no_grad():
             sample = self.generate(G, z, labels)
         extra, names = ((labels,), ["label"]) if labels is not None else ((), [])
