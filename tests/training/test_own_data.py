@@ -14,7 +14,7 @@ from service.repository import Card
 from tests.datasets import patterns, save_npz, shapes
 from training import data
 from training.config import TrainConfig
-from training.evaluate import CONDITIONAL_GATE, DATA_GATE
+from training.evaluate import CONDITIONAL_GATE, DATA_GATE, LABELLED_GATE
 from training.export import export
 from training.trainer import train
 
@@ -44,7 +44,7 @@ def test_an_rgb_job_is_measured_on_its_own_split_gated_published_and_served(tmp_
     assert against.split["held_out"] == 120 and against.split["stratified"] and card.lineage.split == against.split
     assert against.classifier["classes"] == 6 and against.classifier["held_out_accuracy"] > 0.6  # its own labels
     assert card.labels == [str(i) for i in range(6)] and card.sample_shape == [3, 32, 32]
-    assert [b.metric for b in card.gate.bars] == [m for m, _, _ in DATA_GATE + CONDITIONAL_GATE]
+    assert [b.metric for b in card.gate.bars] == [m for m, _, _ in DATA_GATE + LABELLED_GATE + CONDITIONAL_GATE]
     assert all(b.value is not None for b in card.gate.bars)  # computed on its own data
     assert not DIGIT_KEYS & set(card.metrics["plain"]) and "evaluator_b" not in card.metrics
     with make_app(tmp_path / "models") as api:
