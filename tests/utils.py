@@ -90,10 +90,12 @@ TINY = {
     "mnist-dcgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8, "codes": 0, "d_refine": 0},
     "mnist-cgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8, "d_refine": 0},
     "rgb-dcgan": {"latent_dim": 8, "image_size": 8, "g_channels": 8, "d_channels": 4, "batch_size": 8},
+    "image-cgan": {"latent_dim": 8, "image_size": 16, "g_channels": 8, "d_channels": 4, "batch_size": 8},
     "digits-cyclegan": {"g_channels": 4, "blocks": 1, "d_channels": 4, "batch_size": 4},
 }
-TINY_SERVED = ("quadratic", "curves-cgan", "mnist-dcgan", "mnist-cgan", "digits-cyclegan")  # points, curves per label,
-# images (per label), translation
+TINY_SERVED = ("quadratic", "curves-cgan", "mnist-dcgan", "mnist-cgan", "digits-cyclegan", "image-cgan")  # points,
+# curves per label, grey images (per label), translation, RGB 16×16 images per label (made last: the cyclegan's
+# tiny weights depend on what ran before it in the process)
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ MNIST classifier cannot judge (they are meant to look like UCI digits). Neither 
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -244,6 +245,64 @@ def build_uci_asset(out: Path = UCI_ASSET, epochs: int = 40, redraw: bool = Fals
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+class DataJudge(nn.Module):
+    """A run's own classifier, for data of any size and colour: three 3×3 convolutions with batch norm and ReLU
+    (max-pooled twice), globally averaged into 128 features."""
+
+    def __init__(self, channels: int, classes: int):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),  # (n, 32, h/2, w/2)
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),  # (n, 64, h/4, w/4)
+            nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (n, 128)
+        )
+        self.features = nn.Sequential(nn.Linear(128, 128), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(128, classes))
+
+    def forward(self, x: torch.Tensor):
+        f = self.features(self.conv(x))
+        return self.head(f), f  # (n, classes) logits, (n, 128) features
+
+
+JUDGE_EPOCHS = 30
+JUDGE_STEPS = (200, 1500)  # at least, at most: a few seconds to a minute on one thread
+
+
+def train_judge(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[bytes, dict]:
+    """A run's own classifier trained on its training split (images (n, c, h, w) in [-1, 1], labels (n,)), as
+    ONNX (image -> logits, features) for training/measures.py, and how it was trained (the card says it)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    classes = int(y.max()) + 1
+    model = DataJudge(x.shape[1], classes)
+    steps = int(np.clip(JUDGE_EPOCHS * len(x) // 64, *JUDGE_STEPS))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(y.astype(np.int64))
+    t0 = time.perf_counter()
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(len(xt), (64,), generator=gen)
+        logits, _ = model(_augment(xt[idx], gen))
+        loss = F.cross_entropy(logits, yt[idx], label_smoothing=0.05)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (xt[:2],), buffer, input_names=["image"], output_names=["logits", "features"],
+                          opset_version=17, dynamo=False,
+                          dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}, "features": {0: "n"}})
+    about = {"network": DataJudge.__doc__.splitlines()[0], "classes": classes, "seed": seed, "steps": steps,
+             "trained_on": len(x), "seconds": round(time.perf_counter() - t0, 1),
+             "augmentation": "±10° rotation, ±10% scale, shifts of up to 1/14 of the side"}
+    return buffer.getvalue(), about
 
 
 BUILDS = {"A": lambda: build_asset("A"), "B": lambda: build_asset("B"), "uci": build_uci_asset,

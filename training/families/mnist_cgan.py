@@ -39,6 +39,7 @@ class Config:
     lr_decay: float = parts.lr_decay(0.5)
     ema: float = parts.ema()
     augment: int = parts.augment()
+    diffaugment: str = parts.diffaugment()
     label_smoothing: float = parts.label_smoothing(1.0)
     latent: str = parts.latent("normal")
     d_refine: int = parts.d_refine(300)
@@ -72,7 +73,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
-        self.augment = cfg.augment
+        self.augment, self.diffaugment = cfg.augment, cfg.diffaugment
         c = cfg.d_channels
         self.conv = nn.Sequential(
             nn.Conv2d(1 + 10, c, 4, 2, 1), nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout),  # (n, c, 14, 14)
@@ -90,8 +91,8 @@ class Discriminator(nn.Module):
         self.aux_rank = cfg.aux_rank
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        if self.training and self.augment:  # never in the exported (eval) D that ranks samples
-            x = shift(x, self.augment)
+        if self.training:  # never in the exported (eval) D that ranks samples
+            x = parts.diff_augment(shift(x, self.augment) if self.augment else x, self.diffaugment)
         planes = nn.functional.one_hot(label, 10).float()[:, :, None, None].expand(-1, -1, 28, 28)  # (n, 10, 28, 28)
         h = self.conv(torch.cat([x, planes], 1))  # (n, 2c·49)
         score = self.out(h).squeeze(-1) + (self.embed(label) * h).sum(1)  # (n,) logits
@@ -144,7 +145,7 @@ class MnistCgan(SamplingFamily):
 
     def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
         """Endless random batches of labelled 28×28 grey digits."""
-        images, labels = data.load_images(source, size=28, channels=1)
+        images, labels = data.training_images(source, size=28, channels=1)
         if labels is None:
             raise ValueError(f"family mnist-cgan needs labels; data {source!r} has none")
         if labels.min() < 0 or labels.max() >= 10:

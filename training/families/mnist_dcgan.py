@@ -44,6 +44,7 @@ class Config:
     ema: float = parts.ema()
     label_smoothing: float = parts.label_smoothing(1.0)
     augment: int = parts.augment()
+    diffaugment: str = parts.diffaugment()
     latent: str = parts.latent("uniform")
     d_refine: int = parts.d_refine(1000)
     codes: int = parts.codes(20)
@@ -71,7 +72,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
-        self.augment = cfg.augment
+        self.augment, self.diffaugment = cfg.augment, cfg.diffaugment
         c = cfg.d_channels
         self.net = nn.Sequential(
             nn.Conv2d(1, c, 4, 2, 1), nn.LeakyReLU(0.2),  # (n, c, 14, 14)
@@ -81,8 +82,8 @@ class Discriminator(nn.Module):
         self.score = CodedScore(2 * c * 7 * 7, cfg.codes)
 
     def forward(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
-        if self.training and self.augment:  # never in the exported (eval) D that ranks samples
-            x = shift(x, self.augment)
+        if self.training:  # never in the exported (eval) D that ranks samples
+            x = parts.diff_augment(shift(x, self.augment) if self.augment else x, self.diffaugment)
         return self.score(self.net(x), code)  # (n,) logits
 
 

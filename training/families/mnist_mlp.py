@@ -36,6 +36,7 @@ class Config:
     ema: float = parts.ema()
     dropout: float = param(0.3, 0.0, 0.9, "dropout after each of D's hidden layers")
     augment: int = parts.augment()
+    diffaugment: str = parts.diffaugment()
     label_smoothing: float = parts.label_smoothing(0.9)
     latent: str = parts.latent("normal")
     d_refine: int = parts.d_refine(0)
@@ -63,7 +64,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
-        self.augment = cfg.augment
+        self.augment, self.diffaugment = cfg.augment, cfg.diffaugment
         h = cfg.d_hidden
         self.net = nn.Sequential(
             nn.Flatten(),  # (n, 784)
@@ -74,8 +75,8 @@ class Discriminator(nn.Module):
         self.score = CodedScore(h, cfg.codes)
 
     def forward(self, x: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
-        if self.training and self.augment:  # never in the exported (eval) D that ranks samples
-            x = shift(x, self.augment)
+        if self.training:  # never in the exported (eval) D that ranks samples
+            x = parts.diff_augment(shift(x, self.augment) if self.augment else x, self.diffaugment)
         return self.score(self.net(x), code)  # (n,) logits
 
 

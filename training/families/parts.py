@@ -47,6 +47,17 @@ def augment(default: int = 2) -> int:
     return param(default, 0, 8, "D sees real and fake images shifted by up to this many pixels while training")
 
 
+DIFFAUGMENT_POLICIES = ("none", "translation", "translation,cutout", "color,translation,cutout")
+
+
+def diffaugment(default: str = "none") -> str:
+    return field(default=default, metadata={
+        "choices": list(DIFFAUGMENT_POLICIES),
+        "help": "DiffAugment (Zhao et al. 2020): the same differentiable augmentations on real and fake images "
+                "before D while it trains (translation by up to 1/8 of the side, cutout of a half-side square, "
+                "colour: brightness, saturation, contrast); none: off"})
+
+
 def d_refine(default: int) -> int:
     return param(default, 0, 20_000, "steps training D alone against the final, served G, so `nice` ranks the "
                                      "samples users get")
@@ -179,9 +190,137 @@ def shift(x: torch.Tensor, pixels: int) -> torch.Tensor:
     return nn.functional.grid_sample(x + 1, grid, mode="nearest", align_corners=False) - 1  # (n, c, h, w)
 
 
+def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020, their reference code's three transforms): each image (n, c, h, w) in
+    [-1, 1] changed at random, differentiably, so G is trained through the same augmented D as real images.
+
+    The draws come from torch's global generator, which a checkpoint restores, so a resumed run is the same run.
+    """
+    if policy in ("", "none"):
+        return x
+    for name in policy.split(","):
+        x = AUGMENTATIONS[name](x)
+    return x
+
+
+def _color(x: torch.Tensor) -> torch.Tensor:
+    n = x.shape[0]
+    x = x + (torch.rand(n, 1, 1, 1) - 0.5)  # brightness
+    if x.shape[1] > 1:  # saturation: a grey image has none
+        mean = x.mean(1, keepdim=True)
+        x = (x - mean) * (torch.rand(n, 1, 1, 1) * 2) + mean
+    mean = x.mean((1, 2, 3), keepdim=True)
+    return (x - mean) * (torch.rand(n, 1, 1, 1) + 0.5) + mean  # contrast
+
+
+def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    """Shifted by up to ratio of the side each way; what comes in from outside is the background, -1."""
+    n, _, h, w = x.shape
+    dy, dx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    ty = torch.randint(-dy, dy + 1, (n, 1, 1))
+    tx = torch.randint(-dx, dx + 1, (n, 1, 1))
+    gy, gx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    rows = (gy[None] + ty + 1).clamp(0, h + 1)  # (n, h, w) into the padded image
+    cols = (gx[None] + tx + 1).clamp(0, w + 1)
+    padded = nn.functional.pad(x + 1, (1, 1, 1, 1))  # (n, c, h + 2, w + 2), border 0 (-1 once shifted back)
+    index = torch.arange(n)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[index, rows, cols].permute(0, 3, 1, 2) - 1
+
+
+def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+    """A square of half the side at a random place set to 0, as the reference code does."""
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1))
+    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1))
+    top, left = oy - ch // 2, ox - cw // 2  # the square may hang over the edge, as in the reference
+    gy, gx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    inside = (gy[None] >= top) & (gy[None] < top + ch) & (gx[None] >= left) & (gx[None] < left + cw)  # (n, h, w)
+    return x * (~inside)[:, None].to(x.dtype)
+
+
+AUGMENTATIONS = {"color": _color, "translation": _translation, "cutout": _cutout}
+
+
 def coded_digit_batches(cfg, source: str, rng: np.random.Generator):
     """Endless random batches of 28×28 grey images (labels unused), with their cluster when coded."""
-    images, _ = data.load_images(source, size=28, channels=1)
+    images, _ = data.training_images(source, size=28, channels=1)
     clusters = data.balanced_clusters(images, cfg.codes) if cfg.codes else None
     for x, c in data.batches(images, clusters, cfg.batch_size, rng):
         yield torch.from_numpy(x), None if c is None else torch.from_numpy(c)
+
+
+def image_stages(size: int) -> int:
+    """Doublings from G's first feature map to the image: 3 for sides that are multiples of 8 (32 → 4×4 start),
+    2 for the other multiples of 4 (28 → 7×7)."""
+    if size % 4:
+        raise ValueError(f"params.image_size must be a multiple of 4 (28, 32, 64, 128 ...), got {size}")
+    return 3 if size % 8 == 0 else 2
+
+
+class ConvGenerator(nn.Module):
+    """z (and a label's one-hot, when classes > 0) → Dense to c·s·s (BN LeakyReLU 0.2) → transposed 4×4 stride-2
+    convolutions (BN LeakyReLU), halving the channels → 3×3 convolution to the image's channels, tanh."""
+
+    def __init__(self, cfg, classes: int = 0):
+        super().__init__()
+        c, stages = cfg.g_channels, image_stages(cfg.image_size)
+        self.c, self.start, self.classes = c, cfg.image_size >> stages, classes
+        self.project = nn.Sequential(nn.Linear(cfg.latent_dim + classes, c * self.start**2, bias=False),
+                                     nn.BatchNorm1d(c * self.start**2), nn.LeakyReLU(0.2))
+        widths = [c, c // 2, c // 2, c // 4][:stages + 1]
+        layers = []
+        for a, b in zip(widths, widths[1:]):  # each doubles the side
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2)]
+        self.up = nn.Sequential(*layers, nn.Conv2d(widths[-1], cfg.channels, 3, padding=1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if self.classes:
+            z = torch.cat([z, nn.functional.one_hot(label, self.classes).float()], 1)  # (n, latent_dim + classes)
+        h = self.project(z).view(-1, self.c, self.start, self.start)  # (n, c, start, start)
+        return self.up(h)  # (n, channels, size, size)
+
+
+class ConvDiscriminator(nn.Module):
+    """3×3 convolution, then 4×4 stride-2 convolutions (LeakyReLU 0.2) down to G's first side, dropout, a logit;
+    with classes > 0 plus a projection term ⟨embed(label), features⟩ (Miyato & Koyama 2018). While training,
+    real and fake pass DiffAugment's policy first (cfg.diffaugment)."""
+
+    def __init__(self, cfg, classes: int = 0):
+        super().__init__()
+        c, stages = cfg.d_channels, image_stages(cfg.image_size)
+        side = cfg.image_size >> stages
+        widths = [c, 2 * c, 2 * c, 4 * c][:stages + 1]
+        layers = [nn.Conv2d(cfg.channels, c, 3, padding=1), nn.LeakyReLU(0.2)]  # (n, c, size, size)
+        for a, b in zip(widths, widths[1:]):  # each halves the side
+            layers += [nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.2)]
+        width = widths[-1] * side * side
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(0.4), nn.Linear(width, 1))
+        self.embed = nn.Embedding(classes, width) if classes else None
+        if self.embed is not None:  # from zero, as CodedScore's: N(0, 1) rows of this width swamp the score at first
+            nn.init.zeros_(self.embed.weight)
+        self.diffaugment = cfg.diffaugment
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if self.training:  # never in the exported (eval) D that ranks samples
+            x = diff_augment(x, self.diffaugment)
+        if self.embed is None:
+            return self.net(x).squeeze(-1)  # (n,) logits
+        h = self.net[:-1](x)  # (n, width): the features before the last layer
+        return self.net[-1](h).squeeze(-1) + (self.embed(label) * h).sum(1)
+
+
+def image_batches(cfg, source: str, rng: np.random.Generator, labelled: bool):
+    """Endless random batches of the data's images at the family's size and channels (with labels if labelled)."""
+    images, labels = data.training_images(source, size=cfg.image_size, channels=cfg.channels)
+    if labelled and labels is None:
+        raise ValueError(f"data {source!r} has no labels; a conditional family needs them (npz y, class folders)")
+    for x, y in data.batches(images, labels if labelled else None, cfg.batch_size, rng):
+        yield torch.from_numpy(x), None if y is None else torch.from_numpy(y)
+
+
+def check_image_config(cfg) -> None:
+    """ValueError naming the param when an image family's size or channels do not fit."""
+    image_stages(cfg.image_size)
+    if cfg.channels not in (1, 3):
+        raise ValueError(f"params.channels must be 1 (grey) or 3 (RGB), got {cfg.channels}")
