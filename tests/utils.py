@@ -173,7 +173,7 @@ def upload_data(data: Path, upload_id: str) -> dict:
 
 
 def publish_tiny(family: str, repository: Path, model: str | None = None, others: tuple[Path, ...] = (),
-                 promote: bool = True, store=None, broken: str | None = None) -> Path:
+                 promote: bool = True, store=None, broken: str | None = None, owner: str | None = None) -> Path:
     """A checked-in tiny model of a family published as a new version, as the exporter publishes (numbered across
     every folder, made the default if `promote`; not evaluated): what export_tiny does, without torch. With a
     `store` (a server's), through it, into its writable folder `repository`. `broken`: that file's bytes spoiled."""
@@ -188,7 +188,7 @@ def publish_tiny(family: str, repository: Path, model: str | None = None, others
     card = Card.load(tmp)
     card.name, card.promoted, card.gate, card.metrics = name, promote, None, {}
     if store is not None:
-        return publish_to_store(store.versions, tmp, card, list(map(Path, others)))
+        return publish_to_store(store.versions, tmp, card, list(map(Path, others)), owner)
     path = publish(tmp, card, [Path(repository), *map(Path, others)])
     if promote:
         write_alias(name, "default", card.version, Path(repository))
