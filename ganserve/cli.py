@@ -28,6 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--import", dest="import_var", type=Path, metavar="VAR",
                          help="then import a folder-based var/ into it, as import-var does")
 
+    imported = commands.add_parser("import", help="serve a GAN trained elsewhere: its generator ONNX (and "
+                                   "discriminator) read, checked and published as a new version of NAME")
+    imported.add_argument("generator", type=Path, help="the generator's .onnx")
+    imported.add_argument("--discriminator", type=Path, help="its discriminator's .onnx (enables nice, rejection)")
+    imported.add_argument("--name", required=True, help="the model name to publish under")
+    imported.add_argument("--latent", choices=["normal", "uniform"], default="normal",
+                          help="the distribution z was drawn from in training (a graph cannot say)")
+    imported.add_argument("--labels", help="comma-separated label names, where the graph takes labels")
+    imported.add_argument("--description", default="")
+    imported.add_argument("--promote", action=argparse.BooleanOptionalAction, default=None,
+                          help="make it the default (default: only for a new name)")
+
     import_var = commands.add_parser("import-var", help="import a folder-based var/ (job records, uploads, the "
                                      "writable repository's versions and aliases) into the store; safe to repeat")
     import_var.add_argument("folder", type=Path, nargs="?", default=None,
@@ -173,6 +185,22 @@ def _train(args) -> int:
                       "gate": card.gate.summary() if card.gate else None, "metrics": card.metrics}, indent=2))
 
 
+def _import(args) -> int:
+    from service.repository import imports
+    from service.settings import get_settings
+    from service.store import open_store
+
+    settings = get_settings()
+    labels = args.labels.split(",") if args.labels else None
+    model = imports.inspect(args.generator, args.name, args.latent, labels, args.discriminator, args.description)
+    store = open_store(settings).versions
+    promote = store.is_new(args.name) if args.promote is None else args.promote
+    path = imports.publish(model, store, settings.writable_repository, settings.repositories[1:], promote)
+    print(json.dumps({"published": str(path), "version": model.card.version, "promoted": promote,
+                      "card": {k: v for k, v in model.card.model_dump(mode="json").items()
+                               if k in ("latent", "labels", "sample_shape", "value_range", "imported")}}, indent=2))
+
+
 def _evaluate(args) -> int:
     from service.repository import Repository
     from service.settings import get_settings
@@ -251,8 +279,8 @@ def _param(item: str) -> tuple[str, object]:
         return key, value
 
 
-COMMANDS = {"serve": _serve, "worker": _worker, "migrate": _migrate, "import-var": _import_var, "up": _up, "train": _train, "evaluate": _evaluate,
-            "pictures": _pictures, "warm": _warm, "rank": _rank, "truncation": _truncation,
+COMMANDS = {"serve": _serve, "worker": _worker, "migrate": _migrate, "import-var": _import_var, "up": _up,
+            "train": _train, "evaluate": _evaluate, "import": _import, "pictures": _pictures, "warm": _warm, "rank": _rank, "truncation": _truncation,
             "classifier": _classifier, "catalog": _catalog}
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from service.repository.store import Conflict
 from service.sampling.batching import Overloaded
 from service.sampling.plans import Cancelled
 from service.sampling.samples import SamplingError
+from service.repository.imports import ImportError_
 from service.store import BadCursor, NotOwner, StoreUnavailable, UnknownJob
 from service.uploads import OverQuota, UnknownUpload, UploadError, UploadTooLarge
 
@@ -42,6 +43,7 @@ STATUS = {
     UnknownUpload: 404,
     BadCursor: 422,
     NotOwner: 403,
+    ImportError_: 422,
     StoreUnavailable: 503,
 }
 

@@ -29,7 +29,8 @@ from service.settings import Settings
 # The routes whose body may be larger than max_body_bytes, by operation id, and the setting that bounds it.
 # Chosen by route, never by the content type a client claims: an open JSON route sent as octet-stream gets
 # max_body_bytes like any other.
-BODY_LIMITS = {"uploadData": "max_upload_bytes", "translateImages": "max_translate_bytes"}
+BODY_LIMITS = {"uploadData": "max_upload_bytes", "importModel": "max_upload_bytes",
+               "translateImages": "max_translate_bytes"}
 UNLIMITED = ("/healthz", "/readyz", "/metrics")
 CLOSE = {"Connection": "close"}  # the rest of a refused body is never read: the connection cannot be reused
 CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first

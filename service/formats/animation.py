@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from service.formats import Encoder
-from service.formats.pictures import animation, to_uint8
+from service.formats.pictures import animation, pixels
 from service.sampling.samples import Samples
 
 
@@ -15,7 +15,7 @@ class Animation(Encoder):
         self.help = "images animated one sample a frame (a walk plays along its path)"
 
     def samples(self, samples: Samples, grid=None, picture=None) -> bytes:
-        return animation(to_uint8(samples.values), self.name, **self.options)
+        return animation(pixels(samples), self.name, **self.options)
 
     def translation(self, result) -> bytes:
-        return animation(to_uint8(result.values), self.name, **self.options)
+        return animation(pixels(result), self.name, **self.options)

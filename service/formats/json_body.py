@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from service.formats import Encoder
-from service.formats.pictures import png, to_uint8
+from service.formats.pictures import pixels, png
 from service.sampling.samples import Samples
 
 
@@ -18,7 +18,7 @@ class Json(Encoder):
 
     def samples(self, samples: Samples, grid=None, picture=None) -> bytes:
         if samples.images:
-            body = [base64.b64encode(png(img)).decode() for img in to_uint8(samples.values)]
+            body = [base64.b64encode(png(img)).decode() for img in pixels(samples)]
         else:
             body = np.round(samples.values.astype(np.float64), 6).tolist()
         out = {"model": samples.model, "version": samples.version, "seed": samples.seed, "mode": samples.mode,
@@ -38,7 +38,7 @@ class Json(Encoder):
     def translation(self, result) -> bytes:
         body = {"model": result.model, "version": result.version, "direction": result.direction,
                 "from": result.source, "to": result.target,
-                "images": [base64.b64encode(png(img)).decode() for img in to_uint8(result.values)],
+                "images": [base64.b64encode(png(img)).decode() for img in pixels(result)],
                 "scores": np.round(result.scores.astype(np.float64), 6).tolist()}
         return json.dumps(body, separators=(",", ":")).encode()
 

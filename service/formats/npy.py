@@ -6,7 +6,7 @@ import io
 import numpy as np
 
 from service.formats import Encoder
-from service.formats.pictures import to_uint8
+from service.formats.pictures import pixels
 from service.sampling.samples import Samples
 
 
@@ -19,7 +19,7 @@ class Npy(Encoder):
         return _save(array(samples))
 
     def translation(self, result) -> bytes:
-        return _save(to_uint8(result.values))
+        return _save(pixels(result))
 
     def cheap(self, samples: Samples) -> bool:
         return samples.values.nbytes <= 2**20
@@ -27,7 +27,7 @@ class Npy(Encoder):
 
 def array(samples: Samples) -> np.ndarray:
     """Images as uint8 (n, h, w[, c]), numbers as float32: the x of every array format."""
-    return to_uint8(samples.values) if samples.images else samples.values.astype(np.float32)
+    return pixels(samples) if samples.images else samples.values.astype(np.float32)
 
 
 def _save(values: np.ndarray) -> bytes:

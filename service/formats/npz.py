@@ -9,7 +9,7 @@ import numpy as np
 from service.formats import Chunks, Encoder, Stream
 from service.formats.archives import Pipe, entry, npz_bytes
 from service.formats.npy import array
-from service.formats.pictures import to_uint8
+from service.formats.pictures import pixels, to_uint8
 from service.sampling.samples import Samples
 
 KEYS = ("x", "y", "label_names", "scores")  # the same on /samples, /datasets and uploads (POST /v1/data)
@@ -25,7 +25,7 @@ class Npz(Encoder):
         return npz_bytes(arrays(samples))
 
     def translation(self, result) -> bytes:
-        return npz_bytes({"images": to_uint8(result.values), "inputs": to_uint8(result.inputs),
+        return npz_bytes({"images": pixels(result), "inputs": to_uint8(result.inputs, result.value_range),
                           "scores": result.scores.astype(np.float32), "direction": np.asarray(result.direction)})
 
     def stream(self, chunks: Chunks, stream: Stream):

@@ -17,11 +17,19 @@ class EncodingError(ValueError):
 FRAME_MS = 120  # an animation's frame: a walk plays along its path
 
 
-def to_uint8(values: np.ndarray) -> np.ndarray:
-    """Generator images (n, c, h, w) in [-1, 1] -> uint8 (n, h, w) or (n, h, w, c)."""
-    pixels = np.clip(np.rint((values + 1.0) * 127.5), 0, 255).astype(np.uint8)
+def to_uint8(values: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """Generator images (n, c, h, w) in their value range ([-1, 1]: tanh; [0, 1]: an imported sigmoid G; ...) ->
+    uint8 (n, h, w) or (n, h, w, c)."""
+    low, high = value_range
+    scale = 255.0 / (high - low)
+    pixels = np.clip(np.rint((values - low) * scale if low else values * scale), 0, 255).astype(np.uint8)
     pixels = pixels.transpose(0, 2, 3, 1)  # (n, h, w, c)
     return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+
+
+def pixels(result) -> np.ndarray:
+    """The images of Samples (or a Translation) as uint8, read in their own value range."""
+    return to_uint8(result.values, result.value_range)
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -123,5 +131,5 @@ def _span(values: np.ndarray) -> tuple[float, float]:
 def picture_of(samples: Samples, grid: tuple[int, int] | None = None, picture: dict | None = None) -> np.ndarray:
     """The one picture of a response: a grid of images, or a plot of points or curves."""
     if samples.images:
-        return combine(to_uint8(samples.values), grid)
+        return combine(pixels(samples), grid)
     return plot(samples, picture=picture)

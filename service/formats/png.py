@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from service.formats import Encoder
-from service.formats.pictures import combine, pairs, picture_of, png, to_uint8
+from service.formats.pictures import combine, pairs, picture_of, pixels, png, to_uint8
 from service.sampling.samples import Samples
 
 
@@ -16,4 +16,4 @@ class Png(Encoder):
         return png(picture_of(samples, grid, picture))
 
     def translation(self, result) -> bytes:
-        return png(combine(pairs(to_uint8(result.inputs), to_uint8(result.values))))
+        return png(combine(pairs(to_uint8(result.inputs, result.value_range), pixels(result))))

@@ -7,7 +7,7 @@ import tarfile
 
 from service.formats import Chunks, Encoder, Stream
 from service.formats.archives import Pipe
-from service.formats.pictures import png, to_uint8
+from service.formats.pictures import pixels, png
 
 
 class Tar(Encoder):
@@ -21,7 +21,7 @@ class Tar(Encoder):
         # Fixed metadata, so the same request gives the same bytes; each chunk's samples are flushed whole.
         with tarfile.open(fileobj=pipe, mode="w|", format=tarfile.USTAR_FORMAT) as archive:
             for start, part in chunks:
-                for j, img in enumerate(to_uint8(part.values)):
+                for j, img in enumerate(pixels(part)):
                     key = f"{stream.offset + start + j:06d}"
                     _add(archive, f"{key}.png", png(img))
                     if part.labels is not None:

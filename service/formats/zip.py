@@ -7,7 +7,7 @@ import zipfile
 
 from service.formats import Chunks, Encoder, Stream
 from service.formats.archives import INDEX_HEADER, Pipe, entry, zip_info
-from service.formats.pictures import png, to_uint8
+from service.formats.pictures import pixels, png
 from service.sampling.samples import Samples
 
 
@@ -34,7 +34,7 @@ class Zip(Encoder):
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
             files = [f"{i:06d}.png" for i in range(len(result.values))]
-            for file, img in zip(files, to_uint8(result.values)):
+            for file, img in zip(files, pixels(result)):
                 archive.writestr(zip_info(file), png(img))
             rows = [f"{file},{score:.6f}" for file, score in zip(files, result.scores)]
             archive.writestr(zip_info("index.csv"), "\n".join(["file,score", *rows]) + "\n")
@@ -63,7 +63,7 @@ def index_rows(files: list[str], samples: Samples) -> list[str]:
 
 def write_pngs(archive: zipfile.ZipFile, samples: Samples, files: list[str]) -> list[str]:
     """One PNG entry per image sample, named by files; returns their index.csv rows."""
-    for file, img in zip(files, to_uint8(samples.values)):
+    for file, img in zip(files, pixels(samples)):
         with archive.open(zip_info(file), "w") as item:
             item.write(png(img))
     return index_rows(files, samples)

@@ -12,7 +12,7 @@ from service import uploads
 from service.jobs.protocol import FINAL, QUEUE, TASK, catalog, check_params, now
 from service.keys import OPERATOR, Caller
 from service.settings import Settings
-from service.store import NotOwner, Store, TooManyQueued
+from service.store import Store, TooManyQueued
 from service.store.jobs import JobRecords
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ def validate(payload: dict, settings: Settings, store: Store, caller: Caller = O
     else:
         _check_source(data, family, spec, store, "data", caller)
     if payload.get("model"):
-        _check_name(payload["model"], settings, store, caller)
+        shipped = any((folder / payload["model"]).is_dir() for folder in settings.repositories[1:])
+        store.versions.check_publisher(payload["model"], caller.sees, shipped)
     return {"family": family, "steps": steps, "data": data, "params": params,
             "model": payload.get("model"), "seed": payload.get("seed") or 0}
 
@@ -100,18 +101,6 @@ def _check_source(source: str, family: str, spec: dict, store: Store, field: str
         raise JobError(f"{field}: {source!r} is neither 'mnist', 'uci' nor the id of an upload (POST /v1/data)") from None
     if spec["labels"] and not meta["labelled"]:
         raise JobError(f"{field}: family {family} needs labelled data; upload {source} has no labels")
-
-
-def _check_name(name: str, settings: Settings, store: Store, caller: Caller) -> None:
-    """Publishing to an existing name is its owner's (a shipped model's, an admin's): NotOwner (403) at submit,
-    not a failed job later. A model's existence is public (sampling is open), so this may say whose it is."""
-    if caller.admin:
-        return
-    shipped = any((folder / name).is_dir() for folder in settings.repositories[1:])
-    known, owner = store.versions.owner(name)
-    if shipped or (known and owner != caller.id):
-        raise NotOwner(f"model: {name!r} belongs to {'another key' if owner and not shipped else 'the operator'}; "
-                       "publish under a name of your own (or leave model out)")
 
 
 def new_record(config: dict, job_id: str, owner: str, **fields) -> dict:

@@ -11,6 +11,7 @@ sigmoid is dropped), and the card is checked against them as the repository chec
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,3 +306,19 @@ def check(imported: Imported) -> None:
             load(imported.card.name, 1, write(imported, Path(tmp)))
         except CardError as exc:
             raise ImportError_(f"the imported model does not load: {exc}") from None
+
+
+def publish(imported: Imported, store, writable: Path, shipped: list[Path], promote: bool, owner: str | None = None,
+            admin: bool = True) -> Path:
+    """An imported model published as a new version through the store, as a job publishes: numbered above every
+    shipped version of the name, the default if `promote` (no gate: nothing measured it here), whole or not at
+    all. `owner`: the key that imported it (None: the operator)."""
+    from service.repository.store import publish_to_store, stage
+
+    tmp = stage(imported.card.name, writable)
+    try:
+        imported.card.promoted = promote
+        write(imported, tmp)
+        return publish_to_store(store, tmp, imported.card, shipped, owner, admin=admin)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

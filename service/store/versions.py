@@ -97,6 +97,16 @@ class Versions:
             row = db.execute(select(models.c.owner).where(models.c.name == name)).first()
         return (row is not None, row.owner if row is not None else None)
 
+    def check_publisher(self, name: str, owner: str | None, shipped: bool) -> None:
+        """NotOwner unless `owner` may publish to `name` (before any work: a job at submit, an import): a new name,
+        or one of its own; a shipped name, or one the operator published, only an admin (`owner` None)."""
+        if owner is None:
+            return
+        known, current = self.owner(name)
+        if shipped or (known and current != owner):
+            raise NotOwner(f"model: {name!r} belongs to {'another key' if current and not shipped else 'the operator'};"
+                           " publish under a name of your own (or leave model out)")
+
     def allocate(self, name: str, floor: int = 0, owner: str | None = None, admin: bool = False) -> int:
         """The next number of `name`, above `floor` (the publisher's shipped versions), taken for good: a publish
         that fails after this leaves a gap, never a reused number. A new name becomes `owner`'s; an existing one

@@ -9,7 +9,7 @@ from service.app import create_app
 
 KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()  # routes not held to the typed-schema tests (none now)
 STATUS_BODIES = {("get", "/readyz", "503")}  # a readiness probe answers its own typed body, ready or not
-KEYED = {("post", "/v1/jobs"), ("delete", "/v1/jobs/{job_id}"), ("post", "/v1/data"), ("delete", "/v1/data/{upload_id}"), ("post", "/v1/models/{name}/reload"),
+KEYED = {("post", "/v1/jobs"), ("delete", "/v1/jobs/{job_id}"), ("post", "/v1/data"), ("delete", "/v1/data/{upload_id}"), ("post", "/v1/models/{name}/versions"), ("post", "/v1/models/{name}/reload"),
          ("put", "/v1/models/{name}/aliases/{alias}"), ("delete", "/v1/models/{name}/versions/{version}"),
          ("get", "/v1/jobs"), ("get", "/v1/jobs/{job_id}"), ("get", "/v1/jobs/{job_id}/events"),
          ("get", "/v1/jobs/{job_id}/snapshots/{file}"), ("get", "/v1/data"), ("get", "/v1/data/{upload_id}")}

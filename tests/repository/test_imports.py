@@ -139,3 +139,50 @@ def _version(root, name):
     folder = root / name / "1"
     folder.mkdir(parents=True)
     return folder
+
+
+def test_importing_over_http_publishes_a_keyed_version_that_serves_in_its_own_range(dcgan, conditional, make_app):
+    key = {"Authorization": "Bearer importer-key"}
+    with make_app(api_keys="importer-key,other-key") as api:
+        files = {"generator": ("g.onnx", dcgan[0]), "discriminator": ("d.onnx", dcgan[1])}
+        r = api.post("/v1/models/faces/versions", headers=key, files=files, data={"latent": "normal"})
+        assert r.status_code == 201, r.text
+        assert r.json()["default"] == 1 and r.json()["card"]["sample_shape"] == [3, 64, 64]
+        assert "nice" in r.json()["modes"]
+        again = api.post("/v1/models/faces/versions", headers={"Authorization": "Bearer other-key"}, files=files)
+        assert again.status_code == 403 and again.json()["error"]["field"] == "model"  # another key's name
+        sigmoid = api.post("/v1/models/sigmoid/versions", headers=key, data={"latent": "uniform"},
+                           files={"generator": ("g.onnx", conditional)})
+        assert sigmoid.status_code == 201 and sigmoid.json()["card"]["value_range"] == [0.0, 1.0]
+        x = np.load(io.BytesIO(api.post("/v1/models/sigmoid/samples", json={"n": 16, "seed": 2, "format": "npy",
+                                                                              "labels": ["3"] * 16}).content))
+        assert x.dtype == np.uint8 and 100 < x.mean() < 155  # sigmoid ~0.5 read in [0, 1] (as [-1, 1]: ~191)
+        bad = api.post("/v1/models/junk/versions", headers=key, files={"generator": ("g.onnx", b"not onnx")})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "generator"
+
+
+def test_one_command_imports_a_64x64_rgb_generator_that_serves_png_npz_and_tar(dcgan, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.utils import ROOT, TINY_MODELS, database_url, serve
+
+    (tmp_path / "g.onnx").write_bytes(dcgan[0])
+    (tmp_path / "d.onnx").write_bytes(dcgan[1])
+    data = tmp_path / "var"
+    env = {**os.environ, "GANSERVE_DATA": str(data), "GANSERVE_REPOSITORY": f"{data / 'models'}:{TINY_MODELS}",
+           "GANSERVE_DATABASE_URL": database_url(data)}
+    done = subprocess.run([sys.executable, "-m", "ganserve.cli", "import", str(tmp_path / "g.onnx"), "--discriminator",
+                           str(tmp_path / "d.onnx"), "--name", "faces"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    srv = serve(TINY_MODELS, data)
+    with srv.client() as api:
+        assert api.get("/v1/models/faces/samples.png", params={"n": 4}).headers["content-type"] == "image/png"
+        npz = np.load(io.BytesIO(api.post("/v1/models/faces/samples", json={"n": 2, "format": "npz"}).content))
+        assert npz["x"].shape == (2, 64, 64, 3)
+        tar = api.post("/v1/datasets", json={"model": "faces", "n": 3, "format": "tar", "mode": "nice"})
+        with tarfile.open(fileobj=io.BytesIO(tar.content)) as archive:
+            assert sum(n.endswith(".png") for n in archive.getnames()) == 3
+    srv.stop()
