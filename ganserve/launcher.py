@@ -162,7 +162,9 @@ def up(host: str, port: int) -> int:
             children.append(("redis", broker.process, settings.data / "redis" / "redis.log"))
         print(f"Redis: {broker.said}", flush=True)
         key = api_key(settings)
-        env = {**os.environ, "GANSERVE_REDIS_URL": broker.url, **({"GANSERVE_API_KEYS": key} if key else {})}
+        # The generated key is the operator's on their own machine: an admin key (shipped models' aliases too).
+        env = {**os.environ, "GANSERVE_REDIS_URL": broker.url,
+               **({"GANSERVE_API_KEYS": key, "GANSERVE_ADMIN_KEYS": key} if key else {})}
         ganserve = [sys.executable, "-m", "ganserve.cli"]
         for name, command in (("worker", [*ganserve, "worker"]),
                               ("api", [*ganserve, "serve", "--host", host, "--port", str(port)])):
@@ -221,7 +223,7 @@ def print_ready(url: str, key: str | None, models: list[str], logs: Path) -> Non
     query = "n=40&grid=4x10" if digits == "mnist-cgan" else "n=16"  # the cGAN cycles 0-9: a digit per column
     print(f"\nlogs: tail -f {logs}/api.log {logs}/worker.log   Ctrl-C stops everything", flush=True)
     print(f"ganserve is ready: {url}/  (the web page; the API's docs at {url}/docs)", flush=True)
-    print(f"API key (jobs and uploads): {key}" if key else "API key: one of GANSERVE_API_KEYS (as $KEY below)",
+    print(f"API key (an admin key: jobs, uploads, every model): {key}" if key else "API key: one of GANSERVE_API_KEYS (as $KEY below)",
           flush=True)
     print("try:", flush=True)
     print(f"  curl -o digits.png '{url}/v1/models/{digits}/samples.png?{query}&seed=1'", flush=True)

@@ -37,6 +37,7 @@ async def lifespan(app: FastAPI):
     app.state.store = store
     repository = Repository(settings.repositories, threads=settings.ort_threads,
                             cores=max(1, (os.cpu_count() or 1) // max(1, settings.processes)), store=store.versions)
+    seen = await run_in_threadpool(_revision, store)  # read first: a change during the refresh is picked up next
     await run_in_threadpool(repository.refresh)
     app.state.repository = repository
     app.state.batcher = Batcher(settings.batch_rows, settings.batch_wait_ms / 1000, settings.queue_requests,
@@ -46,7 +47,8 @@ async def lifespan(app: FastAPI):
     app.state.dataset_streams = Streams(settings.max_dataset_streams, settings.dataset_workers)
     app.state.celery = celery_app(settings)
     app.state.broker_up, app.state.store_up = False, True
-    tasks = [asyncio.create_task(_watch(app, repository, store, settings.reload_seconds, settings.store_poll_seconds)),
+    tasks = [asyncio.create_task(_watch(app, repository, store, settings.reload_seconds, settings.store_poll_seconds,
+                                        seen)),
              asyncio.create_task(_watch_broker(app, BROKER_SECONDS)),
              asyncio.create_task(_reap(store.jobs, settings.job_lost_seconds, settings.job_retention_days)),
              asyncio.create_task(_reconcile(store.jobs, app.state.celery, settings.reconcile_seconds))]
@@ -60,12 +62,20 @@ async def lifespan(app: FastAPI):
         store.close()
 
 
-async def _watch(app: FastAPI, repository: Repository, store: Store, rescan: float, poll: float) -> None:
+def _revision(store: Store) -> int | None:
+    try:
+        return store.versions.revision()
+    except StoreUnavailable:
+        return None
+
+
+async def _watch(app: FastAPI, repository: Repository, store: Store, rescan: float, poll: float,
+                 seen: int | None) -> None:
     """Pick up new versions, alias moves and deletions while serving: the store's change counter is read every
     `poll` seconds (one indexed row) and the repository refreshed when it moved, or every `rescan` seconds for
     the shipped folders. The old version serves until the new one has loaded; a deleted one is unloaded. Whether
-    the store answered is kept for /readyz."""
-    seen, last, down = None, time.monotonic(), False
+    the store answered is kept for /readyz. `seen`: the counter as the startup refresh found it."""
+    last, down = time.monotonic(), False
     while True:
         await asyncio.sleep(min(poll, rescan))
         try:

@@ -144,7 +144,9 @@ def export_tiny(family: str, repository: Path, model: str | None = None, steps: 
     from training.export import export
     from training.trainer import train
 
-    config = TrainConfig(family=family, steps=steps, model=model, params={**TINY[family], **params}, progress_every=1)
+    # One thread: the same weights whatever ran before in this process (a convolution's sums differ by thread count).
+    config = TrainConfig(family=family, steps=steps, model=model, params={**TINY[family], **params}, progress_every=1,
+                         threads=1)
     return export(train(config), repository, others=others, evaluate=evaluate, promote=promote)
 
 
@@ -250,6 +252,13 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     process.log_path = log
     out.close()  # the child holds its own copy
     return process
+
+
+def worker_process(record: dict, workers: list[subprocess.Popen]) -> subprocess.Popen:
+    """Which of the workers this test started runs the job (records name a worker by an opaque id)."""
+    from service.jobs.protocol import worker_id
+
+    return next(w for w in workers if worker_id(socket.gethostname(), w.pid) == record["worker"])
 
 
 def wait_job(api: httpx.Client, job_id: str, states: tuple[str, ...], timeout: float = 120) -> dict:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import re
@@ -15,7 +14,7 @@ from celery import Celery
 from celery.signals import worker_shutting_down
 
 from service import uploads
-from service.jobs.protocol import HEARTBEAT_SECONDS, HISTORY_LIMIT, QUEUE, TASK, now
+from service.jobs.protocol import HEARTBEAT_SECONDS, HISTORY_LIMIT, QUEUE, TASK, now, worker_id
 from service.repository import Card
 from service.store import Store, StoreUnavailable, open_store
 from service.store.engine import retrying
@@ -115,9 +114,8 @@ def _finish(store: Store, job_id: str, outcome: dict) -> None:
 
 def _worker_name() -> str:
     """The worker as a job record shows it: an opaque id (the log says which host and process it is)."""
-    name = f"{socket.gethostname()}:{os.getpid()}"
-    ident = "worker-" + hashlib.sha256(name.encode()).hexdigest()[:12]
-    log.info("this worker is %s in job records", ident)
+    ident = worker_id(socket.gethostname(), os.getpid())
+    log.info("this worker (%s:%d) is %s in job records", socket.gethostname(), os.getpid(), ident)
     return ident
 
 
@@ -176,7 +174,7 @@ def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dic
     unsaved: list[tuple[int, bytes]] = []  # snapshots not yet in the store
     snapshots: list[dict] = []
     started = time.monotonic()
-    clock = {"write": 0.0, "check": 0.0, "cancel": False}
+    clock: dict = {"write": 0.0, "check": 0.0, "cancel": False, "last": None}
 
     def should_stop() -> bool:
         if time.monotonic() - clock["check"] >= CANCEL_CHECK_SECONDS:
@@ -191,33 +189,39 @@ def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dic
                 raise TimeLimitExceeded(f"the job ran past its time limit of {settings.max_job_seconds:g} s")
         return clock["cancel"]
 
+    def record_progress(p) -> None:
+        """Write the pictures and points not yet in the store, and p as the job's progress."""
+        while unsaved:
+            step, picture_png = unsaved[0]
+            store.jobs.add_snapshot(job_id, step, picture_png)
+            snapshots.append({"step": step, "file": f"{step}.png"})
+            unsaved.pop(0)
+        rate = p.step / p.seconds if p.seconds > 0 else None
+        with store.jobs.update(job_id) as current:
+            current["progress"] = {"step": p.step, "steps": p.steps, "epoch": p.epoch,
+                                   "eta_seconds": round((p.steps - p.step) / rate, 1) if rate else None}
+            current["latest"] = pending[-1]
+            current["history"] = (current["history"] + pending)[-HISTORY_LIMIT:]
+            current["snapshots"] = list(snapshots)
+            current["heartbeat"] = now()
+        pending.clear()
+
     def on_progress(p) -> None:
         pending.append(p.point())
+        clock["last"] = p
         if p.snapshot is not None:
             unsaved.append((p.step, _snapshot_png(kind, p.snapshot, picture)))
         if time.monotonic() - clock["write"] < WRITE_SECONDS and p.step != p.steps:
             return
         clock["write"] = time.monotonic()
-        rate = p.step / p.seconds if p.seconds > 0 else None
         try:
-            while unsaved:
-                step, picture_png = unsaved[0]
-                store.jobs.add_snapshot(job_id, step, picture_png)
-                snapshots.append({"step": step, "file": f"{step}.png"})
-                unsaved.pop(0)
-            with store.jobs.update(job_id) as current:
-                current["progress"] = {"step": p.step, "steps": p.steps, "epoch": p.epoch,
-                                       "eta_seconds": round((p.steps - p.step) / rate, 1) if rate else None}
-                current["latest"] = pending[-1]
-                current["history"] = (current["history"] + pending)[-HISTORY_LIMIT:]
-                current["snapshots"] = list(snapshots)
-                current["heartbeat"] = now()
+            record_progress(p)
         except StoreUnavailable:  # restarting: these points and pictures go with the next write
             log.warning("job %s: progress not recorded this time (the store is not answering)", job_id)
-            return
-        pending.clear()
 
     checkpoint = train(config, on_progress=on_progress, should_stop=should_stop)
+    if pending or unsaved:  # the last write found the store restarting: the record ends whole, or not at all
+        retrying(lambda: record_progress(clock["last"]), OUTCOME_SECONDS, f"job {job_id}: recording its progress")
     repositories = settings.repositories
     path = retrying(lambda: export(checkpoint, repositories[0], others=tuple(repositories[1:]),
                                    promote=record.get("promote"), job=job_id, data_name=config_dict["data"],

@@ -146,6 +146,8 @@ async def move_alias(name: str, alias: AliasName, body: AliasRequest, repository
     """Point an alias (e.g. `default`) at a version that loads; every API process follows within a second.
     The model's owner's (a shipped model's: an admin's). The store moves it in one transaction that fails (404)
     if the version was deleted meanwhile."""
+    # What the store holds now, not at this process's last poll: a version another host published a moment ago.
+    await run_in_threadpool(repository.refresh, name)
     model = await run_in_threadpool(repository.get, name, body.version)  # 404 unless it exists and loads
     folder = repository.entry(name).folders.get(model.version)
     shipped = folder is not None and repository.is_shipped(folder)

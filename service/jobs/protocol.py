@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import math
 from importlib import resources
@@ -20,6 +21,11 @@ FINAL = ("succeeded", "failed", "cancelled")
 HEARTBEAT_SECONDS = 2.0  # a running job's worker rewrites its heartbeat this often
 HISTORY_LIMIT = 2000  # progress points kept per job for plotting
 CATALOG = "catalog.json"  # beside this module
+
+
+def worker_id(host: str, pid: int) -> str:
+    """A worker as job records show it: an opaque id (its log says which host and process it is)."""
+    return "worker-" + hashlib.sha256(f"{host}:{pid}".encode()).hexdigest()[:12]
 
 
 def is_id(text: str) -> bool:

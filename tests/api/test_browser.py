@@ -58,22 +58,34 @@ def keyed_server(make_server):
     return make_server(api_keys="first-screen-key")
 
 
+def first_digit_model(server) -> str:
+    """The model the first screen opens on: the first image model with labels the service lists."""
+    import httpx
+
+    listed = httpx.get(server.url + "/v1/models").json()["models"]
+    return next(m["name"] for m in listed if m["card"]["kind"] == "image" and m["card"].get("labels"))
+
+
 def test_first_screen_shows_a_digit_grid_the_models_modes_and_no_error_text(browser, keyed_server):
     import httpx
 
+    digits = first_digit_model(keyed_server)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     answers = []
     page.on("response", lambda r: answers.append((r.status, urlsplit(r.url).path)))
     page.goto(keyed_server.url + "/")
     # Without a click: a digit model (images with labels) is chosen and a grid of its samples is drawn.
     page.wait_for_function("document.querySelector('#sample-out img')?.naturalWidth > 0")
-    assert page.input_value("#model") == "mnist-cgan"
+    assert page.input_value("#model") == digits
     assert page.get_attribute("#sample-out img", "alt") == "samples"
     # The jobs panel asks for the key the server needs instead of showing its 401.
     page.wait_for_function("document.querySelector('#job-prompt').textContent.includes('API key')")
     assert page.eval_on_selector_all(".error", "els => els.map((e) => e.textContent.trim()).filter(Boolean)") == []
     assert page.locator("#key").evaluate("el => el.required")
     # Every mode the service says the model supports, in its order; the icon is the app's own.
+    modes = httpx.get(f"{keyed_server.url}/v1/models/{digits}").json()["modes"]
+    assert page.eval_on_selector_all("#mode option", "els => els.map((e) => e.textContent)") == modes
+    page.select_option("#model", "mnist-cgan")
     modes = httpx.get(keyed_server.url + "/v1/models/mnist-cgan").json()["modes"]
     assert "filtered" in modes
     assert page.eval_on_selector_all("#mode option", "els => els.map((e) => e.textContent)") == modes
@@ -105,7 +117,7 @@ def test_forms_check_their_fields_before_sending_anything(browser, keyed_server)
     page.fill("#n", "2")
     page.fill("#labels", "3,12")
     page.click("#sample-button")
-    assert "'12' is not a label of mnist-cgan (0–9)" in page.eval_on_selector("#labels", "el => el.validationMessage")
+    assert f"'12' is not a label of {first_digit_model(keyed_server)} (0–9)" in page.eval_on_selector("#labels", "el => el.validationMessage")
     page.fill("#labels", "3,3,7")
     assert "3 given for n = 2" in page.eval_on_selector("#labels", "el => el.validationMessage")
     page.fill("#labels", "3:1,7:2")

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.utils import ROOT, free_port
 
 READY = re.compile(r"^ganserve is ready: (http://\S+?)/ ")
-KEY = re.compile(r"^API key \(jobs and uploads\): (\S+)$")
+KEY = re.compile(r"^API key \(an admin key: jobs, uploads, every model\): (\S+)$")
 
 
 class Launched:

@@ -91,7 +91,7 @@ def test_up_uses_its_own_redis_prints_url_key_and_three_working_commands_last_an
         assert redis.Redis.from_url(url[1]).config_get("dir")["dir"] == str((tmp_path / "var" / "redis").resolve())
         # The last lines: where it is, the key (kept for the next run), then three commands to try.
         assert up.ready_lines[-6].startswith(f"ganserve is ready: {up.url}/")
-        assert up.ready_lines[-5] == f"API key (jobs and uploads): {up.key}"
+        assert up.ready_lines[-5] == f"API key (an admin key: jobs, uploads, every model): {up.key}"
         assert (tmp_path / "var" / "api-key").read_text().strip() == up.key
         assert up.ready_lines[-4] == "try:"
         # A second `up` on the same data folder refuses, and leaves the first one's Redis alone.

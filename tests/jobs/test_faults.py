@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ganserve.launcher import redis_answers, start_redis
-from tests.utils import Server, free_port, open_test_store, start_worker, stop, store_env, wait_job, wait_until
+from tests.utils import (Server, free_port, open_test_store, start_worker, stop, store_env, wait_job, wait_until,
+                         worker_process)
 
 pytestmark = pytest.mark.system
 SHORT = {"family": "quadratic", "steps": 300, "params": {"g_hidden": 8}, "model": "quadratic"}
@@ -96,8 +97,7 @@ def test_killed_worker_leaves_a_failed_job_and_no_partial_model(world):
     versions = world.versions()
     job = world.api.post("/v1/jobs", json=LONG).json()
     running = world.wait(job["id"], ("running",), timeout=30)
-    pid = int(running["worker"].rsplit(":", 1)[1])
-    os.kill(pid, signal.SIGKILL)
+    os.kill(worker_process(running, world.workers).pid, signal.SIGKILL)
     done = world.wait(job["id"], ("failed", "succeeded", "cancelled"), timeout=30)
     assert done["state"] == "failed" and "worker lost" in done["error"]
     assert world.versions() == versions

@@ -35,7 +35,10 @@ class OwnPostgres:
         command = [str(self.bin / tool), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode:
+            log = (self.root / "log").read_text()[-2000:] if (self.root / "log").exists() else ""
+            raise RuntimeError(f"{tool} {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}\n{log}")
 
     @property
     def options(self) -> list[str]:

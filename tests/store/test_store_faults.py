@@ -12,7 +12,8 @@ import pytest
 
 from ganserve.launcher import start_redis
 from tests.store.postgres import OwnPostgres
-from tests.utils import Server, create_database, free_port, open_test_store, start_worker, stop, wait_job, wait_until
+from tests.utils import (Server, create_database, free_port, open_test_store, start_worker, stop, wait_job, wait_until,
+                         worker_process)
 
 pytestmark = pytest.mark.system
 STEADY = {"family": "quadratic", "steps": 3000, "params": {"g_hidden": 8}}  # long enough to restart things under
@@ -65,7 +66,7 @@ def test_a_worker_killed_mid_job_leaves_a_failed_job_and_the_next_worker_runs_th
     with world["server"].client() as api:
         job = api.post("/v1/jobs", json=LONG).json()
         running = wait_job(api, job["id"], ("running",), timeout=60)
-        os.kill(int(running["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+        os.kill(worker_process(running, [world["worker"]]).pid, signal.SIGKILL)
         world["worker"].wait(10)
         queued = api.post("/v1/jobs", json={**STEADY, "steps": 300}).json()
         done = wait_job(api, job["id"], ("failed", "succeeded", "cancelled"), timeout=60)

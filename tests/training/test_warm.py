@@ -63,11 +63,11 @@ def test_the_served_cgan_score_adds_the_auxiliary_classifiers_label_log_probabil
 
 
 def test_a_cgan_with_the_auxiliary_classifier_names_its_score_in_the_cards_ranking(tmp_path):
-    from service import sampling
     from service.repository import load
+    from service.sampling import modes
 
     folder = export_tiny("mnist-cgan", tmp_path, aux=1.0)
     model = load("mnist-cgan", 1, folder)
     assert model.card.ranking.oversample == 20  # until training.ranking chooses one on evaluator A
-    nice = sampling.sample(model, 2, 0, "nice", labels=sampling.resolve_labels(model, None, 2))
-    assert "auxiliary classifier" in nice.ranking and nice.ranking.isascii()
+    ranking = modes.get("nice").ranking(model, 20, "card")  # what X-Ranking says of a nice request
+    assert "auxiliary classifier" in ranking and ranking.isascii()
