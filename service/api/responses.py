@@ -107,10 +107,12 @@ class Limits(BaseModel):
     max_dataset_n: int = Field(description="samples per dataset")
     max_steps: int = Field(description="training steps per job")
     max_job_seconds: float
-    max_upload_bytes: int
-    max_upload_files: int
-    max_image_pixels: int
-    max_upload_pixels: int
+    max_upload_bytes: int = Field(description="one upload's (or imported model's) body")
+    max_upload_files: int = Field(description="images per upload")
+    max_image_pixels: int = Field(description="one image, before it is decoded")
+    max_upload_pixels: int = Field(description="all images of one upload together, every channel counted")
+    max_upload_inflated_bytes: int = Field(description="an upload's arrays and zip entries as they inflate")
+    max_upload_classes: int = Field(description="labels are class indices below this")
     max_translate_bytes: int = Field(description="one /translate request body")
     max_translate_pixels: int = Field(description="the input images of one /translate request together")
 
@@ -185,6 +187,7 @@ class Upload(BaseModel):
     classes: list[str] | None = Field(description="class names (folders of a zip, or y of an npz), if labelled")
     labelled: bool
     created: str
+    skipped: int = Field(0, description="metadata entries of a zip left out (__MACOSX/, dot-files)")
 
 
 class Uploads(BaseModel):

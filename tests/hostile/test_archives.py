@@ -98,7 +98,9 @@ def test_metadata_members_are_skipped_by_translate_and_uploads_alike(client, hos
     assert r.status_code == 200 and len(r.json()["images"]) == 2
     r = upload(client, zip_of({"a/1.png": png(), "b/2.png": png(1), **metadata}))
     assert r.status_code == 201, r.text
-    assert r.json()["n"] == 2 and r.json()["classes"] == ["a", "b"]
+    assert r.json()["n"] == 2 and r.json()["classes"] == ["a", "b"] and r.json()["skipped"] == 3
+    limits = client.get("/v1/limits").json()  # every upload limit is listed
+    assert limits["max_upload_classes"] == 1000 and limits["max_upload_inflated_bytes"] == 4_000_000
     store = open_test_store(hostile.data)
     assert store.uploads.get(r.json()["id"])["skipped"] == 3  # counted where the upload is kept
     store.close()
