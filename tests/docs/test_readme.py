@@ -63,6 +63,7 @@ def up(tmp_path_factory):
     launched = Launched(data, f"{data / 'models'}:{ROOT / 'models'}", GANSERVE_TRAIN_THREADS="1")
     workdir = tmp_path_factory.mktemp("readme")
     (workdir / ".venv").symlink_to(Path(sys.prefix))
+    (workdir / "models").symlink_to(ROOT / "models")  # the commands run where a newcomer is: the repository's root
     launched.workdir = workdir
     launched.state = {k: v for k, v in os.environ.items() if not k.startswith("GANSERVE_")}
     yield launched
