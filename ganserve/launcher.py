@@ -141,7 +141,8 @@ def hold(path: Path):
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise SystemExit(f"another `ganserve up` is running with GANSERVE_DATA={path.parent}; stop it first (Ctrl-C)")
+        raise SystemExit(f"another `ganserve up` is running with GANSERVE_DATA={path.parent}; stop it first (Ctrl-C)"
+                         ) from None
     return lock
 
 

@@ -133,7 +133,7 @@ def train_classifier(epochs: int = 30, seed: int = 0, network: type[nn.Module] =
     steps = epochs * (len(x) // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     model.train()
-    for step in range(steps):
+    for _ in range(steps):
         idx = torch.randint(len(x), (64,), generator=gen)
         batch = _redraw(x[idx], gen) if redraw else x[idx]
         logits, _ = model(_augment(batch, gen))

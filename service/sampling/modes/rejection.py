@@ -112,7 +112,7 @@ def whole(model: Model, n: int, seed: int, oversample: int, labels: np.ndarray |
     cal = yield from calibrating(model)
     dim, dist = model.latent_dim, model.card.latent.distribution
     budget = n * oversample
-    pools = [(0, np.arange(n))] if labels is None else [(int(l), np.flatnonzero(labels == l)) for l in np.unique(labels)]
+    pools = [(0, np.arange(n))] if labels is None else [(int(k), np.flatnonzero(labels == k)) for k in np.unique(labels)]
     # 1. refuse at once what the calibrated acceptance rates say the budget cannot meet.
     expected = math.ceil(sum(len(slots) / cal.acceptance[label] for label, slots in pools))
     if expected > budget:
