@@ -41,6 +41,7 @@ test-fast:
 
 lint:
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The tiny models the unit and api tiers serve (tests/assets/models), made again by the real exporter.
 tiny-models:
