@@ -9,6 +9,7 @@ import uuid
 from celery import Celery
 
 from service import uploads
+from service.jobs import memory
 from service.jobs.protocol import FINAL, QUEUE, TASK, catalog, check_params, now
 from service.keys import OPERATOR, Caller
 from service.settings import Settings
@@ -64,7 +65,7 @@ def validate(payload: dict, settings: Settings, store: Store, caller: Caller = O
     if unknown:
         raise JobError(f"params: unknown {sorted(unknown)} for family {family}; known: {sorted(spec['params'])}")
     try:
-        check_params(spec["params"], params)
+        memory.check(spec, check_params(spec["params"], params), settings.max_job_memory)
     except ValueError as exc:
         raise JobError(str(exc)) from None
     data = payload.get("data") or "default"
@@ -78,6 +79,9 @@ def validate(payload: dict, settings: Settings, store: Store, caller: Caller = O
         raise JobError(f"data: family {family} takes one data source (a name or an upload id), not one per domain")
     elif spec["kind"] != "image" and data != "default":
         raise JobError(f"data: family {family} draws its own data; data must be 'default'")
+    elif data == "default" and not spec["default_data"]:
+        raise JobError(f"data: family {family} has no data of its own; give 'mnist', 'uci' or the id of an upload "
+                       "(POST /v1/data)")
     else:
         _check_source(data, family, spec, store, "data", caller)
     if payload.get("model"):
@@ -101,6 +105,9 @@ def _check_source(source: str, family: str, spec: dict, store: Store, field: str
         raise JobError(f"{field}: {source!r} is neither 'mnist', 'uci' nor the id of an upload (POST /v1/data)") from None
     if spec["labels"] and not meta["labelled"]:
         raise JobError(f"{field}: family {family} needs labelled data; upload {source} has no labels")
+    if meta["n"] < spec["min_images"]:
+        raise JobError(f"{field}: family {family} needs at least {spec['min_images']} images (some are held out to "
+                       f"measure the model); upload {source} has {meta['n']}")
 
 
 def new_record(config: dict, job_id: str, owner: str, **fields) -> dict:

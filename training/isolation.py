@@ -1,0 +1,92 @@
+"""A job in a child process of its own, under a hard memory limit, so that a job that overruns fails alone: the
+worker process that started it records the outcome and takes the next job.
+
+The child is spawned (never forked: the worker has torch's threads running) and caps its data segment with
+RLIMIT_DATA, which counts what the job allocates and not what torch and onnxruntime merely reserve (RLIMIT_AS
+would). An allocation past it fails inside the job (MemoryError, or torch's "can't allocate memory"), which the
+child reports as the job's error; a child that dies without reporting is reported by the parent.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+from typing import Callable
+
+log = logging.getLogger(__name__)
+MB = 2**20
+PARENT_CHECK_SECONDS = 1.0  # how often a child looks whether its worker still lives
+OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "bad_alloc", "out of memory")
+
+
+def over_limit(limit: int) -> str:
+    return f"the job ran past its memory limit of {limit // MB:,} MB (max_job_memory)"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception is an allocation refused (by the limit, or by the machine)."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError)
+                                            and any(text in str(exc).lower() for text in OUT_OF_MEMORY))
+
+
+def run(target: Callable[..., dict], args: tuple, limit: int, stop: threading.Event) -> dict:
+    """target(*args, stopping) in a child process capped at `limit` bytes of data; its outcome, a dict with a
+    "state". `stop` set in this process (the worker shutting down) sets the child's `stopping` event."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    stopping = context.Event()
+    child = context.Process(target=_main, args=(target, args, limit, sender, stopping, os.getpid()),
+                            name="ganserve-job")
+    child.start()
+    sender.close()  # the child holds the only sending end: recv() ends when the child does
+    outcome = None
+    try:
+        while outcome is None:
+            if stop.is_set():
+                stopping.set()
+            if receiver.poll(0.2):
+                outcome = receiver.recv()
+            elif not child.is_alive() and not receiver.poll(0):
+                break
+    except EOFError:  # the child ended while sending
+        pass
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+            child.join()
+        receiver.close()
+    return outcome or {"state": "failed", "error": _died(child.exitcode, limit)}
+
+
+def _died(code: int | None, limit: int) -> str:
+    """Why a child that sent no outcome ended: killed (the kernel's out-of-memory killer sends SIGKILL) or crashed."""
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        return (f"the job's process was killed ({name}); it may have run past the machine's memory or its limit "
+                f"of {limit // MB:,} MB (max_job_memory)")
+    return f"the job's process ended unexpectedly (exit code {code}) before it reported an outcome"
+
+
+def _main(target, args, limit, sender, stopping, parent: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/job] %(name)s: %(message)s")
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    threading.Thread(target=_orphaned, args=(parent,), daemon=True).start()
+    try:
+        outcome = target(*args, stopping)
+    except BaseException as exc:  # the target records what it expects; this is what it did not
+        log.exception("the job's process failed")
+        error = over_limit(limit) if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}"
+        outcome = {"state": "failed", "error": error}
+    sender.send(outcome)
+    sender.close()
+
+
+def _orphaned(parent: int) -> None:
+    """End the job when its worker is gone (killed): nobody would record its outcome, and it would hold the memory."""
+    while os.getppid() == parent:
+        threading.Event().wait(PARENT_CHECK_SECONDS)
+    os._exit(1)
