@@ -71,7 +71,8 @@ class Scorer(nn.Module):
 class Memory:
     """What a job of a family holds, as arithmetic over its Config's params (names, numbers, + - * / // % **,
     comparisons, `x if c else y`, `or`): an upper bound of G's and D's weights together, and of the activations
-    (floats) one training step keeps for its backward pass, batch included. The catalog carries both, so the API
+    (floats) every module outputs in one training step (a sampling family's G runs twice, its D three times), batch
+    included. The catalog carries both, so the API
     estimates a job's memory without torch (service/jobs/memory.py; the bytes per weight and per activation:
     training/memory.py)."""
     weights: str

@@ -56,7 +56,7 @@ class Curves(SamplingFamily):
     def memory(self) -> Memory:
         # Upper bounds (tests/training/test_memory.py counts them against the real networks).
         return Memory(weights="(latent_dim + 40) * hidden + 16",
-                      activations="batch_size * (6 * hidden + 20)")
+                      activations="batch_size * (10 * hidden + 40)")
 
     def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
         """Endless fresh curves, a new a for every curve of every step."""

@@ -58,7 +58,7 @@ class CurvesCGAN(SamplingFamily):
     def memory(self) -> Memory:
         # Upper bounds (tests/training/test_memory.py counts them against the real networks).
         return Memory(weights="(latent_dim + 40) * hidden + 16",
-                      activations="batch_size * (6 * hidden + 20)")
+                      activations="batch_size * (10 * hidden + 40)")
 
     def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
         """Endless fresh curves with their side of a = 1.5 as the label."""

@@ -176,7 +176,7 @@ class DigitsCycleGAN(TranslationFamily):
     def memory(self) -> Memory:
         # Upper bounds (tests/training/test_memory.py counts them against the real networks).
         return Memory(weights="2 * ((50 + 72 * blocks) * g_channels**2 + (60 + 12 * blocks) * g_channels + "
-                              "1) + 2 * (32 * d_channels**2 + 140 * d_channels + 2)",
+                              "1) + 2 * (32 * d_channels**2 + 240 * d_channels + 2)",
                       activations="batch_size * (6 * ((5900 + 2400 * blocks) * g_channels + "
                                   "1600) + 6 * (700 * d_channels + 100))")
 
