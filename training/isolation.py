@@ -1,9 +1,10 @@
 """A job in a child process of its own, under a hard memory limit, so that a job that overruns fails alone: the
 worker process that started it records the outcome and takes the next job.
 
-The child is spawned (never forked: the worker has torch's threads running) and caps its data segment with
-RLIMIT_DATA, which counts what the job allocates and not what torch and onnxruntime merely reserve (RLIMIT_AS
-would). An allocation past it fails inside the job (MemoryError, or torch's "can't allocate memory"), which the
+The child is forked from a fork server (never from the worker itself, which has torch's threads running) that
+imported the job's modules once, so a job starts in a moment, not after seconds of imports. It caps its data
+segment with RLIMIT_DATA, which counts what the job allocates and not what torch and onnxruntime merely reserve
+(RLIMIT_AS would). An allocation past it fails inside the job (MemoryError, or torch's "can't allocate memory"), which the
 child reports as the job's error; a child that dies without reporting is reported by the parent.
 """
 from __future__ import annotations
@@ -14,11 +15,15 @@ import os
 import resource
 import signal
 import threading
+import time
+from multiprocessing import forkserver
 from typing import Callable
 
 log = logging.getLogger(__name__)
 MB = 2**20
 PARENT_CHECK_SECONDS = 1.0  # how often a child looks whether its worker still lives
+CANCEL_CHECK_SECONDS = 0.5  # how often the parent asks whether the job was cancelled ...
+CANCEL_GRACE_SECONDS = 2.0  # ... and how long the child then has to stop by itself before it is ended
 OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "bad_alloc", "out of memory")
 
 
@@ -32,10 +37,13 @@ def is_out_of_memory(exc: BaseException) -> bool:
                                             and any(text in str(exc).lower() for text in OUT_OF_MEMORY))
 
 
-def run(target: Callable[..., dict], args: tuple, limit: int, stop: threading.Event) -> dict:
+def run(target: Callable[..., dict], args: tuple, limit: int, stop: threading.Event,
+        cancelled: Callable[[], bool] = lambda: False) -> dict:
     """target(*args, stopping) in a child process capped at `limit` bytes of data; its outcome, a dict with a
-    "state". `stop` set in this process (the worker shutting down) sets the child's `stopping` event."""
-    context = multiprocessing.get_context("spawn")
+    "state". `stop` set in this process (the worker shutting down) sets the child's `stopping` event. A child
+    still running CANCEL_GRACE_SECONDS after `cancelled()` turned true is ended (it may still be starting, or
+    in an export that does not look at the flag), and the outcome is "cancelled"."""
+    context = multiprocessing.get_context("forkserver")
     receiver, sender = context.Pipe(duplex=False)
     stopping = context.Event()
     child = context.Process(target=_main, args=(target, args, limit, sender, stopping, os.getpid()),
@@ -43,6 +51,7 @@ def run(target: Callable[..., dict], args: tuple, limit: int, stop: threading.Ev
     child.start()
     sender.close()  # the child holds the only sending end: recv() ends when the child does
     outcome = None
+    checked, asked = time.monotonic(), None
     try:
         while outcome is None:
             if stop.is_set():
@@ -51,6 +60,13 @@ def run(target: Callable[..., dict], args: tuple, limit: int, stop: threading.Ev
                 outcome = receiver.recv()
             elif not child.is_alive() and not receiver.poll(0):
                 break
+            elif asked is None and time.monotonic() - checked >= CANCEL_CHECK_SECONDS:
+                checked = time.monotonic()
+                asked = checked if cancelled() else None
+            elif asked is not None and time.monotonic() - asked > CANCEL_GRACE_SECONDS:
+                log.info("the job was cancelled and did not stop by itself; ending its process")
+                child.kill()
+                outcome = {"state": "cancelled", "error": None}
     except EOFError:  # the child ended while sending
         pass
     finally:
@@ -60,6 +76,13 @@ def run(target: Callable[..., dict], args: tuple, limit: int, stop: threading.Ev
             child.join()
         receiver.close()
     return outcome or {"state": "failed", "error": _died(child.exitcode, limit)}
+
+
+def prepare(modules: list[str]) -> None:
+    """Start the fork server with these modules imported (the worker does at its start; else the first job does)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(modules)
+    forkserver.ensure_running()
 
 
 def _died(code: int | None, limit: int) -> str:
@@ -74,6 +97,7 @@ def _died(code: int | None, limit: int) -> str:
 def _main(target, args, limit, sender, stopping, parent: int) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/job] %(name)s: %(message)s")
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which tells the job through `stopping`
     threading.Thread(target=_orphaned, args=(parent,), daemon=True).start()
     try:
         outcome = target(*args, stopping)
@@ -85,8 +109,12 @@ def _main(target, args, limit, sender, stopping, parent: int) -> None:
     sender.close()
 
 
-def _orphaned(parent: int) -> None:
-    """End the job when its worker is gone (killed): nobody would record its outcome, and it would hold the memory."""
-    while os.getppid() == parent:
+def _orphaned(worker: int) -> None:
+    """End the job when its worker is gone (killed): nobody would record its outcome, and it would hold the memory.
+    (The worker is not the child's parent, the fork server is: it is asked by its pid.)"""
+    while True:
         threading.Event().wait(PARENT_CHECK_SECONDS)
-    os._exit(1)
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            os._exit(1)

@@ -84,7 +84,8 @@ def run_job(job_id: str) -> dict | None:
     beating = threading.Event()
     threading.Thread(target=_heartbeat, args=(store, job_id, beating), daemon=True).start()
     try:  # in a process of its own: a job that runs past its memory fails alone, and this worker takes the next
-        outcome = isolation.run(_run_isolated, (job_id, record), settings.max_job_memory, SHUTTING_DOWN)
+        outcome = isolation.run(_run_isolated, (job_id, record), settings.max_job_memory, SHUTTING_DOWN,
+                                cancelled=lambda: _cancel_requested(store, job_id))
     finally:
         beating.set()
     retrying(lambda: _finish(store, job_id, outcome), OUTCOME_SECONDS, f"job {job_id}: recording its outcome")
@@ -107,6 +108,13 @@ def _run_isolated(job_id: str, record: dict, stopping) -> dict:
             return {"state": "failed", "error": isolation.over_limit(settings.max_job_memory)}
         return {"state": "failed", "error": public_error(exc, settings)}
     return {"state": "succeeded", "result": result}
+
+
+def _cancel_requested(store: Store, job_id: str) -> bool:
+    try:
+        return store.jobs.cancel_requested(job_id)
+    except StoreUnavailable:  # restarting: asked again shortly
+        return False
 
 
 def _relay(stopping) -> None:
@@ -255,6 +263,8 @@ def _outcome(card: Card) -> str:
 
 
 def run_worker() -> None:
-    """One worker process, one job at a time (the solo pool: no fork, so torch's threads are safe)."""
+    """One worker process, one job at a time (the solo pool: no fork, so torch's threads are safe), each job in a
+    process of its own (isolation.run)."""
+    isolation.prepare([__name__])
     make_app().worker_main(["worker", "--pool=solo", "--loglevel=INFO", f"--queues={QUEUE}",
                             "--without-gossip", "--without-mingle", "--without-heartbeat"])
