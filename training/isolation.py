@@ -21,7 +21,6 @@ from typing import Callable
 
 log = logging.getLogger(__name__)
 MB = 2**20
-PARENT_CHECK_SECONDS = 1.0  # how often a child looks whether its worker still lives
 CANCEL_CHECK_SECONDS = 0.5  # how often the parent asks whether the job was cancelled ...
 CANCEL_GRACE_SECONDS = 2.0  # ... and how long the child then has to stop by itself before it is ended
 OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "bad_alloc", "out of memory")
@@ -46,10 +45,11 @@ def run(target: Callable[..., dict], args: tuple, limit: int, stop: threading.Ev
     context = multiprocessing.get_context("forkserver")
     receiver, sender = context.Pipe(duplex=False)
     stopping = context.Event()
-    child = context.Process(target=_main, args=(target, args, limit, sender, stopping, os.getpid()),
-                            name="ganserve-job")
+    watched, alive = context.Pipe(duplex=False)  # never written: the child reads EOF once this process is gone
+    child = context.Process(target=_main, args=(target, args, limit, sender, stopping, watched), name="ganserve-job")
     child.start()
     sender.close()  # the child holds the only sending end: recv() ends when the child does
+    watched.close()
     outcome = None
     checked, asked = time.monotonic(), None
     try:
@@ -75,6 +75,7 @@ def run(target: Callable[..., dict], args: tuple, limit: int, stop: threading.Ev
             child.kill()
             child.join()
         receiver.close()
+        alive.close()
     return outcome or {"state": "failed", "error": _died(child.exitcode, limit)}
 
 
@@ -94,11 +95,11 @@ def _died(code: int | None, limit: int) -> str:
     return f"the job's process ended unexpectedly (exit code {code}) before it reported an outcome"
 
 
-def _main(target, args, limit, sender, stopping, parent: int) -> None:
+def _main(target, args, limit, sender, stopping, watched) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/job] %(name)s: %(message)s")
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which tells the job through `stopping`
-    threading.Thread(target=_orphaned, args=(parent,), daemon=True).start()
+    threading.Thread(target=_orphaned, args=(watched,), daemon=True).start()
     try:
         outcome = target(*args, stopping)
     except BaseException as exc:  # the target records what it expects; this is what it did not
@@ -109,12 +110,11 @@ def _main(target, args, limit, sender, stopping, parent: int) -> None:
     sender.close()
 
 
-def _orphaned(worker: int) -> None:
+def _orphaned(watched) -> None:
     """End the job when its worker is gone (killed): nobody would record its outcome, and it would hold the memory.
-    (The worker is not the child's parent, the fork server is: it is asked by its pid.)"""
-    while True:
-        threading.Event().wait(PARENT_CHECK_SECONDS)
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            os._exit(1)
+    The worker holds the pipe's other end and never writes: the kernel closes it when the worker dies."""
+    try:
+        watched.recv()
+    except EOFError:
+        pass
+    os._exit(1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ganserve.launcher import start_redis
-from tests.utils import Server, free_port, start_worker, stop, store_env, wait_job
+from tests.utils import Server, free_port, start_worker, stop, store_env, wait_job, wait_until
 
 pytestmark = pytest.mark.system
 WORKER_LIMIT_MB = 640  # holds a small quadratic job (about 400 MB), not the networks below
@@ -46,7 +46,7 @@ def test_a_job_past_its_memory_fails_alone_and_the_worker_runs_the_next(world):
     done = wait_job(api, small["id"], ("succeeded", "failed", "cancelled"), timeout=240)
     assert done["state"] == "succeeded", done["error"]
     assert done["worker"] == failed["worker"] and worker.poll() is None, "the same worker process, still running"
-    assert api.get("/v1/models/fits").status_code == 200
+    wait_until(lambda: api.get("/v1/models/fits").status_code == 200, 10, "the small job's model listed")
     assert api.get("/v1/models/too-big").status_code == 404, "nothing of the failed job is published"
     log = Path(worker.log_path).read_text()
     assert f"ganserve.train[{small['id']}] succeeded" in log
