@@ -1,7 +1,7 @@
 """A job's memory, estimated from its family's params at submission, without torch.
 
-Each family declares, in its own file, how many weights its G and D hold and how many activations one training step
-keeps, as arithmetic over its Config's params (training/families/base.py `memory`); `ganserve catalog` writes those
+Each family declares, in its own file, how many weights its G and D hold, how many activations one training step
+keeps and how many floats one of its training images takes, as arithmetic over its Config's params (training/families/base.py `memory`); `ganserve catalog` writes those
 expressions into catalog.json with the bytes each weight and activation costs, measured once (training/memory.py).
 Here they are evaluated on a job's params: only names, numbers, arithmetic, comparisons and `x if c else y`.
 """
@@ -64,22 +64,25 @@ def evaluate(expression: str, params: dict[str, Any]) -> float:
     return float(value(parse(expression)))
 
 
-def estimate(spec: dict, params: dict[str, Any]) -> int:
-    """Bytes a job of this family (its catalog entry) is expected to hold at its peak, training and exporting."""
+def estimate(spec: dict, params: dict[str, Any], images: int = 0) -> int:
+    """Bytes a job of this family (its catalog entry) on `images` training images is expected to hold at its peak,
+    training and exporting."""
     memory = spec["memory"]
     values = {name: p["default"] for name, p in spec["params"].items()} | params
     return int(memory["base_bytes"] + memory["weight_bytes"] * evaluate(memory["weights"], values)
-               + memory["activation_bytes"] * evaluate(memory["activations"], values))
+               + memory["activation_bytes"] * evaluate(memory["activations"], values)
+               + memory["image_float_bytes"] * images * evaluate(memory["image"], values))
 
 
-def check(spec: dict, params: dict[str, Any], limit: int) -> None:
+def check(spec: dict, params: dict[str, Any], limit: int, images: int = 0) -> None:
     """ValueError naming the params the estimate grows with (those the job set first) when it is past `limit`."""
-    need = estimate(spec, params)
+    need = estimate(spec, params, images)
     if need <= limit:
         return
     memory = spec["memory"]
-    grows = sorted(names(memory["weights"]) | names(memory["activations"]))
+    grows = sorted(names(memory["weights"]) | names(memory["activations"]) | names(memory["image"]))
     named = [name for name in grows if name in params] or grows
     values = ", ".join(f"params.{name} = {params.get(name, spec['params'][name]['default'])}" for name in named)
-    raise ValueError(f"params.{named[0]}: the job would need about {need // MB:,} MB of memory, past the limit of "
-                     f"{limit // MB:,} MB (max_job_memory); make smaller: {values}")
+    data = f" on {images:,} images" if images else ""
+    raise ValueError(f"params.{named[0]}: the job would need about {need // MB:,} MB of memory{data}, past the limit "
+                     f"of {limit // MB:,} MB (max_job_memory); make smaller: {values}")

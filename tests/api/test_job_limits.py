@@ -35,8 +35,8 @@ def test_job_estimated_past_max_job_memory_is_422_naming_its_params(jobs_api, bo
     assert error["field"] == named[0]
     for name in named:
         assert name in error["message"]
-    estimate = memory.estimate(catalog()[body["family"]], body["params"])
-    assert f"about {estimate // memory.MB:,} MB" in error["message"]
+    estimate = memory.estimate(catalog()[body["family"]], body["params"], images=5000)  # MNIST's
+    assert f"about {estimate // memory.MB:,} MB of memory on 5,000 images" in error["message"]
     assert f"limit of {4096:,} MB (max_job_memory)" in error["message"]
 
 

@@ -55,3 +55,12 @@ def test_declared_memory_bounds_the_real_networks(name, size):
     weights, activations = counted(name, params)
     assert weights <= memory.evaluate(declared.weights, values) <= 4 * weights + 20_000
     assert activations <= memory.evaluate(declared.activations, values)
+
+
+def test_the_api_counts_the_images_of_the_built_in_sources():
+    from service.jobs.submit import BUILT_IN
+    from training import data
+
+    for name in BUILT_IN:
+        split = data.BUILT_IN[name]()
+        assert BUILT_IN[name] == len(split["train_x"]) + len(split["test_x"])

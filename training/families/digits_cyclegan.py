@@ -178,7 +178,7 @@ class DigitsCycleGAN(TranslationFamily):
         return Memory(weights="2 * ((50 + 72 * blocks) * g_channels**2 + (60 + 12 * blocks) * g_channels + "
                               "1) + 2 * (32 * d_channels**2 + 240 * d_channels + 2)",
                       activations="batch_size * (6 * ((5900 + 2400 * blocks) * g_channels + "
-                                  "1600) + 6 * (700 * d_channels + 100))")
+                                  "1600) + 6 * (700 * d_channels + 100))", image="784")
 
     def evaluate(self, model, n: int, seed: int, modes) -> dict:
         """Per direction, on every held-out digit of MNIST and UCI (n, seed and modes do not apply)."""

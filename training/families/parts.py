@@ -320,7 +320,8 @@ def conv_memory(classes: str = "0") -> Memory:
     g_step = f"3 * g_channels * {side}**2 + 2 * (g_channels + channels) * image_size**2"  # per sample
     d_step = f"(4 * d_channels + 12 * channels) * image_size**2 + 4 * d_channels * {side}**2"  # DiffAugment's copies
     return Memory(weights=f"{g_weights} + {d_weights} + 8 * d_channels",
-                  activations=f"batch_size * (2 * ({g_step}) + 3 * ({d_step}))")
+                  activations=f"batch_size * (2 * ({g_step}) + 3 * ({d_step}))",
+                  image="channels * image_size**2")
 
 
 def image_batches(cfg, source: str, rng: np.random.Generator, labelled: bool):
