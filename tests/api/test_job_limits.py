@@ -96,3 +96,17 @@ def test_a_translation_trains_on_a_single_image_upload(jobs_api):
     one = upload(jobs_api, 1)
     assert jobs_api.post("/v1/jobs", json={"family": "digits-cyclegan",
                                            "data": {"a": one, "b": "uci"}}).status_code == 503
+
+
+@pytest.mark.parametrize("expression", ["__import__('os').system('true')", "g_hidden.bit_length()", "[1][0]",
+                                        "(lambda: 1)()", "batch_size if 1 else open('x')"])
+def test_memory_expressions_are_arithmetic_only(expression):
+    with pytest.raises(ValueError, match="is not allowed"):
+        memory.evaluate(expression, {"g_hidden": 8, "batch_size": 2})
+
+
+def test_memory_expressions_evaluate_like_python():
+    params = {"image_size": 28, "classes": 0, "c": 3}
+    for expression in ("image_size // (8 if image_size % 8 == 0 else 4)", "(classes or 1000) * c**2 - 1",
+                       "1 < c <= 3 and c * 2"):
+        assert memory.evaluate(expression, params) == float(eval(expression, {}, params))

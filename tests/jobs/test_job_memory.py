@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from ganserve.launcher import start_redis
-from tests.utils import Server, free_port, start_worker, stop, store_env, wait_job, wait_until
+from tests.utils import (
+    Server,
+    free_port,
+    start_worker,
+    stop,
+    store_env,
+    wait_job,
+    wait_until,
+)
 
 pytestmark = pytest.mark.system
 WORKER_LIMIT_MB = 640  # holds a small quadratic job (about 400 MB), not the networks below

@@ -29,7 +29,7 @@ class Config:
     g_channels: int = param(128, 4, 1024, "channels of G's first stage")
     d_channels: int = param(32, 1, 512, "channels of D's first convolution")
     batch_size: int = param(64, 2, 1024, "real (and fake) images per step; at least 2, "
-                                                    "as G\'s batch norm needs")
+                                                    "as G's batch norm needs")
     lr: float = parts.lr(2e-4)
     beta1: float = parts.beta1()
     lr_decay: float = parts.lr_decay(0.5)

@@ -34,7 +34,7 @@ class Config:
     d_channels: int = param(32, 1, 512, "channels of D's first convolution; doubled in the second")
     dropout: float = param(0.0, 0.0, 0.9, "dropout after D's convolutions (reference: 0.3)")
     batch_size: int = param(64, 2, 1024, "real (and fake) images per step; at least 2, "
-                                                    "as G\'s batch norm needs")
+                                                    "as G's batch norm needs")
     lr: float = parts.lr(2e-4, " (reference: 1e-4)")
     beta1: float = parts.beta1()
     lr_decay: float = parts.lr_decay(0.5)

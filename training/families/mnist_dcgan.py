@@ -36,7 +36,7 @@ class Config:
     g_channels: int = param(128, 1, 512, "channels at G's 7×7 stage; halved at 14×14")
     d_channels: int = param(32, 1, 512, "channels of D's first convolution; doubled in the second")
     batch_size: int = param(64, 2, 1024, "real (and fake) images per step (reference: 128); at least 2, "
-                                                    "as G\'s batch norm needs")
+                                                    "as G's batch norm needs")
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"],
                                                       "help": "adam, or the reference's SGD with Nesterov momentum"})
     lr: float = parts.lr(2e-4, " (reference SGD: 5e-4)")

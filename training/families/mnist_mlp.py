@@ -30,7 +30,7 @@ class Config:
     g_hidden: int = param(256, 1, 4096, "G's first hidden layer; each next one twice as wide")
     d_hidden: int = param(256, 1, 4096, "D's last hidden layer; the one before is twice as wide")
     batch_size: int = param(64, 2, 1024, "real (and fake) images per step (reference: 16); at least 2, "
-                                                    "as G\'s batch norm needs")
+                                                    "as G's batch norm needs")
     lr: float = parts.lr(2e-4)
     beta1: float = parts.beta1()
     lr_decay: float = parts.lr_decay(0.5)
