@@ -19,7 +19,8 @@ MEASURED = Path(__file__).with_name("assets") / "job-memory.json"
 BASE_BYTES = 1600 * MB  # a family not measured yet: more than any measured one
 BASE_MARGIN = 1.15  # over the measured peak, rounded up to 50 MB
 WEIGHT_BYTES = 40  # per weight: fp32 weights, gradients, two Adam moments, the EMA copy, ONNX export and its check
-ACTIVATION_BYTES = 8  # per module output in a step: fp32 value, its gradient, autograd's saved copies
+ACTIVATION_BYTES = 2.5  # per module output counted over a whole step (G twice, D three times): not all are held at
+# once, so a count costs less than its fp32 value and gradient; measured 1.5-1.6 bytes (benchmarks/job_memory.md)
 IMAGE_FLOAT_BYTES = 12  # per float of a training image: read, fitted to the size and split, as float32 copies
 
 

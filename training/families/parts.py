@@ -317,8 +317,9 @@ def conv_memory(classes: str = "0") -> Memory:
     side = "(image_size // (8 if image_size % 8 == 0 else 4))"
     g_weights = f"(latent_dim + {classes} + 2) * g_channels * {side}**2 + 14 * g_channels**2 + 16 * g_channels"
     d_weights = f"9 * channels * d_channels + 224 * d_channels**2 + (1 + {classes}) * 4 * d_channels * {side}**2"
-    g_step = f"3 * g_channels * {side}**2 + 2 * (g_channels + channels) * image_size**2"  # per sample
-    d_step = f"(4 * d_channels + 12 * channels) * image_size**2 + 4 * d_channels * {side}**2"  # DiffAugment's copies
+    g_step = f"(78 if image_size % 8 == 0 else 30) * g_channels * {side}**2 + 2 * channels * image_size**2"
+    augmented = "(12 if diffaugment != 'none' else 1) * channels"  # DiffAugment's copies of the images
+    d_step = f"(4 * d_channels + {augmented}) * image_size**2 + 4 * d_channels * {side}**2"
     return Memory(weights=f"{g_weights} + {d_weights} + 8 * d_channels",
                   activations=f"batch_size * (2 * ({g_step}) + 3 * ({d_step}))",
                   image="channels * image_size**2")
