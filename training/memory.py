@@ -19,9 +19,12 @@ MEASURED = Path(__file__).with_name("assets") / "job-memory.json"
 BASE_BYTES = 1600 * MB  # a family not measured yet: more than any measured one
 BASE_MARGIN = 1.15  # over the measured peak, rounded up to 50 MB
 WEIGHT_BYTES = 40  # per weight: fp32 weights, gradients, two Adam moments, the EMA copy, ONNX export and its check
-ACTIVATION_BYTES = 2.5  # per module output counted over a whole step (G twice, D three times): not all are held at
+ACTIVATION_BYTES = 3  # per module output counted over a whole step (G twice, D three times): not all are held at
 # once, so a count costs less than its fp32 value and gradient; measured 1.5-1.6 bytes (benchmarks/job_memory.md)
 IMAGE_FLOAT_BYTES = 12  # per float of a training image: read, fitted to the size and split, as float32 copies
+# per float of one image: what the export's evaluation holds (samples of every mode, nice's candidates, the held-out
+# split, features), whatever the data's size: measured 272,000 on rgb-dcgan at 64 px (benchmarks/job_memory.md)
+EVALUATION_BYTES = 350_000
 
 
 @functools.lru_cache
@@ -38,4 +41,5 @@ def catalog_entry(family) -> dict:
     declared = family.memory()
     return {"weights": declared.weights, "activations": declared.activations, "image": declared.image,
             "base_bytes": bases().get(family.name, BASE_BYTES), "weight_bytes": WEIGHT_BYTES,
-            "activation_bytes": ACTIVATION_BYTES, "image_float_bytes": IMAGE_FLOAT_BYTES}
+            "activation_bytes": ACTIVATION_BYTES, "image_float_bytes": IMAGE_FLOAT_BYTES,
+            "evaluation_bytes": EVALUATION_BYTES}

@@ -66,12 +66,13 @@ def evaluate(expression: str, params: dict[str, Any]) -> float:
 
 def estimate(spec: dict, params: dict[str, Any], images: int = 0) -> int:
     """Bytes a job of this family (its catalog entry) on `images` training images is expected to hold at its peak,
-    training and exporting."""
+    training, and evaluating its export (which holds samples in proportion to an image's size, whatever the data's)."""
     memory = spec["memory"]
     values = {name: p["default"] for name, p in spec["params"].items()} | params
+    per_image_float = memory["image_float_bytes"] * images + memory["evaluation_bytes"]
     return int(memory["base_bytes"] + memory["weight_bytes"] * evaluate(memory["weights"], values)
                + memory["activation_bytes"] * evaluate(memory["activations"], values)
-               + memory["image_float_bytes"] * images * evaluate(memory["image"], values))
+               + per_image_float * evaluate(memory["image"], values))
 
 
 def check(spec: dict, params: dict[str, Any], limit: int, images: int = 0) -> None:

@@ -72,7 +72,8 @@ class Memory:
     """What a job of a family holds, as arithmetic over its Config's params (names, numbers, + - * / // % **,
     comparisons, `x if c else y`, `or`): an upper bound of G's and D's weights together, of the activations (floats)
     every module outputs in one training step (a sampling family's G runs twice, its D three times), batch
-    included, and of the floats one training image takes once read at the family's size. The catalog carries them,
+    included, and of the floats one image takes at the family's size (its training data and its evaluation hold
+    images). The catalog carries them,
     so the API estimates a job's memory without torch (service/jobs/memory.py; the bytes each costs:
     training/memory.py)."""
     weights: str
