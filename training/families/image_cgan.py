@@ -86,7 +86,8 @@ class ImageCgan(SamplingFamily):
         batches = parts.image_batches(cfg, source, rng, labelled=True)
         first = next(batches)
         if int(first[1].max()) >= cfg.classes:
-            raise ValueError(f"params.classes is {cfg.classes} but data {source!r} has label {int(first[1].max())}")
+            raise ValueError(f"params.classes: {cfg.classes} is too few, data {source!r} has label "
+                             f"{int(first[1].max())}")
         yield first
         yield from batches
 
