@@ -4,8 +4,8 @@ worker process that started it records the outcome and takes the next job.
 The child is forked from a fork server (never from the worker itself, which has torch's threads running) that
 imported the job's modules once, so a job starts in a moment, not after seconds of imports. It caps its data
 segment with RLIMIT_DATA, which counts what the job allocates and not what torch and onnxruntime merely reserve
-(RLIMIT_AS would). An allocation past it fails inside the job (MemoryError, or torch's "can't allocate memory"), which the
-child reports as the job's error; a child that dies without reporting is reported by the parent.
+(RLIMIT_AS would). An allocation past it fails inside the job (MemoryError, or torch's "can't allocate memory"),
+which the child reports as the job's error; a child that dies without reporting is reported by the parent.
 """
 from __future__ import annotations
 

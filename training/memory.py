@@ -4,8 +4,8 @@ onnxruntime, its evaluators), and the bytes per weight, per activation and per i
 
 The bases are measured: `python -m benchmarks.job_memory` runs every family at its tiny test config, a few steps and
 an evaluated export in a fresh process, and writes each peak (resident and data segment, the larger counts) to
-assets/job-memory.json. The per-unit bytes are rounded up from its larger cases (benchmarks/job_memory.md has the table), so
-the estimate errs high: a job refused at submission could perhaps have run, a job accepted should not overrun.
+assets/job-memory.json. The per-unit bytes are rounded up from its larger cases (benchmarks/job_memory.md has the
+table), so the estimate errs high: a job refused at submission could perhaps have run, one accepted should not overrun.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """A job's memory, estimated from its family's params at submission, without torch.
 
 Each family declares, in its own file, how many weights its G and D hold, how many activations one training step
-keeps and how many floats one of its training images takes, as arithmetic over its Config's params (training/families/base.py `memory`); `ganserve catalog` writes those
-expressions into catalog.json with the bytes each weight and activation costs, measured once (training/memory.py).
+outputs and how many floats one of its images takes, as arithmetic over its Config's params (training/families/base.py
+`memory`); `ganserve catalog` writes those expressions into catalog.json with the bytes each unit costs and the
+family's base, measured once (training/memory.py).
 Here they are evaluated on a job's params: only names, numbers, arithmetic, comparisons and `x if c else y`.
 """
 from __future__ import annotations

@@ -121,7 +121,8 @@ class MnistCgan(SamplingFamily):
         # Upper bounds (tests/training/test_memory.py counts them against the real networks).
         return Memory(weights="(latent_dim + 12) * 49 * g_channels + 8 * g_channels**2 + "
                               "12 * g_channels + 64 * d_channels**2 + 2256 * d_channels + 20",
-                      activations="batch_size * (2 * (900 * g_channels + 3200) + 3 * (1400 * d_channels + 20000))", image="784")
+                      activations="batch_size * (2 * (900 * g_channels + 3200) + 3 * (1400 * d_channels + 20000))",
+                      image="784")
 
     def d_refine(self, cfg: Config) -> int:
         return cfg.d_refine

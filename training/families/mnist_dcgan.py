@@ -103,7 +103,8 @@ class MnistDcgan(SamplingFamily):
         # Upper bounds (tests/training/test_memory.py counts them against the real networks).
         return Memory(weights="(latent_dim + codes + 2) * 49 * g_channels + 8 * g_channels**2 + "
                               "12 * g_channels + 32 * d_channels**2 + (120 + 98 * codes) * d_channels + 2",
-                      activations="batch_size * (2 * (450 * g_channels + 1600) + 3 * (800 * d_channels + 4000))", image="784")
+                      activations="batch_size * (2 * (450 * g_channels + 1600) + 3 * (800 * d_channels + 4000))",
+                      image="784")
 
     def codes(self, cfg: Config) -> int:
         return cfg.codes

@@ -96,7 +96,8 @@ class MnistMlp(SamplingFamily):
         # Upper bounds (tests/training/test_memory.py counts them against the real networks).
         return Memory(weights="(latent_dim + codes + 3160) * g_hidden + 10 * g_hidden**2 + "
                               "(1580 + codes) * d_hidden + 2 * d_hidden**2 + 1000",
-                      activations="batch_size * (2 * (20 * g_hidden + 1600 + codes) + 3 * (10 * d_hidden + 3200))", image="784")
+                      activations="batch_size * (2 * (20 * g_hidden + 1600 + codes) + 3 * (10 * d_hidden + 3200))",
+                      image="784")
 
     def codes(self, cfg: Config) -> int:
         return cfg.codes

@@ -312,8 +312,8 @@ class ConvDiscriminator(nn.Module):
 
 
 def conv_memory(classes: str = "0") -> Memory:
-    """Upper bounds of ConvGenerator's and ConvDiscriminator's weights and of a step's activations (G runs twice, D three
-    times: real, fake, G's fake), for `classes` labels (an expression); S is G's first side, image_size / 8 or / 4."""
+    """Upper bounds of ConvGenerator's and ConvDiscriminator's weights and of a step's activations (G runs twice,
+    D three times: real, fake, G's fake), for `classes` labels (an expression); S is G's first side, image_size / 8 or / 4."""
     side = "(image_size // (8 if image_size % 8 == 0 else 4))"
     g_weights = f"(latent_dim + {classes} + 2) * g_channels * {side}**2 + 14 * g_channels**2 + 16 * g_channels"
     d_weights = f"9 * channels * d_channels + 224 * d_channels**2 + (1 + {classes}) * 4 * d_channels * {side}**2"
