@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     write_seconds: float = 30.0  # a streamed response's write must complete within this: a stalled reader is dropped
     max_steps: int = 200_000  # training steps per job
     max_job_seconds: float = 3600.0  # a job running longer is stopped and fails
+    # Bytes one job may hold: a job estimated past it is refused at submission (its family's params name why), and
+    # a worker runs each job in a process capped at it (RLIMIT_DATA), so one that still overruns fails alone.
+    max_job_memory: int = 4 * 2**30
     job_lost_seconds: float = 30.0  # a running job with no worker heartbeat this long has failed
     reconcile_seconds: float = 30.0  # how often queued jobs are checked against the broker's messages
     max_upload_bytes: int = 64 * 2**20  # one upload, as sent

@@ -9,8 +9,10 @@ import json
 from pathlib import Path
 
 from service.jobs import protocol
+from training import data
 from training.config import family_params
 from training.families import FAMILIES
+from training.memory import catalog_entry
 
 PATH = Path(protocol.__file__).with_name(protocol.CATALOG)
 
@@ -24,9 +26,21 @@ def build() -> dict:
             "default_steps": family.DEFAULT_STEPS,
             "params": family_params(family.Config),
             "gate": [{"metric": m, "op": op, "limit": limit} for m, op, limit in family.GATE],
+            "memory": catalog_entry(family),
+            "default_data": family.DEFAULT_DATA,
+            "min_images": min_images(family),
         }
         for name, family in sorted(FAMILIES.items())
     }
+
+
+def min_images(family) -> int:
+    """The fewest images an upload must hold to train the family: a sampling family's evaluation holds some out
+    (data.split_indices), so it needs one held out and one to train on; a translation family measures on the
+    built-in digits and trains on any."""
+    if family.KIND == "translation":
+        return 1
+    return next(n for n in range(1, 100) if len(data.split_indices(n, None)[1]) > 0)
 
 
 def render() -> str:

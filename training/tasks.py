@@ -21,6 +21,7 @@ from service.store.engine import retrying
 from service.formats.pictures import combine, plot, png, to_uint8
 from service.sampling import Samples
 from service.settings import get_settings
+from training import isolation
 from training.config import TrainConfig, build_family_config
 from training.data import BUILT_IN
 from training.export import export
@@ -81,20 +82,44 @@ def run_job(job_id: str) -> dict | None:
         return None
     beating = threading.Event()
     threading.Thread(target=_heartbeat, args=(store, job_id, beating), daemon=True).start()
-    try:
-        result = _train_and_publish(job_id, record, store, settings)
-    except TrainingCancelled as exc:
-        outcome = {"state": "cancelled", "error": None}
-        log.info("job %s: %s", job_id, exc)
-    except Exception as exc:
-        outcome = {"state": "failed", "error": public_error(exc, settings)}
-        log.exception("job %s failed", job_id)
-    else:
-        outcome = {"state": "succeeded", "result": result}
+    try:  # in a process of its own: a job that runs past its memory fails alone, and this worker takes the next
+        outcome = isolation.run(_run_isolated, (job_id, record), settings.max_job_memory, SHUTTING_DOWN,
+                                cancelled=lambda: _cancel_requested(store, job_id))
     finally:
         beating.set()
     retrying(lambda: _finish(store, job_id, outcome), OUTCOME_SECONDS, f"job {job_id}: recording its outcome")
     return outcome.get("result")
+
+
+def _run_isolated(job_id: str, record: dict, stopping) -> dict:
+    """The job's outcome, run in its child process (isolation.run) with a store of its own; the worker keeps the
+    heartbeat and records the outcome."""
+    settings = get_settings()
+    threading.Thread(target=_relay, args=(stopping,), daemon=True).start()
+    try:
+        result = _train_and_publish(job_id, record, worker_store(), settings)
+    except TrainingCancelled as exc:
+        log.info("job %s: %s", job_id, exc)
+        return {"state": "cancelled", "error": None}
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        if isolation.is_out_of_memory(exc):
+            return {"state": "failed", "error": isolation.over_limit(settings.max_job_memory)}
+        return {"state": "failed", "error": public_error(exc, settings)}
+    return {"state": "succeeded", "result": result}
+
+
+def _cancel_requested(store: Store, job_id: str) -> bool:
+    try:
+        return store.jobs.cancel_requested(job_id)
+    except StoreUnavailable:  # restarting: asked again shortly
+        return False
+
+
+def _relay(stopping) -> None:
+    """The worker's shutdown, as the child's training loop sees it (should_stop reads SHUTTING_DOWN)."""
+    stopping.wait()
+    SHUTTING_DOWN.set()
 
 
 def _claim(store: Store, job_id: str) -> dict | None:
@@ -242,6 +267,8 @@ def _outcome(card: Card) -> str:
 
 
 def run_worker() -> None:
-    """One worker process, one job at a time (the solo pool: no fork, so torch's threads are safe)."""
+    """One worker process, one job at a time (the solo pool: no fork, so torch's threads are safe), each job in a
+    process of its own (isolation.run)."""
+    isolation.prepare([__name__])
     make_app().worker_main(["worker", "--pool=solo", "--loglevel=INFO", f"--queues={QUEUE}",
                             "--without-gossip", "--without-mingle", "--without-heartbeat"])

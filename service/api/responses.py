@@ -107,6 +107,8 @@ class Limits(BaseModel):
     max_dataset_n: int = Field(description="samples per dataset")
     max_steps: int = Field(description="training steps per job")
     max_job_seconds: float
+    max_job_memory: int = Field(description="bytes one training job may hold (estimated at submission, enforced "
+                                            "by the worker)")
     max_upload_bytes: int = Field(description="one upload's (or imported model's) body")
     max_upload_files: int = Field(description="images per upload")
     max_image_pixels: int = Field(description="one image, before it is decoded")

@@ -52,22 +52,22 @@ def check_params(specs: dict[str, dict[str, Any]], params: dict[str, Any]) -> di
         spec = specs[name]
         kind = spec["type"]
         if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"params.{name} must be an integer, got {value!r}")
+            raise ValueError(f"params.{name}: must be an integer, got {value!r}")
         if kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"params.{name} must be a number, got {value!r}")
+                raise ValueError(f"params.{name}: must be a number, got {value!r}")
             value = float(value)
             if not math.isfinite(value):
-                raise ValueError(f"params.{name} must be a finite number, got {value!r}")
+                raise ValueError(f"params.{name}: must be a finite number, got {value!r}")
         if kind == "bool" and not isinstance(value, bool):
-            raise ValueError(f"params.{name} must be true or false, got {value!r}")
+            raise ValueError(f"params.{name}: must be true or false, got {value!r}")
         if kind == "str" and not isinstance(value, str):
-            raise ValueError(f"params.{name} must be a string, got {value!r}")
+            raise ValueError(f"params.{name}: must be a string, got {value!r}")
         if "min" in spec and value < spec["min"]:
-            raise ValueError(f"params.{name} must be >= {spec['min']}, got {value}")
+            raise ValueError(f"params.{name}: must be >= {spec['min']}, got {value}")
         if "max" in spec and value > spec["max"]:
-            raise ValueError(f"params.{name} must be <= {spec['max']}, got {value}")
+            raise ValueError(f"params.{name}: must be <= {spec['max']}, got {value}")
         if "choices" in spec and value not in spec["choices"]:
-            raise ValueError(f"params.{name} must be one of {spec['choices']}, got {value!r}")
+            raise ValueError(f"params.{name}: must be one of {spec['choices']}, got {value!r}")
         checked[name] = value
     return checked

@@ -9,6 +9,7 @@ import uuid
 from celery import Celery
 
 from service import uploads
+from service.jobs import memory
 from service.jobs.protocol import FINAL, QUEUE, TASK, catalog, check_params, now
 from service.keys import OPERATOR, Caller
 from service.settings import Settings
@@ -64,7 +65,7 @@ def validate(payload: dict, settings: Settings, store: Store, caller: Caller = O
     if unknown:
         raise JobError(f"params: unknown {sorted(unknown)} for family {family}; known: {sorted(spec['params'])}")
     try:
-        check_params(spec["params"], params)
+        checked = check_params(spec["params"], params)
     except ValueError as exc:
         raise JobError(str(exc)) from None
     data = payload.get("data") or "default"
@@ -78,8 +79,15 @@ def validate(payload: dict, settings: Settings, store: Store, caller: Caller = O
         raise JobError(f"data: family {family} takes one data source (a name or an upload id), not one per domain")
     elif spec["kind"] != "image" and data != "default":
         raise JobError(f"data: family {family} draws its own data; data must be 'default'")
+    elif data == "default" and not spec["default_data"]:
+        raise JobError(f"data: family {family} has no data of its own; give 'mnist', 'uci' or the id of an upload "
+                       "(POST /v1/data)")
     else:
         _check_source(data, family, spec, store, "data", caller)
+    try:
+        memory.check(spec, checked, settings.max_job_memory, _images(data, spec, store, caller))
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
     if payload.get("model"):
         shipped = any((folder / payload["model"]).is_dir() for folder in settings.repositories[1:])
         store.versions.check_publisher(payload["model"], caller.sees, shipped)
@@ -87,7 +95,18 @@ def validate(payload: dict, settings: Settings, store: Store, caller: Caller = O
             "model": payload.get("model"), "seed": payload.get("seed") or 0}
 
 
-BUILT_IN = ("default", "mnist", "uci")  # training/data.py's built-in image sources
+BUILT_IN = {"default": 5000, "mnist": 5000, "uci": 1797}  # training/data.py's built-in image sources: their images
+
+
+def _images(data: str | dict, spec: dict, store: Store, caller: Caller) -> int:
+    """The training images a job reads (both domains' for a translation); 0 for a family that draws its own."""
+    if isinstance(data, dict):
+        return sum(_images(source, spec, store, caller) for source in data.values())
+    if spec["kind"] not in ("image", "translation"):
+        return 0
+    if spec["kind"] == "translation" and data == "default":  # its two domains: MNIST and UCI
+        return BUILT_IN["mnist"] + BUILT_IN["uci"]
+    return BUILT_IN[data] if data in BUILT_IN else uploads.read(data, store, caller.sees)["n"]
 
 
 def _check_source(source: str, family: str, spec: dict, store: Store, field: str, caller: Caller) -> None:
@@ -101,6 +120,9 @@ def _check_source(source: str, family: str, spec: dict, store: Store, field: str
         raise JobError(f"{field}: {source!r} is neither 'mnist', 'uci' nor the id of an upload (POST /v1/data)") from None
     if spec["labels"] and not meta["labelled"]:
         raise JobError(f"{field}: family {family} needs labelled data; upload {source} has no labels")
+    if meta["n"] < spec["min_images"]:
+        raise JobError(f"{field}: family {family} needs at least {spec['min_images']} images (some are held out to "
+                       f"measure the model); upload {source} has {meta['n']}")
 
 
 def new_record(config: dict, job_id: str, owner: str, **fields) -> dict:

@@ -89,7 +89,7 @@ def test_rgb_dcgan_refuses_default_data(tmp_path):
 def test_image_size_must_be_a_multiple_of_4():
     with pytest.raises(ValueError, match="multiple of 4"):
         train(TrainConfig(family="rgb-dcgan", steps=1, data="x", params={"image_size": 30}))
-    with pytest.raises(ValueError, match="params.channels must be 1"):
+    with pytest.raises(ValueError, match="params.channels: must be 1"):
         train(TrainConfig(family="image-cgan", steps=1, data="x", params={"channels": 2}))
 
 

@@ -67,6 +67,20 @@ class Scorer(nn.Module):
         return self.D(*inputs)
 
 
+@dataclass(frozen=True)
+class Memory:
+    """What a job of a family holds, as arithmetic over its Config's params (names, numbers, + - * / // % **,
+    comparisons, `x if c else y`, `or`): an upper bound of G's and D's weights together, of the activations (floats)
+    every module outputs in one training step (a sampling family's G runs twice, its D three times), batch
+    included, and of the floats one image takes at the family's size (its training data and its evaluation hold
+    images). The catalog carries them,
+    so the API estimates a job's memory without torch (service/jobs/memory.py; the bytes each costs:
+    training/memory.py)."""
+    weights: str
+    activations: str
+    image: str = "0"  # a family that draws its own data holds no images
+
+
 def sample_latent(cfg, n: int, generator: torch.Generator) -> torch.Tensor:
     """Latents for training, from the family's latent distribution (cfg.latent, cfg.latent_dim)."""
     if cfg.latent == "uniform":
@@ -124,6 +138,7 @@ class Family(ABC):
     # Optional, with defaults.
     EPOCH_SIZE: int | None = None  # training samples in an epoch, for progress reports; None: no epochs
     SYNTHETIC = False  # draws fresh data of its own every step (data "default"): nothing to fingerprint
+    DEFAULT_DATA = True  # trains on data "default"; False: a job must name its data (the API refuses "default")
 
     @property
     def description(self) -> str:
@@ -152,6 +167,13 @@ class Family(ABC):
         opt = OptimizerConfig.of(cfg)
         return (torch.optim.Adam(G.parameters(), lr=opt.lr, betas=opt.betas),
                 torch.optim.Adam(D.parameters(), lr=opt.lr, betas=opt.betas))
+
+    def memory(self) -> Memory:
+        """How the family's weights and activations grow with its params. Default: the weights of G and D at the
+        Config's defaults, counted, and no activations; a family whose sizes follow its params says how."""
+        cfg = self.configure(self.Config(), "default")
+        counted = sum(p.numel() for net in (self.Generator(cfg), self.Discriminator(cfg)) for p in net.parameters())
+        return Memory(weights=str(counted), activations="0")
 
     def d_refine(self, cfg) -> int:
         """Steps training D alone against the served G after training (trainer.refine_discriminator); 0: none."""

@@ -8,7 +8,7 @@ from torch import nn
 from training import data
 from training.evaluate import Measures
 from training.families import parts
-from training.families.base import SamplingFamily
+from training.families.base import Memory, SamplingFamily
 
 POINTS = parts.CURVE_POINTS
 
@@ -52,6 +52,11 @@ class Curves(SamplingFamily):
     SYNTHETIC = True
     Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
     measures = Measures(parts.curve_measures)
+
+    def memory(self) -> Memory:
+        # Upper bounds (tests/training/test_memory.py counts them against the real networks).
+        return Memory(weights="(latent_dim + 40) * hidden + 16",
+                      activations="batch_size * (10 * hidden + 40)")
 
     def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
         """Endless fresh curves, a new a for every curve of every step."""

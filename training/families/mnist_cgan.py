@@ -10,7 +10,7 @@ from torch import nn
 from training import data, evaluate
 from training.config import param
 from training.families import parts
-from training.families.base import SamplingFamily
+from training.families.base import Memory, SamplingFamily
 from training.families.parts import shift
 
 REFERENCE = ("one-hot label joined to z (110) → Dense 7·7·256 BN LeakyReLU → convT 128 → convT 64 (×2) → "
@@ -33,7 +33,8 @@ class Config:
     g_channels: int = param(128, 2, 512, "channels at G's 7×7 stage; halved at 14×14")
     d_channels: int = param(32, 1, 512, "channels of D's first convolution; doubled in the second")
     dropout: float = param(0.0, 0.0, 0.9, "dropout after D's convolutions (reference: 0.3)")
-    batch_size: int = param(64, 1, 1024, "real (and fake) images per step")
+    batch_size: int = param(64, 2, 1024, "real (and fake) images per step; at least 2, "
+                                                    "as G's batch norm needs")
     lr: float = parts.lr(2e-4, " (reference: 1e-4)")
     beta1: float = parts.beta1()
     lr_decay: float = parts.lr_decay(0.5)
@@ -115,6 +116,13 @@ class MnistCgan(SamplingFamily):
     EPOCH_SIZE = 4_000
     Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
     measures = evaluate.DIGITS
+
+    def memory(self) -> Memory:
+        # Upper bounds (tests/training/test_memory.py counts them against the real networks).
+        return Memory(weights="(latent_dim + 12) * 49 * g_channels + 8 * g_channels**2 + "
+                              "12 * g_channels + 64 * d_channels**2 + 2256 * d_channels + 20",
+                      activations="batch_size * (2 * (900 * g_channels + 3200) + 3 * (1400 * d_channels + 20000))",
+                      image="784")
 
     def d_refine(self, cfg: Config) -> int:
         return cfg.d_refine

@@ -9,7 +9,7 @@ from torch import nn
 from training import evaluate
 from training.config import param
 from training.families import parts
-from training.families.base import SamplingFamily
+from training.families.base import Memory, SamplingFamily
 from training.families.parts import CodedScore, LatentCode, shift
 
 REFERENCE = ("z 100 (uniform −1..1) → Dense 1024 tanh → 128·7·7 BN tanh → up ×2 → conv 5×5 64 tanh → up ×2 → "
@@ -35,7 +35,8 @@ class Config:
     latent_dim: int = param(100, 1, 512, "size of the uniform latent vector z")
     g_channels: int = param(128, 1, 512, "channels at G's 7×7 stage; halved at 14×14")
     d_channels: int = param(32, 1, 512, "channels of D's first convolution; doubled in the second")
-    batch_size: int = param(64, 1, 1024, "real (and fake) images per step (reference: 128)")
+    batch_size: int = param(64, 2, 1024, "real (and fake) images per step (reference: 128); at least 2, "
+                                                    "as G's batch norm needs")
     optimizer: str = field(default="adam", metadata={"choices": ["adam", "sgd"],
                                                       "help": "adam, or the reference's SGD with Nesterov momentum"})
     lr: float = parts.lr(2e-4, " (reference SGD: 5e-4)")
@@ -97,6 +98,13 @@ class MnistDcgan(SamplingFamily):
     EPOCH_SIZE = 4_000
     Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
     measures = evaluate.DIGITS
+
+    def memory(self) -> Memory:
+        # Upper bounds (tests/training/test_memory.py counts them against the real networks).
+        return Memory(weights="(latent_dim + codes + 2) * 49 * g_channels + 8 * g_channels**2 + "
+                              "12 * g_channels + 32 * d_channels**2 + (120 + 98 * codes) * d_channels + 2",
+                      activations="batch_size * (2 * (450 * g_channels + 1600) + 3 * (800 * d_channels + 4000))",
+                      image="784")
 
     def codes(self, cfg: Config) -> int:
         return cfg.codes

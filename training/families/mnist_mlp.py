@@ -9,7 +9,7 @@ from torch import nn
 from training import evaluate
 from training.config import param
 from training.families import parts
-from training.families.base import SamplingFamily
+from training.families.base import Memory, SamplingFamily
 from training.families.parts import CodedScore, LatentCode, shift
 
 REFERENCE = ("z 100 (normal) → 256 → 512 → 1024 (LeakyReLU 0.2) → 784 tanh / 784 → 1024 → 512 → 256 → 1; "
@@ -29,7 +29,8 @@ class Config:
     latent_dim: int = param(100, 1, 512, "size of the normal latent vector z")
     g_hidden: int = param(256, 1, 4096, "G's first hidden layer; each next one twice as wide")
     d_hidden: int = param(256, 1, 4096, "D's last hidden layer; the one before is twice as wide")
-    batch_size: int = param(64, 1, 1024, "real (and fake) images per step (reference: 16)")
+    batch_size: int = param(64, 2, 1024, "real (and fake) images per step (reference: 16); at least 2, "
+                                                    "as G's batch norm needs")
     lr: float = parts.lr(2e-4)
     beta1: float = parts.beta1()
     lr_decay: float = parts.lr_decay(0.5)
@@ -90,6 +91,13 @@ class MnistMlp(SamplingFamily):
     EPOCH_SIZE = 4_000  # the offline training digits
     Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
     measures = evaluate.DIGITS
+
+    def memory(self) -> Memory:
+        # Upper bounds (tests/training/test_memory.py counts them against the real networks).
+        return Memory(weights="(latent_dim + codes + 3160) * g_hidden + 10 * g_hidden**2 + "
+                              "(1580 + codes) * d_hidden + 2 * d_hidden**2 + 1000",
+                      activations="batch_size * (2 * (20 * g_hidden + 1600 + codes) + 3 * (10 * d_hidden + 3200))",
+                      image="784")
 
     def codes(self, cfg: Config) -> int:
         return cfg.codes

@@ -15,6 +15,7 @@ from torch import nn
 from service.sampling.latents import code_edges
 from training import data
 from training.config import param
+from training.families.base import Memory
 
 
 # Hyper-parameters most families take; each family picks its defaults. lr, beta1, lr_decay and ema are
@@ -254,7 +255,7 @@ def image_stages(size: int) -> int:
     """Doublings from G's first feature map to the image: 3 for sides that are multiples of 8 (32 → 4×4 start),
     2 for the other multiples of 4 (28 → 7×7)."""
     if size % 4:
-        raise ValueError(f"params.image_size must be a multiple of 4 (28, 32, 64, 128 ...), got {size}")
+        raise ValueError(f"params.image_size: must be a multiple of 4 (28, 32, 64, 128 ...), got {size}")
     return 3 if size % 8 == 0 else 2
 
 
@@ -310,6 +311,20 @@ class ConvDiscriminator(nn.Module):
         return self.net[-1](h).squeeze(-1) + (self.embed(label) * h).sum(1)
 
 
+def conv_memory(classes: str = "0") -> Memory:
+    """Upper bounds of ConvGenerator's and ConvDiscriminator's weights and of a step's activations (G runs twice,
+    D three times: real, fake, G's fake), for `classes` labels (an expression); S is G's first side, image_size / 8 or / 4."""
+    side = "(image_size // (8 if image_size % 8 == 0 else 4))"
+    g_weights = f"(latent_dim + {classes} + 2) * g_channels * {side}**2 + 14 * g_channels**2 + 16 * g_channels"
+    d_weights = f"9 * channels * d_channels + 224 * d_channels**2 + (1 + {classes}) * 4 * d_channels * {side}**2"
+    g_step = f"(78 if image_size % 8 == 0 else 30) * g_channels * {side}**2 + 2 * channels * image_size**2"
+    augmented = "(12 if diffaugment != 'none' else 1) * channels"  # DiffAugment's copies of the images
+    d_step = f"(4 * d_channels + {augmented}) * image_size**2 + 4 * d_channels * {side}**2"
+    return Memory(weights=f"{g_weights} + {d_weights} + 8 * d_channels",
+                  activations=f"batch_size * (2 * ({g_step}) + 3 * ({d_step}))",
+                  image="channels * image_size**2")
+
+
 def image_batches(cfg, source: str, rng: np.random.Generator, labelled: bool):
     """Endless random batches of the data's images at the family's size and channels (with labels if labelled)."""
     images, labels = data.training_images(source, size=cfg.image_size, channels=cfg.channels)
@@ -323,4 +338,4 @@ def check_image_config(cfg) -> None:
     """ValueError naming the param when an image family's size or channels do not fit."""
     image_stages(cfg.image_size)
     if cfg.channels not in (1, 3):
-        raise ValueError(f"params.channels must be 1 (grey) or 3 (RGB), got {cfg.channels}")
+        raise ValueError(f"params.channels: must be 1 (grey) or 3 (RGB), got {cfg.channels}")

@@ -10,7 +10,7 @@ from torch import nn
 from training.config import param
 from training.evaluate import Measures
 from training.families import parts
-from training.families.base import SamplingFamily
+from training.families.base import Memory, SamplingFamily
 
 BINS = 20  # x bins of the coverage measure
 
@@ -79,6 +79,11 @@ class Quadratic(SamplingFamily):
     SYNTHETIC = True
     Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
     measures = Measures(points)
+
+    def memory(self) -> Memory:
+        # Upper bounds (tests/training/test_memory.py counts them against the real networks).
+        return Memory(weights="latent_dim * g_hidden + 3 * g_hidden + 4 * d_hidden + 3",
+                      activations="(batch_size + g_batch_size) * (2 * g_hidden + 6 * d_hidden + 10)")
 
     def generator_batch(self, cfg: Config, n: int) -> int:
         return cfg.g_batch_size

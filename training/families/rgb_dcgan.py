@@ -8,7 +8,7 @@ import numpy as np
 
 from training.config import param
 from training.families import parts
-from training.families.base import SamplingFamily
+from training.families.base import Memory, SamplingFamily
 
 REFERENCE = ("Dense 4·4·256 → 3 × convT 128 s2 (LeakyReLU 0.2) → conv 3 tanh / conv 64 → 128 s2 → 128 s2 → "
              "256 s2 → dropout 0.4 → 1; Adam(2e-4, 0.5); label smoothing 0.9")
@@ -26,7 +26,8 @@ class Config:
     channels: int = param(3, 1, 3, "1 (grey) or 3 (RGB); the data is converted to it")
     g_channels: int = param(128, 4, 1024, "channels of G's first stage")
     d_channels: int = param(32, 1, 512, "channels of D's first convolution")
-    batch_size: int = param(64, 1, 1024, "real (and fake) images per step")
+    batch_size: int = param(64, 2, 1024, "real (and fake) images per step; at least 2, "
+                                                    "as G's batch norm needs")
     lr: float = parts.lr(2e-4)
     beta1: float = parts.beta1()
     lr_decay: float = parts.lr_decay(0.5)
@@ -55,7 +56,11 @@ class RgbDcgan(SamplingFamily):
     LABELS = None
     DEFAULT_STEPS = 5_000
     GATE = []  # no data of its own: gated on the measures of whatever data it ran on (evaluate.gate_of)
+    DEFAULT_DATA = False
     Config, Generator, Discriminator = Config, Generator, Discriminator  # this file's, above
+
+    def memory(self) -> Memory:
+        return parts.conv_memory()
 
     def real_batches(self, cfg: Config, source: str, rng: np.random.Generator):
         """Endless random batches of the data's images (labels unused), resized and converted."""
