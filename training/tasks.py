@@ -12,9 +12,10 @@ import time
 
 import numpy as np
 from celery import Celery
-from celery.signals import worker_shutting_down
+from celery.signals import worker_ready, worker_shutting_down
 
 from service import uploads
+from service.jobs import workers
 from service.jobs.protocol import HEARTBEAT_SECONDS, HISTORY_LIMIT, QUEUE, TASK, now
 from service.repository import Card
 from service.store import Store, StoreUnavailable, open_store
@@ -25,6 +26,7 @@ from service.settings import get_settings
 from training.config import TrainConfig, build_family_config
 from training.data import BUILT_IN
 from training.export import export
+from training import hardware
 from training.families import get_family
 from training.trainer import TrainingCancelled, train
 
@@ -49,6 +51,16 @@ SHUTTING_DOWN = threading.Event()
 @worker_shutting_down.connect
 def _on_shutdown(**_) -> None:
     SHUTTING_DOWN.set()
+
+
+@worker_ready.connect
+def _advertise(sender=None, **_) -> None:
+    """Tell the API which devices this worker trains on (a job asking for cuda is refused unless one has it)."""
+    settings = get_settings()
+    info = {"devices": hardware.devices(), "cores": hardware.cores(), "workers": settings.train_workers,
+            "threads": settings.train_threads or "measured", "device": settings.device}
+    connection = sender.app.connection_for_write()  # its own: the consumer's channel is not shared across threads
+    workers.keep_advertising(connection.default_channel.client, _worker_name(), info, SHUTTING_DOWN)
 
 
 def make_app() -> Celery:
@@ -165,7 +177,10 @@ def _snapshot_png(kind: str, values: np.ndarray, picture: dict | None) -> bytes:
 def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dict:
     config_dict = record["config"]
     steps = config_dict["steps"]
+    # The job's device, unless it left the choice to the worker (auto: GANSERVE_DEVICE, itself auto by default).
+    device = config_dict.get("device") or "auto"
     config = TrainConfig.from_dict({**config_dict, "threads": settings.train_threads,
+                                    "device": settings.device if device == "auto" else device,
                                     "data": _data_source(config_dict["data"], store),
                                     "snapshot_every": max(1, steps // SNAPSHOTS),
                                     "progress_every": max(1, min(50, steps // 200))})
@@ -209,6 +224,7 @@ def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dic
                 current["progress"] = {"step": p.step, "steps": p.steps, "epoch": p.epoch,
                                        "eta_seconds": round((p.steps - p.step) / rate, 1) if rate else None}
                 current["latest"] = pending[-1]
+                current["hardware"] = p.hardware
                 current["history"] = (current["history"] + pending)[-HISTORY_LIMIT:]
                 current["snapshots"] = list(snapshots)
                 current["heartbeat"] = now()
@@ -217,7 +233,7 @@ def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dic
             return
         pending.clear()
 
-    checkpoint = train(config, on_progress=on_progress, should_stop=should_stop)
+    checkpoint = train(config, on_progress=on_progress, should_stop=should_stop, workers=settings.train_workers)
     repositories = settings.repositories
     path = retrying(lambda: export(checkpoint, repositories[0], others=tuple(repositories[1:]),
                                    promote=record.get("promote"), job=job_id, data_name=config_dict["data"],

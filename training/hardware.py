@@ -1,0 +1,138 @@
+"""Where a training run runs: its device, its mixed precision, and torch's threads on the CPU.
+
+Threads are measured, as serving measures its sessions (service/repository/sessions.py): a small model's step is
+over before a second thread has woken, and on a loaded machine every extra thread waits for a core at each of
+torch's barriers (quadratic on two busy cores: 152 steps/s on one thread, 15 on two). So a run times its own
+first steps alternately on one thread and on more, up to its share of the cores (cores ÷ the training workers
+sharing them, never more), and keeps the fastest, preferring fewer threads unless more are clearly faster. The
+measured steps are real training steps: nothing is spent on the choice but the slower option's few steps.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import statistics
+import time
+from typing import Callable, Iterator, TypeVar
+
+import torch
+
+log = logging.getLogger(__name__)
+DEVICES = ("auto", "cpu", "cuda")
+WARM = 2  # steps before measuring: the first ones allocate
+ROUNDS = (3, 12)  # rounds of one step per option: at least, at most
+BUDGET = 1.5  # seconds of measuring past the least rounds
+CLEARLY = 0.85  # more threads must take at most this share of fewer threads' time per step to be kept
+T = TypeVar("T")
+
+
+def cores() -> int:
+    """The cores this process may run on (a container's or taskset's limit, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def thread_cap(workers: int = 1, cores_here: int | None = None) -> int:
+    """The most threads one run may take: its share of the cores among the workers sharing them."""
+    return max(1, (cores_here or cores()) // max(1, workers))
+
+
+def devices() -> list[str]:
+    """The devices this machine can train on, as a worker advertises them."""
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def resolve(name: str) -> torch.device:
+    """auto: CUDA when torch sees a GPU, else the CPU; ValueError (naming `device`) for one this machine lacks."""
+    if name not in DEVICES:
+        raise ValueError(f"device: must be one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda was asked for, but torch sees no GPU on this machine")
+    return torch.device(name)
+
+
+def precision(device: torch.device) -> str | None:
+    """The mixed precision a step runs under: bf16 autocast on a GPU that has it (no loss scaling needed, and the
+    losses, computed from logits, are kept in float32 by autocast); None: float32 throughout."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return None
+
+
+def autocast(device: torch.device):
+    """The context a training step runs in on `device`."""
+    if precision(device) == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def on_device(batches: Iterator[tuple], device: torch.device) -> Iterator[tuple]:
+    """A family's batches (tuples of tensors or None) moved to the device as they are drawn."""
+    for batch in batches:
+        yield tuple(t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch)
+
+
+class Threads:
+    """torch's threads for one run: fixed, or chosen by timing the run's first steps (see the module's text)."""
+
+    def __init__(self, fixed: int = 0, workers: int = 1, cores_here: int | None = None):
+        self.cores = cores_here or cores()
+        self.cap = thread_cap(workers, self.cores)
+        self.workers = workers
+        self.options = sorted({1, min(2, self.cap), self.cap})
+        self.times: dict[int, list[float]] = {n: [] for n in self.options}
+        self.steps = 0
+        self.started: float | None = None
+        if fixed:
+            self.chosen, self.how = fixed, "configured"
+        elif len(self.options) == 1:
+            self.chosen, self.how = 1, "one core per worker"
+        else:
+            self.chosen, self.how = None, "measured"
+        torch.set_num_threads(self.chosen or 1)
+
+    def run(self, step: Callable[[], T]) -> T:
+        """One training step, timed on the option whose turn it is while the choice is open."""
+        if self.chosen is not None:
+            return step()
+        self.steps += 1
+        if self.steps <= WARM:
+            return step()
+        if self.started is None:
+            self.started = time.perf_counter()
+        option = self.options[(self.steps - WARM - 1) % len(self.options)]
+        torch.set_num_threads(option)
+        begin = time.perf_counter()
+        out = step()
+        self.times[option].append(time.perf_counter() - begin)
+        rounds = min(len(t) for t in self.times.values())
+        if rounds >= ROUNDS[1] or (rounds >= ROUNDS[0] and time.perf_counter() - self.started > BUDGET):
+            self._choose()
+        return out
+
+    def _choose(self) -> None:
+        # The median: a loaded machine makes a few steps of each option lucky; the typical step is what a run gets.
+        typical = {n: statistics.median(t) for n, t in self.times.items() if t}
+        chosen = self.options[0]
+        for n in self.options[1:]:
+            if n in typical and typical[n] <= CLEARLY * typical[chosen]:
+                chosen = n
+        self.chosen = chosen
+        torch.set_num_threads(chosen)
+        log.info("training on %d thread(s) of %d cores (%d worker(s)): ms per step %s", chosen, self.cores,
+                 self.workers, {n: round(t * 1e3, 3) for n, t in typical.items()})
+
+    def report(self) -> dict:
+        """What ran, for the job's record and the card's lineage."""
+        if self.chosen is None and any(self.times.values()):
+            self._choose()  # a run shorter than the measurement: the best so far
+        out = {"threads": self.chosen or 1, "threads_chosen": self.how, "cores": self.cores,
+               "workers": self.workers, "thread_cap": self.cap}
+        if any(self.times.values()):
+            out["ms_per_step"] = {str(n): round(statistics.median(t) * 1e3, 3) for n, t in self.times.items() if t}
+        return out
