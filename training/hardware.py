@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 WARM = 2  # steps before measuring: the first ones allocate
 ROUNDS = (3, 12)  # rounds of one step per option: at least, at most
-BUDGET = 1.5  # seconds of measuring past the least rounds
+BUDGET = 1.0  # seconds of measuring past the least rounds, while no option is plainly the best
 CLEARLY = 0.85  # more threads must take at most this share of fewer threads' time per step to be kept
+PLAINLY = 0.5  # after the least rounds, an option taking under this share of every other's time wins at once
 T = TypeVar("T")
 
 
@@ -111,9 +112,16 @@ class Threads:
         out = step()
         self.times[option].append(time.perf_counter() - begin)
         rounds = min(len(t) for t in self.times.values())
-        if rounds >= ROUNDS[1] or (rounds >= ROUNDS[0] and time.perf_counter() - self.started > BUDGET):
+        if rounds >= ROUNDS[1] or (rounds >= ROUNDS[0] and (self._plain() or
+                                                            time.perf_counter() - self.started > BUDGET)):
             self._choose()
         return out
+
+    def _plain(self) -> bool:
+        """Whether one option is so much faster that more steps of the others would only waste time (on a busy
+        machine a second thread is often ten times slower: its few timed steps are the whole cost of choosing)."""
+        typical = sorted(statistics.median(t) for t in self.times.values())
+        return typical[0] < PLAINLY * typical[1]
 
     def _choose(self) -> None:
         # The median: a loaded machine makes a few steps of each option lucky; the typical step is what a run gets.
