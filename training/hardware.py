@@ -25,6 +25,7 @@ ROUNDS = (3, 12)  # rounds of one step per option: at least, at most
 BUDGET = 1.0  # seconds of measuring past the least rounds, while no option is plainly the best
 CLEARLY = 0.85  # more threads must take at most this share of fewer threads' time per step to be kept
 PLAINLY = 0.5  # after the least rounds, an option taking under this share of every other's time wins at once
+AT_ONCE = 0.2  # one thread taking under this share of every wider option's time wins after a single round
 T = TypeVar("T")
 
 
@@ -112,16 +113,21 @@ class Threads:
         out = step()
         self.times[option].append(time.perf_counter() - begin)
         rounds = min(len(t) for t in self.times.values())
-        if rounds >= ROUNDS[1] or (rounds >= ROUNDS[0] and (self._plain() or
-                                                            time.perf_counter() - self.started > BUDGET)):
+        if rounds >= ROUNDS[1] or (rounds >= 1 and self._plain(rounds)) or (
+                rounds >= ROUNDS[0] and time.perf_counter() - self.started > BUDGET):
             self._choose()
         return out
 
-    def _plain(self) -> bool:
-        """Whether one option is so much faster that more steps of the others would only waste time (on a busy
-        machine a second thread is often ten times slower: its few timed steps are the whole cost of choosing)."""
-        typical = sorted(statistics.median(t) for t in self.times.values())
-        return typical[0] < PLAINLY * typical[1]
+    def _plain(self, rounds: int) -> bool:
+        """Whether one option is so much faster that more steps of the others would only waste time: on a busy
+        machine a second thread is often a hundred times slower, and its timed steps are the whole cost of
+        choosing. One round suffices to keep one thread (the safe choice); more threads need the least rounds."""
+        typical = {n: statistics.median(t) for n, t in self.times.items()}
+        narrow, wider = typical[self.options[0]], min(typical[n] for n in self.options[1:])
+        if narrow < AT_ONCE * wider:
+            return True
+        ranked = sorted(typical.values())
+        return rounds >= ROUNDS[0] and ranked[0] < PLAINLY * ranked[1]
 
     def _choose(self) -> None:
         # The median: a loaded machine makes a few steps of each option lucky; the typical step is what a run gets.

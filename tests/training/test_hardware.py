@@ -54,16 +54,18 @@ def steps_per_second(threads: int, steps: int) -> float:
 @pytest.mark.system
 @pytest.mark.skipif(hardware.cores() < 2, reason="one core: there is nothing to choose")
 def test_under_a_busy_machine_the_chosen_threads_train_as_fast_as_the_better_of_one_and_two():
-    """A busy loop on every core (other jobs, other tests): the measured choice must reach 0.8 of the better fixed
-    count, whichever that is here. Each count runs twice, interleaved, and keeps its best, so a burst of other
-    load on this machine does not decide the ratio."""
+    """A busy loop on every core (other jobs, other tests): the measured choice, its measuring included, must reach
+    0.8 of the better fixed count, whichever that is here. The runs are interleaved and each count keeps its best,
+    so a burst of other load on this machine does not decide the ratio (one run's rate varies by a third here)."""
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hardware.cores())]
     try:
         time.sleep(0.5)
         rates: dict[str, list[float]] = {"1": [], "2": [], "auto": []}
-        for _ in range(2):
-            for name, threads in (("1", 1), ("2", 2), ("auto", 0)):
-                rates[name].append(steps_per_second(threads, 400))
+        for repeat in range(3):
+            # Two threads run up to a hundred times slower here: fewer steps give their rate as well.
+            for name, threads, steps in (("1", 1, 1000), ("2", 2, 40), ("auto", 0, 1000)):
+                if name != "2" or repeat < 2:
+                    rates[name].append(steps_per_second(threads, steps))
     finally:
         for process in busy:
             process.kill()
