@@ -141,11 +141,17 @@ class Threads:
         log.info("training on %d thread(s) of %d cores (%d worker(s)): ms per step %s", chosen, self.cores,
                  self.workers, {n: round(t * 1e3, 3) for n, t in typical.items()})
 
+    def finish(self) -> None:
+        """A run that ended before the choice was made: the best so far is what it is reported to have run on."""
+        if self.chosen is None and all(self.times.values()):
+            self._choose()
+        elif self.chosen is None:  # too few steps to time every option: it ran on one thread
+            self.chosen, self.how = 1, "too few steps to measure"
+
     def report(self) -> dict:
-        """What ran, for the job's record and the card's lineage."""
-        if self.chosen is None and any(self.times.values()):
-            self._choose()  # a run shorter than the measurement: the best so far
-        out = {"threads": self.chosen or 1, "threads_chosen": self.how, "cores": self.cores,
+        """What runs (while measuring: the options timed so far), for the job's record and the card's lineage."""
+        out = {"threads": self.chosen or 1, "threads_chosen": self.how if self.chosen else "measuring",
+               "cores": self.cores,
                "workers": self.workers, "thread_cap": self.cap}
         if any(self.times.values()):
             out["ms_per_step"] = {str(n): round(statistics.median(t) * 1e3, 3) for n, t in self.times.items() if t}

@@ -132,6 +132,7 @@ def train(
         if checkpoint_path is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
             save(_checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, step, t0, history), checkpoint_path)
     checkpoint = _checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, steps, t0, history)
+    threads.finish()
     checkpoint.hardware = {**placed, **threads.report()}
     refine = family.d_refine(cfg)
     if refine:
