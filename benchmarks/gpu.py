@@ -36,6 +36,7 @@ from training.trainer import TrainingCancelled, train  # noqa: E402
 IMAGE_FAMILIES = [name for name, family in FAMILIES.items() if family.KIND == "image"]
 PROVIDERS = ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]
 CELLS = [(1, 32), (64, 1)]  # (n images per request, concurrency)
+DATA = {"rgb-dcgan": "mnist"}  # families with no offline default data: a built-in source they take
 
 
 def training_rate(family: str, device: str, seconds: float) -> dict:
@@ -52,7 +53,8 @@ def training_rate(family: str, device: str, seconds: float) -> dict:
         return "first" in clock and time.perf_counter() - clock["first"] > seconds
 
     try:
-        train(TrainConfig(family=family, steps=1_000_000, device=device, progress_every=1), on_progress, should_stop)
+        train(TrainConfig(family=family, steps=1_000_000, device=device, progress_every=1,
+                          data=DATA.get(family, "default")), on_progress, should_stop)
     except TrainingCancelled:
         pass
     (s0, t0), (s1, t1) = marks[0], marks[-1]
