@@ -5,8 +5,8 @@ on each onnxruntime execution provider at n=1 C=32 and n=64 C=1.
     python benchmarks/gpu.py --families mnist-dcgan --seconds 2 --model mnist-dcgan
 
 Writes benchmarks/gpu.json and benchmarks/gpu.md (a table). Training runs the real trainer (threads chosen as a
-job's are, GANSERVE_TRAIN_THREADS unset) for `--seconds` of steps after data loading; its rate includes the
-steps that choose the threads. Serving starts `ganserve serve` once per provider (GANSERVE_ORT_PROVIDERS) and
+job's are, GANSERVE_TRAIN_THREADS unset) for `--seconds` of steps once the threads are chosen (the time spent
+choosing them is reported beside). Serving starts `ganserve serve` once per provider (GANSERVE_ORT_PROVIDERS) and
 loads it with benchmarks/loadgen.py. Without a GPU (torch sees no CUDA, onnxruntime has no GPU provider) it runs
 the CPU half and says so in both files. Not a test: numbers depend on what else runs (the load average is kept).
 """
@@ -40,14 +40,18 @@ DATA = {"rgb-dcgan": "mnist"}  # families with no offline default data: a built-
 
 
 def training_rate(family: str, device: str, seconds: float) -> dict:
-    """Steps/s of `seconds` of the family's real training loop on `device` (from its second step)."""
+    """Steps/s of `seconds` of the family's real training loop on `device`, once its threads are chosen (the
+    seconds until they are chosen, data loading and warm-up steps included, are reported apart: on a loaded
+    machine one wider step can take seconds)."""
     marks: list[tuple[int, float]] = []
     clock: dict[str, float] = {}
 
     def on_progress(p) -> None:
+        clock["hardware"] = p.hardware  # type: ignore[assignment]
+        if p.hardware["threads_chosen"] == "measuring":
+            return
         marks.append((p.step, p.seconds))
         clock.setdefault("first", time.perf_counter())
-        clock["hardware"] = p.hardware  # type: ignore[assignment]
 
     def should_stop() -> bool:
         return "first" in clock and time.perf_counter() - clock["first"] > seconds
@@ -58,7 +62,8 @@ def training_rate(family: str, device: str, seconds: float) -> dict:
     except TrainingCancelled:
         pass
     (s0, t0), (s1, t1) = marks[0], marks[-1]
-    return {"steps_per_s": round((s1 - s0) / (t1 - t0), 2), "steps": s1, "hardware": clock["hardware"]}
+    return {"steps_per_s": round((s1 - s0) / (t1 - t0), 2), "steps": s1, "seconds_until_chosen": round(t0, 2),
+            "hardware": clock["hardware"]}
 
 
 def serving_rates(provider: str, model: str, seconds: float, data: Path) -> dict:
@@ -90,12 +95,13 @@ def table(results: dict) -> str:
              f"Machine: {results['cores']} cores, load average {results['load_before']} before, "
              f"torch {results['torch']}, onnxruntime {results['onnxruntime']}; {results['seconds']} s a measurement. "
              f"`{results['command']}`", "", "## Training (steps/s)", "",
-             "| family | cpu | threads | cuda |", "|---|---|---|---|"]
+             "| family | cpu | threads (how; s until chosen, data loading included) | cuda |", "|---|---|---|---|"]
     for family, by_device in results["training"].items():
         cpu, cuda = by_device.get("cpu", {}), by_device.get("cuda", {})
         hw = cpu.get("hardware", {})
         lines.append(f"| {family} | {cpu.get('steps_per_s', cpu.get('error', '-'))} | "
-                     f"{hw.get('threads', '-')} ({hw.get('threads_chosen', '-')}) | "
+                     f"{hw.get('threads', '-')} ({hw.get('threads_chosen', '-')}, "
+                     f"{cpu.get('seconds_until_chosen', '-')} s) | "
                      f"{cuda.get('steps_per_s', cuda.get('error', 'no GPU'))} |")
     lines += ["", f"## Serving {results['model']} (images/s, plain mode)", "",
               "| provider | runs on | " + " | ".join(f"n={n} C={c}" for n, c in CELLS) + " |",

@@ -162,9 +162,9 @@ def _up(args) -> int:
 def _train(args) -> int:
     from service.repository import Card
     from service.settings import get_settings
+    from training import hardware
     from training.config import TrainConfig
     from training.export import export
-    from training import hardware
     from training.trainer import progress_bar, train
 
     params = dict(args.param)

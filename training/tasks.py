@@ -23,10 +23,10 @@ from service.store.engine import retrying
 from service.formats.pictures import combine, plot, png, to_uint8
 from service.sampling import Samples
 from service.settings import get_settings
+from training import hardware
 from training.config import TrainConfig, build_family_config
 from training.data import BUILT_IN
 from training.export import export
-from training import hardware
 from training.families import get_family
 from training.trainer import TrainingCancelled, train
 

@@ -12,9 +12,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from training import hardware
 from training.config import TrainConfig, build_family_config
 from training.families import get_family
-from training import hardware
 from training.families.base import OptimizerConfig, sample_latent
 
 log = logging.getLogger(__name__)
