@@ -6,6 +6,9 @@ torch's barriers (quadratic on two busy cores: 152 steps/s on one thread, 15 on 
 first steps alternately on one thread and on more, up to its share of the cores (cores ÷ the training workers
 sharing them, never more), and keeps the fastest, preferring fewer threads unless more are clearly faster. The
 measured steps are real training steps: nothing is spent on the choice but the slower option's few steps.
+A step's float sums depend on its thread count, so a run whose threads are measured is reproducible only up to
+rounding (and Adam's first steps can amplify that): a run that must be bit-identical fixes them
+(GANSERVE_TRAIN_THREADS, `ganserve train --threads`).
 """
 from __future__ import annotations
 
