@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -73,7 +74,7 @@ class Settings(BaseSettings):
     # share of the cores (cores ÷ train_workers), so a small model or a busy machine gets one (training/hardware.py).
     train_threads: int = 0
     train_workers: int = 1  # training worker processes sharing this machine's cores
-    device: str = "auto"  # training: auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # training: auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda
     cors_origins: str = ""  # comma-separated origins a browser page may call the API from; none by default
     # The filtered mode's classifier (an ONNX file, read, never its training code) and the confidence in
     # the requested label a sample needs to be kept; a request's `threshold` overrides it.

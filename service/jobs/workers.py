@@ -6,6 +6,7 @@ gone) drops out within TTL_SECONDS. Both sides import this module; it imports ne
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -22,7 +23,8 @@ def advertise(client, worker: str, info: dict) -> None:
 
 
 def keep_advertising(client, worker: str, info: dict, stop: threading.Event) -> threading.Thread:
-    """A daemon thread that advertises until `stop` is set (a Redis error is logged and retried next time)."""
+    """A daemon thread that advertises until `stop` is set, then withdraws (a Redis error is logged and retried next
+    time; a worker killed outright drops out when its key expires)."""
     def loop() -> None:
         while True:
             try:
@@ -30,6 +32,8 @@ def keep_advertising(client, worker: str, info: dict, stop: threading.Event) -> 
             except Exception as exc:  # redis-py raises several types for a server that went away
                 log.warning("could not advertise this worker's devices: %s", exc)
             if stop.wait(EVERY_SECONDS):
+                with contextlib.suppress(Exception):  # Redis gone already: the key expires on its own
+                    client.delete(PREFIX + worker)
                 return
 
     thread = threading.Thread(target=loop, name="advertise-devices", daemon=True)
