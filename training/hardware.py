@@ -85,7 +85,7 @@ def on_device(batches: Iterator[tuple], device: torch.device) -> Iterator[tuple]
 class Threads:
     """torch's threads for one run: fixed, or chosen by timing the run's first steps (see the module's text)."""
 
-    def __init__(self, fixed: int = 0, workers: int = 1, cores_here: int | None = None):
+    def __init__(self, fixed: int = 0, workers: int = 1, cores_here: int | None = None, gpu: bool = False):
         self.cores = cores_here or cores()
         self.cap = thread_cap(workers, self.cores)
         self.workers = workers
@@ -95,6 +95,8 @@ class Threads:
         self.started: float | None = None
         if fixed:
             self.chosen, self.how = fixed, "configured"
+        elif gpu:  # the device does the work; one CPU thread feeds it
+            self.chosen, self.how = 1, "one thread feeds the GPU"
         elif len(self.options) == 1:
             self.chosen, self.how = 1, "one core per worker"
         else:

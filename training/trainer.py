@@ -78,8 +78,7 @@ def train(
     processes sharing this machine's cores (a run takes at most its share)."""
     device = hardware.resolve(config.device)
     on_gpu = device.type != "cpu"
-    # On a GPU one CPU thread feeds it; on the CPU the threads are fixed or measured over the first steps.
-    threads = hardware.Threads(config.threads or (1 if on_gpu else 0), workers)
+    threads = hardware.Threads(config.threads, workers, gpu=on_gpu)
     family, cfg, G, D = build(config)
     G, D = G.to(device), D.to(device)
     steps = config.steps or family.DEFAULT_STEPS
