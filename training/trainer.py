@@ -108,8 +108,9 @@ def train(
     for step in range(start + 1, steps + 1):
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"cancelled at step {step - 1} of {steps}")
+        batch = next(batches)  # drawn outside the device context: a family's loader makes CPU tensors
         with torch.device(device) if on_gpu else contextlib.nullcontext(), hardware.autocast(device):
-            stats = threads.run(lambda: family.train_step(cfg, G, D, opt_g, opt_d, next(batches), gen))
+            stats = threads.run(lambda: family.train_step(cfg, G, D, opt_g, opt_d, batch, gen))
         for s in schedules:
             s.step()
         if ema_g is not None:
