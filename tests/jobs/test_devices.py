@@ -8,7 +8,7 @@ import pytest
 import redis
 import torch
 
-from service.jobs.workers import PREFIX
+from service.jobs.workers import PREFIX, TTL_SECONDS
 from tests.utils import wait_job, wait_until
 
 pytestmark = pytest.mark.system
@@ -23,6 +23,8 @@ def advertised(redis_url: str) -> list[dict]:
 def test_a_cuda_job_without_a_gpu_worker_is_422_naming_the_field(api, worker, redis_url):
     wait_until(lambda: advertised(redis_url), 60, "the worker advertising its devices")
     assert all(info["devices"] == ["cpu"] for info in advertised(redis_url))
+    client = redis.Redis.from_url(redis_url)  # a killed worker drops out when its key expires
+    assert all(0 < client.ttl(key) <= TTL_SECONDS for key in client.scan_iter(match=PREFIX + "*"))
     response = api.post("/v1/jobs", json={"family": "quadratic", "steps": 10, "device": "cuda"})
     assert response.status_code == 422, response.text
     assert "device" in response.text and "cuda" in response.text and "cpu" in response.text
