@@ -5,7 +5,8 @@ over before a second thread has woken, and on a loaded machine every extra threa
 torch's barriers (quadratic on two busy cores: 152 steps/s on one thread, 15 on two). So a run times its own
 first steps alternately on one thread and on more, up to its share of the cores (cores ÷ the training workers
 sharing them, never more), and keeps the fastest, preferring fewer threads unless more are clearly faster. The
-measured steps are real training steps: nothing is spent on the choice but the slower option's few steps.
+measured steps are real training steps: nothing is spent on the choice but the slower option's few steps. A long
+run measures again every AGAIN_SECONDS, since the load it met at its start does not last.
 A step's float sums depend on its thread count, so a run whose threads are measured is reproducible only up to
 rounding (and Adam's first steps can amplify that): a run that must be bit-identical fixes them
 (GANSERVE_TRAIN_THREADS, `ganserve train --threads`).
@@ -29,6 +30,7 @@ BUDGET = 1.0  # seconds of measuring past the least rounds, while no option is p
 CLEARLY = 0.85  # more threads must take at most this share of fewer threads' time per step to be kept
 PLAINLY = 0.5  # after the least rounds, an option taking under this share of every other's time wins at once
 AT_ONCE = 0.2  # one thread taking under this share of every wider option's time wins after a single round
+AGAIN_SECONDS = 120.0  # a long run measures again this often: other work comes and goes while it trains
 T = TypeVar("T")
 
 
@@ -85,7 +87,10 @@ def on_device(batches: Iterator[tuple], device: torch.device) -> Iterator[tuple]
 class Threads:
     """torch's threads for one run: fixed, or chosen by timing the run's first steps (see the module's text)."""
 
-    def __init__(self, fixed: int = 0, workers: int = 1, cores_here: int | None = None, gpu: bool = False):
+    def __init__(self, fixed: int = 0, workers: int = 1, cores_here: int | None = None, gpu: bool = False,
+                 again_seconds: float = AGAIN_SECONDS):
+        self.again_seconds, self.measurements, self.chosen_at = again_seconds, 0, 0.0
+        self.previous: int | None = None  # the last measurement's choice, while measuring again
         self.cores = cores_here or cores()
         self.cap = thread_cap(workers, self.cores)
         self.workers = workers
@@ -105,6 +110,10 @@ class Threads:
 
     def run(self, step: Callable[[], T]) -> T:
         """One training step, timed on the option whose turn it is while the choice is open."""
+        if self.chosen is not None and self.how == "measured" and \
+                time.perf_counter() - self.chosen_at > self.again_seconds:
+            self.previous, self.chosen, self.started = self.chosen, None, None  # again (no warm-up: the run is warm)
+            self.times = {n: [] for n in self.options}
         if self.chosen is not None:
             return step()
         self.steps += 1
@@ -141,16 +150,21 @@ class Threads:
         for n in self.options[1:]:
             if n in typical and typical[n] <= CLEARLY * typical[chosen]:
                 chosen = n
-        self.chosen = chosen
+        self.chosen, self.chosen_at = chosen, time.perf_counter()
+        self.measurements += 1
         torch.set_num_threads(chosen)
         log.info("training on %d thread(s) of %d cores (%d worker(s)): ms per step %s", chosen, self.cores,
                  self.workers, {n: round(t * 1e3, 3) for n, t in typical.items()})
 
     def finish(self) -> None:
         """A run that ended before the choice was made: the best so far is what it is reported to have run on."""
-        if self.chosen is None and all(self.times.values()):
+        if self.chosen is not None:
+            return
+        if all(self.times.values()):
             self._choose()
-        elif self.chosen is None:  # too few steps to time every option: it ran on one thread
+        elif self.previous is not None:  # a measurement again, cut short: the last choice stands
+            self.chosen = self.previous
+        else:  # too few steps to time every option: it ran on one thread
             self.chosen, self.how = 1, "too few steps to measure"
 
     def report(self) -> dict:
@@ -158,6 +172,8 @@ class Threads:
         out = {"threads": self.chosen or 1, "threads_chosen": self.how if self.chosen else "measuring",
                "cores": self.cores,
                "workers": self.workers, "thread_cap": self.cap}
+        if self.measurements > 1:
+            out["measurements"] = self.measurements  # the threads and timings are the latest's
         if any(self.times.values()):
             out["ms_per_step"] = {str(n): round(statistics.median(t) * 1e3, 3) for n, t in self.times.items() if t}
         return out

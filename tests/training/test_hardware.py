@@ -30,6 +30,18 @@ def test_the_thread_choice_never_exceeds_cores_over_workers(cores, workers):
     assert report["threads_chosen"] == ("measured" if cap > 1 else "one core per worker")
 
 
+def test_a_long_run_measures_again_and_stays_within_its_share():
+    threads = hardware.Threads(workers=1, cores_here=2, again_seconds=0.0)  # every step after a choice: again
+    a, b = torch.randn(64, 64), torch.randn(64, 64)
+    seen = []
+    for _ in range(60):
+        threads.run(lambda: seen.append(torch.get_num_threads()) or a @ b)
+    threads.finish()
+    report = threads.report()
+    assert report["measurements"] >= 2 and report["threads_chosen"] == "measured"
+    assert max(seen) <= 2 and report["threads"] in (1, 2)
+
+
 def test_a_run_reports_its_device_and_threads_and_a_fixed_count_is_kept():
     checkpoint = train(TrainConfig(family="quadratic", steps=30, threads=1, device="cpu"), workers=1)
     assert checkpoint.hardware["device"] == "cpu" and checkpoint.hardware["precision"] is None
