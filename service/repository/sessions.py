@@ -9,7 +9,7 @@ then it is dropped). Threads never spin: spinning burns the cores that request h
 other sessions need. The outputs are the same bytes whichever session runs a row (a test checks).
 
 The execution providers are configured (GANSERVE_ORT_PROVIDERS, in order of preference); one this
-onnxruntime build lacks is dropped with one warning per process, and the CPU is always the last resort.
+onnxruntime build lacks is dropped with one warning when the app starts, and the CPU is always the last resort.
 On a GPU provider threads are not measured: the device does the work, one CPU thread feeds it.
 """
 from __future__ import annotations
