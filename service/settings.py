@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # Torch threads of a training run. 0: chosen by timing the run's own first steps on one thread and on its
     # share of the cores (cores ÷ train_workers), so a small model or a busy machine gets one (training/hardware.py).
     train_threads: int = 0
-    train_workers: int = 1  # training worker processes sharing this machine's cores
+    train_workers: int = 1  # training workers sharing this machine's cores, at least (those advertising are counted)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # training: auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda
     cors_origins: str = ""  # comma-separated origins a browser page may call the API from; none by default
     # The filtered mode's classifier (an ONNX file, read, never its training code) and the confidence in

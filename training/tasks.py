@@ -57,10 +57,26 @@ def _on_shutdown(**_) -> None:
 def _advertise(sender=None, **_) -> None:
     """Tell the API which devices this worker trains on (a job asking for cuda is refused unless one has it)."""
     settings = get_settings()
-    info = {"devices": hardware.devices(), "cores": hardware.cores(), "workers": settings.train_workers,
+    info = {"devices": hardware.devices(), "cores": hardware.cores(), "host": workers.host_id(),
             "threads": settings.train_threads or "measured", "device": settings.device}
     connection = sender.app.connection_for_write()  # its own: the consumer's channel is not shared across threads
-    workers.keep_advertising(connection.default_channel.client, _worker_name(), info, SHUTTING_DOWN)
+    ADVERTISING["client"] = connection.default_channel.client
+    workers.keep_advertising(ADVERTISING["client"], _worker_name(), info, SHUTTING_DOWN)
+
+
+ADVERTISING: dict = {}  # the Redis client this worker advertises with, once it is ready
+
+
+def _workers_here(settings) -> int:
+    """The training workers sharing this machine's cores: as configured, or as many as advertise from it."""
+    client = ADVERTISING.get("client")
+    if client is None:
+        return settings.train_workers
+    try:
+        return max(settings.train_workers, workers.on_host(client, workers.host_id()))
+    except Exception as exc:  # redis-py raises several types for a server that went away
+        log.warning("could not count the workers on this machine: %s", exc)
+        return settings.train_workers
 
 
 def make_app() -> Celery:
@@ -233,7 +249,7 @@ def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dic
             return
         pending.clear()
 
-    checkpoint = train(config, on_progress=on_progress, should_stop=should_stop, workers=settings.train_workers)
+    checkpoint = train(config, on_progress=on_progress, should_stop=should_stop, workers=_workers_here(settings))
     repositories = settings.repositories
     path = retrying(lambda: export(checkpoint, repositories[0], others=tuple(repositories[1:]),
                                    promote=record.get("promote"), job=job_id, data_name=config_dict["data"],

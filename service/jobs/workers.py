@@ -7,8 +7,10 @@ gone) drops out within TTL_SECONDS. Both sides import this module; it imports ne
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import socket
 import threading
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,16 @@ def keep_advertising(client, worker: str, info: dict, stop: threading.Event) -> 
     thread = threading.Thread(target=loop, name="advertise-devices", daemon=True)
     thread.start()
     return thread
+
+
+def host_id() -> str:
+    """This machine as advertisements name it: an opaque id (no host name leaves it), the same for its workers."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
+
+
+def on_host(client, host: str) -> int:
+    """How many live workers share the machine `host` (at least this one): each takes its share of the cores."""
+    return max(1, sum(info.get("host") == host for info in advertised(client).values()))
 
 
 def advertised(client) -> dict[str, dict]:

@@ -33,6 +33,19 @@ def test_a_cuda_job_without_a_gpu_worker_is_422_naming_the_field(api, worker, re
     assert unknown.status_code == 422 and "device" in unknown.text
 
 
+def test_workers_on_one_machine_are_counted_so_each_takes_its_share(redis_url):
+    from service.jobs.workers import advertise, host_id, on_host
+
+    client = redis.Redis.from_url(redis_url)
+    before = sum(info.get("host") == host_id() for info in advertised(redis_url))  # the session's worker, if up
+    advertise(client, "test-a", {"devices": ["cpu"], "host": host_id()})
+    advertise(client, "test-b", {"devices": ["cpu"], "host": "elsewhere"})
+    try:
+        assert on_host(client, host_id()) == before + 1 and on_host(client, "elsewhere") == 1
+    finally:
+        client.delete(PREFIX + "test-a", PREFIX + "test-b")
+
+
 def test_a_job_says_what_it_ran_on_in_its_record_and_lineage(api, worker, server):
     job = api.post("/v1/jobs", json={"family": "quadratic", "steps": 40, "device": "cpu"}).json()
     assert job["config"]["device"] == "cpu"
