@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_params(train)
     train.add_argument("--repository", type=Path, help="where to publish (default: the writable repository folder, "
                        "var/models; the shipped models/ only when named); versions are numbered across all folders")
-    train.add_argument("--threads", type=int, default=0)
+    train.add_argument("--threads", type=int, default=None,
+                       help="torch threads (default: GANSERVE_TRAIN_THREADS; 0 measures them over the first steps)")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                       help="default: GANSERVE_DEVICE, auto: CUDA when torch sees a GPU, else the CPU")
     train.add_argument("--promote", action=argparse.BooleanOptionalAction, default=None,
                        help="make the new version the default if it passes its gate (default: only for a new name)")
 
@@ -159,18 +162,27 @@ def _up(args) -> int:
 def _train(args) -> int:
     from service.repository import Card
     from service.settings import get_settings
+    from training import hardware
     from training.config import TrainConfig
     from training.export import export
     from training.trainer import progress_bar, train
 
     params = dict(args.param)
-    data = json.loads(args.data) if args.data.startswith("{") else args.data  # {"a": ..., "b": ...}: translation
-    config = TrainConfig(family=args.family, steps=args.steps, seed=args.seed, data=data,
-                         model=args.model, params=params, threads=args.threads)
-    with progress_bar(f"train {args.family}") as on_progress:
-        checkpoint = train(config, on_progress=on_progress)
-    print("exporting and evaluating ...", file=sys.stderr)
     settings = get_settings()
+    data = json.loads(args.data) if args.data.startswith("{") else args.data  # {"a": ..., "b": ...}: translation
+    threads = settings.train_threads if args.threads is None else args.threads
+    config = TrainConfig(family=args.family, steps=args.steps, seed=args.seed, data=data, model=args.model,
+                         params=params, threads=threads, device=args.device or settings.device)
+    try:
+        hardware.resolve(config.device)
+    except ValueError as exc:  # cuda on a machine without one
+        raise SystemExit(f"--{exc}") from None
+    with progress_bar(f"train {args.family}") as on_progress:
+        checkpoint = train(config, on_progress=on_progress, workers=settings.train_workers)
+    hw = checkpoint.hardware
+    print(f"trained on {hw['device']}, {hw['threads']} thread(s) ({hw['threads_chosen']}): "
+          f"{checkpoint.step / max(checkpoint.seconds, 1e-9):.1f} steps/s", file=sys.stderr)
+    print("exporting and evaluating ...", file=sys.stderr)
     folders = settings.repositories
     target = args.repository or folders[0]
     store = None

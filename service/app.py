@@ -20,6 +20,7 @@ from service.keys import Keys
 from service.jobs.protocol import now
 from service.jobs.submit import broker_answers, celery_app, reconcile
 from service.repository import Repository
+from service.repository.sessions import available, batching
 from service.store import Store, StoreUnavailable, open_store
 from service.store.jobs import JobRecords
 from service.sampling.batching import Batcher
@@ -35,13 +36,16 @@ async def lifespan(app: FastAPI):
     settings = app.state.settings
     store = await run_in_threadpool(open_store, settings)
     app.state.store = store
+    providers = available(settings.providers)
     repository = Repository(settings.repositories, threads=settings.ort_threads,
-                            cores=max(1, (os.cpu_count() or 1) // max(1, settings.processes)), store=store.versions)
+                            cores=max(1, (os.cpu_count() or 1) // max(1, settings.processes)), store=store.versions,
+                            providers=providers)
     seen = await run_in_threadpool(_revision, store)  # read first: a change during the refresh is picked up next
     await run_in_threadpool(repository.refresh)
     app.state.repository = repository
-    app.state.batcher = Batcher(settings.batch_rows, settings.batch_wait_ms / 1000, settings.queue_requests,
-                                settings.inline_ms / 1000)
+    rows, wait_ms = batching(providers)
+    app.state.batcher = Batcher(settings.batch_rows or rows, (settings.batch_wait_ms or wait_ms) / 1000,
+                                settings.queue_requests, settings.inline_ms / 1000)
     app.state.jobs = store.jobs
     app.state.work = WorkBudget(settings.max_work_bytes)
     app.state.dataset_streams = Streams(settings.max_dataset_streams, settings.dataset_workers)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -61,12 +62,22 @@ class Settings(BaseSettings):
     ort_threads: int = 0
     processes: int = 1  # API processes sharing this machine (`ganserve serve --workers` sets it): measured
     # sessions get cores ÷ processes threads at most, so the processes do not fight over the cores
+    # onnxruntime execution providers, comma-separated, in order of preference: one this machine's onnxruntime
+    # lacks is skipped (logged once), the CPU is always the last resort. CUDA needs `pip install 'ganserve[gpu]'`.
+    ort_providers: str = "CPUExecutionProvider"
     inline_ms: float = 5.0  # a lone call measured at most this long runs on the event loop, not the lane; 0: never
-    batch_rows: int = 128  # most rows merged into one onnxruntime call (sampling.CHUNK: the fastest batch)
-    batch_wait_ms: float = 2.0  # how long a batch waits for requests known to be on their way
+    # The batcher: most rows merged into one onnxruntime call, and how long a batch waits for requests known to be
+    # on their way. 0: the first available provider's default (repository/sessions.py BATCHING: 128 rows and
+    # 2 ms on the CPU, 1024 rows and 4 ms on a GPU).
+    batch_rows: int = 0
+    batch_wait_ms: float = 0.0
     queue_requests: int = 64  # sampling requests in flight per model before answering 503
     max_work_bytes: int = 384 * 2**20  # arrays of the sampling requests being computed at once; beyond, 503
-    train_threads: int = 2  # torch threads in a worker
+    # Torch threads of a training run. 0: chosen by timing the run's own first steps on one thread and on its
+    # share of the cores (cores ÷ train_workers), so a small model or a busy machine gets one (training/hardware.py).
+    train_threads: int = 0
+    train_workers: int = 1  # training workers sharing this machine's cores, at least (those advertising are counted)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # training: auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda
     cors_origins: str = ""  # comma-separated origins a browser page may call the API from; none by default
     # The filtered mode's classifier (an ONNX file, read, never its training code) and the confidence in
     # the requested label a sample needs to be kept; a request's `threshold` overrides it.
@@ -80,6 +91,10 @@ class Settings(BaseSettings):
     @property
     def writable_repository(self) -> Path:
         return self.repositories[0]
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.ort_providers.split(",") if p.strip())
 
     @property
     def keys(self) -> list[str]:

@@ -21,7 +21,8 @@ class TrainConfig:
     progress_every: int = 50  # steps between progress reports
     snapshot_every: int = 0  # steps between sample-grid snapshots; 0: none
     checkpoint_every: int = 0  # steps between checkpoints; 0: only at the end
-    threads: int = 0  # torch threads; 0: leave torch's default
+    threads: int = 0  # torch threads; 0: measured over the first steps (training/hardware.py)
+    device: str = "auto"  # auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda
 
     @property
     def model_name(self) -> str:

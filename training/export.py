@@ -144,7 +144,7 @@ def _lineage(checkpoint: Checkpoint, folder: Path, job: str | None, data_name: s
         job=job, data=data_name or source, data_sha256=fingerprint, split=split,
         project_version=_project_version(), git_commit=_git_commit(), torch=torch.__version__, onnx_opset=OPSET,
         onnx_ir=onnx.load(str(min(folder.glob("*.onnx"))), load_external_data=False).ir_version,
-        onnxruntime=ort.__version__, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        onnxruntime=ort.__version__, hardware=checkpoint.hardware or None, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
 
 def checkpoint_shape(checkpoint: Checkpoint, family) -> tuple[int, ...] | None:

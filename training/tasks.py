@@ -11,9 +11,10 @@ import time
 
 import numpy as np
 from celery import Celery
-from celery.signals import worker_shutting_down
+from celery.signals import worker_ready, worker_shutting_down
 
 from service import uploads
+from service.jobs import workers
 from service.jobs.protocol import HEARTBEAT_SECONDS, HISTORY_LIMIT, QUEUE, TASK, now, worker_id
 from service.repository import Card
 from service.store import Store, StoreUnavailable, open_store
@@ -21,7 +22,7 @@ from service.store.engine import retrying
 from service.formats.pictures import combine, plot, png, to_uint8
 from service.sampling import Samples
 from service.settings import get_settings
-from training import isolation
+from training import hardware, isolation
 from training.config import TrainConfig, build_family_config
 from training.data import BUILT_IN
 from training.export import export
@@ -49,6 +50,32 @@ SHUTTING_DOWN = threading.Event()
 @worker_shutting_down.connect
 def _on_shutdown(**_) -> None:
     SHUTTING_DOWN.set()
+
+
+@worker_ready.connect
+def _advertise(sender=None, **_) -> None:
+    """Tell the API which devices this worker trains on (a job asking for cuda is refused unless one has it)."""
+    settings = get_settings()
+    info = {"devices": hardware.devices(), "cores": hardware.cores(), "host": workers.host_id(),
+            "threads": settings.train_threads or "measured", "device": settings.device}
+    connection = sender.app.connection_for_write()  # its own: the consumer's channel is not shared across threads
+    ADVERTISING["client"] = connection.default_channel.client
+    workers.keep_advertising(ADVERTISING["client"], _worker_name(), info, SHUTTING_DOWN)
+
+
+ADVERTISING: dict = {}  # the Redis client this worker advertises with, once it is ready
+
+
+def _workers_here(settings) -> int:
+    """The training workers sharing this machine's cores: as configured, or as many as advertise from it."""
+    client = ADVERTISING.get("client")
+    if client is None:
+        return settings.train_workers
+    try:
+        return max(settings.train_workers, workers.on_host(client, workers.host_id()))
+    except Exception as exc:  # redis-py raises several types for a server that went away
+        log.warning("could not count the workers on this machine: %s", exc)
+        return settings.train_workers
 
 
 def make_app() -> Celery:
@@ -188,7 +215,10 @@ def _snapshot_png(kind: str, values: np.ndarray, picture: dict | None) -> bytes:
 def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dict:
     config_dict = record["config"]
     steps = config_dict["steps"]
+    # The job's device, unless it left the choice to the worker (auto: GANSERVE_DEVICE, itself auto by default).
+    device = config_dict.get("device") or "auto"
     config = TrainConfig.from_dict({**config_dict, "threads": settings.train_threads,
+                                    "device": settings.device if device == "auto" else device,
                                     "data": _data_source(config_dict["data"], store),
                                     "snapshot_every": max(1, steps // SNAPSHOTS),
                                     "progress_every": max(1, min(50, steps // 200))})
@@ -226,6 +256,7 @@ def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dic
             current["progress"] = {"step": p.step, "steps": p.steps, "epoch": p.epoch,
                                    "eta_seconds": round((p.steps - p.step) / rate, 1) if rate else None}
             current["latest"] = pending[-1]
+            current["hardware"] = p.hardware
             current["history"] = (current["history"] + pending)[-HISTORY_LIMIT:]
             current["snapshots"] = list(snapshots)
             current["heartbeat"] = now()
@@ -244,7 +275,7 @@ def _train_and_publish(job_id: str, record: dict, store: Store, settings) -> dic
         except StoreUnavailable:  # restarting: these points and pictures go with the next write
             log.warning("job %s: progress not recorded this time (the store is not answering)", job_id)
 
-    checkpoint = train(config, on_progress=on_progress, should_stop=should_stop)
+    checkpoint = train(config, on_progress=on_progress, should_stop=should_stop, workers=_workers_here(settings))
     if pending or unsaved:  # the last write found the store restarting: the record ends whole, or not at all
         retrying(lambda: record_progress(clock["last"]), OUTCOME_SECONDS, f"job {job_id}: recording its progress")
     repositories = settings.repositories

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from training import hardware
 from training.config import TrainConfig, build_family_config
 from training.families import get_family
 from training.families.base import OptimizerConfig, sample_latent
@@ -34,6 +35,7 @@ class Checkpoint:
     seconds: float
     history: list[dict] = field(default_factory=list)
     state: dict | None = None  # optimiser and raw-G state for resuming
+    hardware: dict = field(default_factory=dict)  # device, threads and how they were chosen (training/hardware.py)
 
 
 @dataclass
@@ -48,10 +50,11 @@ class Progress:
     seconds: float
     snapshot: np.ndarray | None = None  # (n, ...) generator samples on a fixed latent batch
     extra: dict[str, float] = field(default_factory=dict)  # a family's own losses (cycle, identity, ...)
+    hardware: dict = field(default_factory=dict)  # what the run runs on, so far (threads are chosen early on)
 
     def point(self) -> dict:
         """The report as one flat history point (no snapshot)."""
-        out = {k: v for k, v in vars(self).items() if k not in ("snapshot", "extra")}
+        out = {k: v for k, v in vars(self).items() if k not in ("snapshot", "extra", "hardware")}
         return {**out, **self.extra}
 
 
@@ -69,22 +72,30 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_path: Path | None = None,
     resume: Checkpoint | None = None,
+    workers: int = 1,
 ) -> Checkpoint:
-    """Train one family; resumes from a checkpoint (same config) when given one."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    """Train one family; resumes from a checkpoint (same config) when given one. `workers`: the training
+    processes sharing this machine's cores (a run takes at most its share)."""
+    device = hardware.resolve(config.device)
+    on_gpu = device.type != "cpu"
+    threads = hardware.Threads(config.threads, workers, gpu=on_gpu)
     family, cfg, G, D = build(config)
+    G, D = G.to(device), D.to(device)
     steps = config.steps or family.DEFAULT_STEPS
     opt_g, opt_d = family.optimizers(cfg, G, D)
     optimizer = OptimizerConfig.of(cfg)
     ema_g = copy.deepcopy(G).eval() if optimizer.ema > 0 else None
-    gen = torch.Generator().manual_seed(config.seed)
+    # The latents are drawn on the device (a CPU generator cannot feed CUDA's sampling).
+    gen = (torch.Generator(device=device) if on_gpu else torch.Generator()).manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     start, history, elapsed = 0, [], 0.0
     if resume is not None:
         start, history, elapsed = resume.step, list(resume.history), resume.seconds
         _load_state(resume.state, G, D, ema_g, opt_g, opt_d, gen, rng)
     batches = family.real_batches(cfg, config.data, rng)
+    if on_gpu:
+        batches = hardware.on_device(batches, device)
+    placed = {"device": device.type, "precision": hardware.precision(device)}
     schedules = [_lr_schedule(opt, optimizer.lr_decay, steps) for opt in (opt_g, opt_d)]
     if resume is not None:
         for s in schedules:  # continue the schedule where it stopped: its lr is that of step `start`
@@ -97,7 +108,9 @@ def train(
     for step in range(start + 1, steps + 1):
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"cancelled at step {step - 1} of {steps}")
-        stats = family.train_step(cfg, G, D, opt_g, opt_d, next(batches), gen)
+        batch = next(batches)  # drawn outside the device context: a family's loader makes CPU tensors
+        with torch.device(device) if on_gpu else contextlib.nullcontext(), hardware.autocast(device):
+            stats = threads.run(lambda: family.train_step(cfg, G, D, opt_g, opt_d, batch, gen))
         for s in schedules:
             s.step()
         if ema_g is not None:
@@ -107,16 +120,20 @@ def train(
                 step=step, steps=steps,
                 epoch=step * stats["n"] / per_epoch if per_epoch else 0.0,
                 loss_d=stats["loss_d"], loss_g=stats["loss_g"], acc_real=stats["acc_real"], acc_fake=stats["acc_fake"],
-                seconds=time.perf_counter() - t0, extra=stats.get("extra", {}),
+                seconds=time.perf_counter() - t0, extra=stats.get("extra", {}), hardware={**placed, **threads.report()},
             )
             if config.snapshot_every and (step % config.snapshot_every == 0 or step == steps):
-                report.snapshot = family.snapshot(ema_g or G, cfg, config.data, config.seed)
+                shown = ema_g or G  # drawn on the CPU, from the family's own CPU generator
+                report.snapshot = family.snapshot(copy.deepcopy(shown).cpu() if on_gpu else shown, cfg, config.data,
+                                                  config.seed)
             history.append(report.point())
             if on_progress is not None:
                 on_progress(report)
         if checkpoint_path is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
             save(_checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, step, t0, history), checkpoint_path)
     checkpoint = _checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, steps, t0, history)
+    threads.finish()
+    checkpoint.hardware = {**placed, **threads.report()}
     refine = family.d_refine(cfg)
     if refine:
         refine_discriminator(checkpoint, refine, should_stop)
@@ -198,7 +215,8 @@ def _update_ema(ema_g, G, decay: float) -> None:
 
 
 def _checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, step, t0, history) -> Checkpoint:
-    served = copy.deepcopy(ema_g if ema_g is not None else G).eval()
+    # The served copies live on the CPU, where export and its check against onnxruntime run, whatever trained them.
+    served = copy.deepcopy(ema_g if ema_g is not None else G).cpu().eval()
     get_family(config.family).standing_stats(served, cfg, config.seed)
     state = {
         "G": G.state_dict(), "D": D.state_dict(), "ema": ema_g.state_dict() if ema_g is not None else None,
@@ -206,7 +224,7 @@ def _checkpoint(config, cfg, G, D, ema_g, opt_g, opt_d, gen, rng, step, t0, hist
         "gen": gen.get_state(), "rng": rng.bit_generator.state,
         "torch": torch.get_rng_state(),  # dropout draws from torch's global generator
     }
-    return Checkpoint(config=config, family_config=cfg, generator=served, discriminator=copy.deepcopy(D).eval(),
+    return Checkpoint(config=config, family_config=cfg, generator=served, discriminator=copy.deepcopy(D).cpu().eval(),
                       step=step, seconds=time.perf_counter() - t0, history=list(history), state=copy.deepcopy(state))
 
 
@@ -235,7 +253,7 @@ def save(checkpoint: Checkpoint, path: Path) -> None:
 
 def load(path: Path) -> Checkpoint:
     """A checkpoint written by save(), rebuilt into modules."""
-    raw = torch.load(path, weights_only=False)
+    raw = torch.load(path, weights_only=False, map_location="cpu")  # trained on a GPU, loadable anywhere
     config = TrainConfig.from_dict(raw["config"])
     family, cfg, G, D = build(config)
     state = raw["state"]

@@ -35,6 +35,7 @@ class VersionView(BaseModel):
     lineage: Lineage | None = None
     created: str | None = None
     threads: dict[str, Threads] | None = Field(None, description="loaded versions: each network's onnxruntime "
+                                               "provider (GANSERVE_ORT_PROVIDERS, the first this machine has) and "
                                                "threads, chosen at load by measuring them (GANSERVE_ORT_THREADS=0)")
 
 

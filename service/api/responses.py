@@ -207,6 +207,7 @@ class JobConfig(BaseModel):
     params: dict[str, Any]
     model: str
     seed: int
+    device: str = Field("auto", description="as submitted: auto (the worker's GANSERVE_DEVICE), cpu or cuda")
 
 
 class JobProgress(BaseModel):
@@ -253,6 +254,9 @@ class Job(BaseModel):
     history: list[dict[str, float | int | None]] | None = Field(
         description="progress points for plotting; null in listings unless ?history=true")
     snapshots: list[Snapshot]
+    hardware: dict[str, Any] | None = Field(None, description="what the job trains on, once running: device, mixed "
+                                            "precision, torch threads and how they were chosen (ms per step of each "
+                                            "option timed), cores, workers")
     error: str | None
     result: JobResult | None
     promote: bool | None = Field(None, description="as submitted: make the version the default if it passes its gate")

@@ -50,7 +50,7 @@ async def sample_and_encode(prepared: Prepared, settings: Settings, batcher: Bat
     is a plain copy. Large requests run plan and encoder in one thread.
     """
     name = prepared.model.name
-    if prepared.candidates > settings.batch_rows:
+    if prepared.candidates > batcher.max_rows:
         cancel = threading.Event()
         watcher = asyncio.create_task(_watch_client(gone, cancel))
         try:

@@ -160,6 +160,9 @@ class JobRequest(BaseModel):
                                 description="the name to publish under; default: <family>-<short job id>. "
                                             "An existing name only when named here")] | None = None
     seed: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] = 0
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="what to train on: auto (the worker's "
+                                                   "GANSERVE_DEVICE: a GPU when it has one), cpu, or cuda (422 "
+                                                   "unless a running worker has a GPU)")
     promote: bool | None = Field(None, description="make the new version the model's default if it passes its "
                                  "family's quality gate; default: true for a new model name, false for an existing one")
 

@@ -9,7 +9,7 @@ import uuid
 from celery import Celery
 
 from service import uploads
-from service.jobs import memory
+from service.jobs import memory, workers
 from service.jobs.protocol import FINAL, QUEUE, TASK, catalog, check_params, now
 from service.keys import OPERATOR, Caller
 from service.settings import Settings
@@ -91,8 +91,25 @@ def validate(payload: dict, settings: Settings, store: Store, caller: Caller = O
     if payload.get("model"):
         shipped = any((folder / payload["model"]).is_dir() for folder in settings.repositories[1:])
         store.versions.check_publisher(payload["model"], caller.sees, shipped)
+    device = payload.get("device") or "auto"
+    if device not in ("auto", "cpu", "cuda"):
+        raise JobError(f"device: must be auto, cpu or cuda, got {device!r}")
     return {"family": family, "steps": steps, "data": data, "params": params,
-            "model": payload.get("model"), "seed": payload.get("seed") or 0}
+            "model": payload.get("model"), "seed": payload.get("seed") or 0, "device": device}
+
+
+def check_device(device: str, app: Celery) -> None:
+    """JobError (422) unless a running worker can train on the device the job asks for."""
+    if device in ("auto", "cpu"):
+        return
+    try:
+        with app.connection_for_read() as connection:
+            why = workers.missing_device(connection.default_channel.client, device)
+    except Exception as exc:  # kombu and redis-py raise several types for a broker that is not there
+        log.warning("could not read the workers' devices: %s", exc)
+        raise BrokerUnavailable("the job queue (Redis) is not answering; try again shortly") from None
+    if why:
+        raise JobError(why)
 
 
 BUILT_IN = {"default": 5000, "mnist": 5000, "uci": 1797}  # training/data.py's built-in image sources: their images
@@ -144,6 +161,7 @@ def submit(payload: dict, settings: Settings, store: Store, app: Celery, caller:
     pass the bound together.
     """
     config = validate(payload, settings, store, caller)
+    check_device(config["device"], app)
     job_id = uuid.uuid4().hex
     # A job that names no model publishes under a name of its own, never over a shipped one.
     config["model"] = config["model"] or f"{config['family']}-{job_id[:8]}"

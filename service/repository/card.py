@@ -108,6 +108,8 @@ class Lineage(BaseModel):
     created: str | None = None
     split: dict[str, Any] | None = Field(None, description="the data's held-out split the run never trained on: "
                                          "seed, stratified, train and held_out counts, how it was made")
+    hardware: dict[str, Any] | None = Field(None, description="what the run trained on: device (cpu, cuda), mixed "
+                                            "precision, torch threads and how they were chosen, cores, workers")
 
 
 class MeasuredAgainst(BaseModel):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from service.repository.card import Card, CardError
 from service.repository.kinds import Model
+from service.repository.sessions import PROVIDERS
 from service.repository.store import load, read_aliases, scan, signature
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,10 @@ class Entry:
 class Repository:
     """Models by name; new versions are loaded by refresh() while the old ones keep serving."""
 
-    def __init__(self, folders: list[Path], threads: int = 1, cores: int | None = None, store=None):
+    def __init__(self, folders: list[Path], threads: int = 1, cores: int | None = None, store=None,
+                 providers: tuple[str, ...] = PROVIDERS):
         self.folders = [Path(f) for f in folders]
-        self.threads, self.cores = threads, cores
+        self.threads, self.cores, self.providers = threads, cores, providers
         self.store = store  # service.store.versions.Versions, or None: every folder is scanned
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
@@ -171,7 +173,7 @@ class Repository:
         if path is None:
             return False
         try:
-            model = load(name, version, path, self.threads, self.cores)
+            model = load(name, version, path, self.threads, self.cores, self.providers)
         except Exception as exc:  # a broken version is reported; the old one keeps serving
             log.error("model %s version %s failed to load: %s", name, version, exc)
             message = str(exc).replace(str(path.resolve()), self.public(path)).replace(str(path), self.public(path))

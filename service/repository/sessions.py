@@ -7,10 +7,15 @@ thread per core; at load both are timed at the batch sizes the batcher makes, an
 serves the batches from the smallest size on which it was clearly faster (never, if it never was:
 then it is dropped). Threads never spin: spinning burns the cores that request handling and the
 other sessions need. The outputs are the same bytes whichever session runs a row (a test checks).
+
+The execution providers are configured (GANSERVE_ORT_PROVIDERS, in order of preference); one this
+onnxruntime build lacks is dropped with one warning when the app starts, and the CPU is always the last resort.
+On a GPU provider threads are not measured: the device does the work, one CPU thread feeds it.
 """
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import time
 
@@ -18,7 +23,13 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, Field
 
-PROVIDERS = ["CPUExecutionProvider"]
+log = logging.getLogger(__name__)
+CPU = "CPUExecutionProvider"
+PROVIDERS = (CPU,)
+# Per provider: the most rows merged into one call and how long a batch waits for more. A GPU call costs
+# about the same for 1 row as for hundreds, so it wants bigger batches and may wait a little longer for them.
+BATCHING = {CPU: (128, 2.0), "CUDAExecutionProvider": (1024, 4.0), "TensorrtExecutionProvider": (1024, 4.0),
+            "ROCMExecutionProvider": (1024, 4.0)}
 ROWS = (1, 8, 32, 128)  # batch sizes timed at load: one request alone up to the batcher's full batch
 CLEARLY = 0.85  # the wide session must take at most this share of the narrow one's time to be used
 _SHRINK = ort.RunOptions()
@@ -34,8 +45,27 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
+def available(requested: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The requested providers this onnxruntime has, in order, the CPU last; each missing one is logged. The app
+    asks once at start and loads every network with the answer, so a missing provider is logged once, not once
+    per network."""
+    have = set(ort.get_available_providers())
+    chosen = [p for p in requested if p in have]
+    for missing in (p for p in requested if p not in have):
+        log.warning("onnxruntime provider %s is not available here (this onnxruntime has %s): using %s",
+                    missing, ", ".join(sorted(have)), ", ".join(chosen or [CPU]))
+    return tuple(chosen) if CPU in chosen else (*chosen, CPU)
+
+
+def batching(providers: tuple[str, ...] | list[str]) -> tuple[int, float]:
+    """(max rows, max wait in ms) of the batcher for the first of these providers that is available."""
+    return BATCHING.get(available(providers)[0], BATCHING[CPU])
+
+
 class Threads(BaseModel):
     """What a network runs on, and why: shown per version in /v1/models."""
+    provider: str = Field(CPU, description="the onnxruntime execution provider the network runs on (the first "
+                          "of GANSERVE_ORT_PROVIDERS this machine has)")
     threads: list[int] = Field(description="intra-op threads of its sessions: [1], or [1, cores]")
     wide_from_rows: int | None = Field(description="batches of at least this many rows run on the wide session; "
                                        "None: all on one thread")
@@ -47,16 +77,18 @@ class Threads(BaseModel):
 class Network:
     """One ONNX network as the service runs it: session.run's signature, the session chosen by the rows."""
 
-    def __init__(self, path: str, threads: int = 0, cores: int | None = None):
+    def __init__(self, path: str, threads: int = 0, cores: int | None = None, providers=PROVIDERS):
         """threads 0: one thread measured against `cores` (default: this machine's); n > 0: n threads."""
-        self.narrow = ort.InferenceSession(path, session_options(threads or 1), providers=PROVIDERS)
+        providers = list(available(providers))
+        self.narrow = ort.InferenceSession(path, session_options(threads or 1), providers=providers)
+        provider = self.narrow.get_providers()[0]
         self.wide: ort.InferenceSession | None = None
         self.wide_from: int | None = None
         cores = cores or os.cpu_count() or 1
-        if threads or cores == 1:
+        if threads or cores == 1 or provider != CPU:
             timings = _time([self.narrow])
         else:
-            wide = ort.InferenceSession(path, session_options(cores), providers=PROVIDERS)
+            wide = ort.InferenceSession(path, session_options(cores), providers=providers)
             timings = _time([self.narrow, wide])
             faster = [rows for rows, (n, w) in timings.items() if w <= CLEARLY * n]
             # From the smallest size on which wide won, provided it also won on every larger one.
@@ -65,7 +97,7 @@ class Network:
                 self.wide, self.wide_from = wide, min(wins)
         self.timings = timings
         self.threads = Threads(
-            threads=[threads] if threads else [1, cores] if self.wide is not None else [1],
+            provider=provider, threads=[threads] if threads else [1, cores] if self.wide is not None else [1],
             wide_from_rows=self.wide_from, chosen="configured" if threads else "measured",
             ms_by_rows={rows: [round(t * 1e3, 4) for t in times] for rows, times in timings.items()})
 

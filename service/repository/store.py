@@ -21,6 +21,7 @@ from pathlib import Path
 
 from service.repository.card import Card
 from service.repository.kinds import Model, kind_of
+from service.repository.sessions import PROVIDERS
 
 log = logging.getLogger(__name__)
 ALIASES = "aliases.json"  # beside a model's version folders: {"default": 3}
@@ -83,11 +84,12 @@ def signature(path: Path) -> tuple:
     return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir() if f.is_file()))
 
 
-def load(name: str, version: int, path: Path, threads: int = 1, cores: int | None = None) -> Model:
+def load(name: str, version: int, path: Path, threads: int = 1, cores: int | None = None,
+         providers: tuple[str, ...] = PROVIDERS) -> Model:
     """Read a version folder and check its card against its ONNX files (CardError names the field).
     threads 0: each network's threads measured at load (sessions.Network), as the service does; n: n each."""
     card = Card.load(path)
-    return kind_of(card).load(name, version, path, card, threads, cores)
+    return kind_of(card).load(name, version, path, card, threads, cores, providers)
 
 
 def read_aliases(name: str, folders: list[Path]) -> dict[str, int]:

@@ -26,6 +26,7 @@ def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_o
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "train quadratic" in out.stderr and "2/2" in out.stderr  # the progress bar reached the last step
+    assert "trained on cpu" in out.stderr  # what it ran on, as the card's lineage has it
     assert json.loads(out.stdout)["published"] == str(writable / "quadratic" / "2")
     assert not (shipped / "quadratic" / "2").exists()  # the shipped folder untouched
 
@@ -41,6 +42,14 @@ def test_a_param_that_is_not_key_value_is_refused_before_any_work():
     out = subprocess.run([sys.executable, "-m", "ganserve.cli", "train", "quadratic", "--param", "lr"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--param: expected KEY=VALUE, got 'lr'" in out.stderr
+
+
+def test_training_on_cuda_without_a_gpu_is_refused_naming_the_option():
+    if pytest.importorskip("torch").cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = subprocess.run([sys.executable, "-m", "ganserve.cli", "train", "quadratic", "--device", "cuda"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "--device: cuda" in out.stderr and "no GPU" in out.stderr, out.stderr
 
 
 @pytest.mark.system

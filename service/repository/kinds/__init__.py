@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.repository.card import Card
-from service.repository.sessions import Network, Threads
+from service.repository.sessions import PROVIDERS, Network, Threads
 
 
 @dataclass
@@ -56,7 +56,8 @@ class ModelKind:
     routes: tuple[str, ...]  # the routes that serve its models: samples, datasets, translate
     hint: str  # what to call instead, for a route it does not serve ({name}: the model's name)
 
-    def load(self, name: str, version: int, path: Path, card: Card, threads: int, cores: int | None) -> Model:
+    def load(self, name: str, version: int, path: Path, card: Card, threads: int, cores: int | None,
+             providers: tuple[str, ...] = PROVIDERS) -> Model:
         raise NotImplementedError
 
     def refuse(self, model: Model, route: str) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from service.repository.card import Card, CardError, expect, fits
 from service.repository.kinds import Model, ModelKind
-from service.repository.sessions import Network
+from service.repository.sessions import PROVIDERS, Network
 
 
 class Sampling(ModelKind):
@@ -17,10 +17,11 @@ class Sampling(ModelKind):
     routes = ("samples", "datasets")
     hint = "it translates nothing (POST /v1/models/{name}/samples samples it)"
 
-    def load(self, name: str, version: int, path: Path, card: Card, threads: int, cores: int | None) -> Model:
-        generator = Network(str(path / "generator.onnx"), threads, cores)
+    def load(self, name: str, version: int, path: Path, card: Card, threads: int, cores: int | None,
+             providers: tuple[str, ...] = PROVIDERS) -> Model:
+        generator = Network(str(path / "generator.onnx"), threads, cores, providers)
         d_path = path / "discriminator.onnx"
-        discriminator = Network(str(d_path), threads, cores) if d_path.exists() else None
+        discriminator = Network(str(d_path), threads, cores, providers) if d_path.exists() else None
         check(card, generator, discriminator)
         probe(card, generator, discriminator)
         return Model(name=name, version=version, path=path, card=card, generator=generator,

@@ -8,7 +8,7 @@ import numpy as np
 
 from service.repository.card import Card, CardError, expect, fits
 from service.repository.kinds import Model, ModelKind
-from service.repository.sessions import Network
+from service.repository.sessions import PROVIDERS, Network
 
 
 class Translation(ModelKind):
@@ -17,12 +17,13 @@ class Translation(ModelKind):
     routes = ("translate",)
     hint = "it has no latents to sample (POST /v1/models/{name}/translate translates images)"
 
-    def load(self, name: str, version: int, path: Path, card: Card, threads: int, cores: int | None) -> Model:
+    def load(self, name: str, version: int, path: Path, card: Card, threads: int, cores: int | None,
+             providers: tuple[str, ...] = PROVIDERS) -> Model:
         networks = {}
         for file in card.domains.files():
             if not (path / file).is_file():
                 raise CardError(f"card.domains: names {file}, which the version's folder does not hold")
-            networks[file] = Network(str(path / file), threads, cores)
+            networks[file] = Network(str(path / file), threads, cores, providers)
         check(card, networks)
         probe(card, networks)
         return Model(name=name, version=version, path=path, card=card, generator=None, discriminator=None,
