@@ -98,6 +98,7 @@ class Threads:
         self.times: dict[int, list[float]] = {n: [] for n in self.options}
         self.steps = 0
         self.started: float | None = None
+        self.chosen: int | None
         if fixed:
             self.chosen, self.how = fixed, "configured"
         elif gpu:  # the device does the work; one CPU thread feeds it

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ def train(
             raise TrainingCancelled(f"cancelled at step {step - 1} of {steps}")
         batch = next(batches)  # drawn outside the device context: a family's loader makes CPU tensors
         with torch.device(device) if on_gpu else contextlib.nullcontext(), hardware.autocast(device):
-            stats = threads.run(lambda: family.train_step(cfg, G, D, opt_g, opt_d, batch, gen))
+            stats = threads.run(functools.partial(family.train_step, cfg, G, D, opt_g, opt_d, batch, gen))
         for s in schedules:
             s.step()
         if ema_g is not None:

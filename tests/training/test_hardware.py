@@ -2,7 +2,6 @@
 cores are all busy, as fast as the better of one thread and two."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
