@@ -301,5 +301,8 @@ def run_worker() -> None:
     """One worker process, one job at a time (the solo pool: no fork, so torch's threads are safe), each job in a
     process of its own (isolation.run)."""
     isolation.prepare([__name__])
-    make_app().worker_main(["worker", "--pool=solo", "--loglevel=INFO", f"--queues={QUEUE}",
-                            "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    try:
+        make_app().worker_main(["worker", "--pool=solo", "--loglevel=INFO", f"--queues={QUEUE}",
+                                "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    finally:
+        isolation.shutdown()
