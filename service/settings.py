@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     max_job_seconds: float = 3600.0  # a job running longer is stopped and fails
     # Bytes one job may hold: a job estimated past it is refused at submission (its family's params name why), and
     # a worker runs each job in a process capped at it (RLIMIT_DATA), so one that still overruns fails alone.
-    max_job_memory: int = 4 * 2**30
+    # 8 GiB: the image families up to 64 px at their default widths fit (docs/limits.md); larger asks for more.
+    max_job_memory: int = 8 * 2**30
     job_lost_seconds: float = 30.0  # a running job with no worker heartbeat this long has failed
     reconcile_seconds: float = 30.0  # how often queued jobs are checked against the broker's messages
     max_upload_bytes: int = 64 * 2**20  # one upload, as sent

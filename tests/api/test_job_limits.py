@@ -37,7 +37,7 @@ def test_job_estimated_past_max_job_memory_is_422_naming_its_params(jobs_api, bo
         assert name in error["message"]
     estimate = memory.estimate(catalog()[body["family"]], body["params"], images=5000)  # MNIST's
     assert f"about {estimate // memory.MB:,} MB of memory on 5,000 images" in error["message"]
-    assert f"limit of {4096:,} MB (max_job_memory)" in error["message"]
+    assert f"limit of {8192:,} MB (max_job_memory)" in error["message"]
 
 
 @pytest.mark.parametrize("family", sorted(catalog()))
