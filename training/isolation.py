@@ -90,8 +90,8 @@ def shutdown() -> None:
     """Stop the fork server and the resource tracker it started, and wait for them: nothing of the worker outlives
     it (`ganserve up` checks that its session is empty when it has stopped). Their `_stop` is what the standard
     library's own tests use; there is no public way to wait for them."""
-    forkserver._forkserver._stop()
-    resource_tracker._resource_tracker._stop()
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
 
 
 def _died(code: int | None, limit: int) -> str:
