@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 
 import numpy as np
 
@@ -36,10 +37,26 @@ def latents(seed: int, start: int, n: int, dim: int, distribution: str, stream: 
     raise LatentError(f"unknown latent distribution {distribution!r}; known: normal, uniform")
 
 
+_PHILOX = threading.local()  # one generator per thread, re-keyed per call
+
+
+def _philox(key: int, counter: int) -> np.random.Philox:
+    """Philox at (key, counter): the words Philox(key=key, counter=counter) gives, without building one (its
+    constructor draws OS entropy for a seed it then ignores: a fifth of a small request's sampling time)."""
+    generator = getattr(_PHILOX, "generator", None)
+    if generator is None:
+        generator = _PHILOX.generator = np.random.Philox(key=0)
+    generator.state = {"bit_generator": "Philox", "buffer": np.zeros(4, np.uint64), "buffer_pos": 4,
+                       "has_uint32": 0, "uinteger": 0,
+                       "state": {"counter": np.array([counter, 0, 0, 0], np.uint64),
+                                 "key": np.array([key & (2**64 - 1), key >> 64], np.uint64)}}
+    return generator
+
+
 def bits(seed: int, stream: int, start: int, n: int, per_sample: int) -> np.ndarray:
     """(n, per_sample) raw 64-bit words for indices start..start+n-1 of (seed, stream)."""
     blocks = math.ceil(per_sample / 4)  # Philox yields four 64-bit words per counter
-    raw = np.random.Philox(key=seed + (stream << 64), counter=[start * blocks, 0, 0, 0]).random_raw(n * blocks * 4)
+    raw = _philox(seed + (stream << 64), start * blocks).random_raw(n * blocks * 4)
     return raw.reshape(n, blocks * 4)[:, :per_sample]
 
 
