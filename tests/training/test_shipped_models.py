@@ -20,7 +20,7 @@ SHIPPED = sorted(p.name for p in MODELS.iterdir() if p.is_dir() and not p.name.s
 MB = 2**20
 
 
-NICER = {  # issue 14: nice genuinely nicer than plain, at equal n
+NICER = {  # nice genuinely nicer than plain, at equal n
     "nice has higher precision": lambda m: m["nice"]["precision"] > m["plain"]["precision"],
     "nice has higher confidence": lambda m: m["nice"]["mean_confidence"] > m["plain"]["mean_confidence"],
     "nice Fréchet ratio <= 1.25x plain's": lambda m: m["nice"]["frechet_ratio"] <= 1.25 * m["plain"]["frechet_ratio"],
@@ -50,7 +50,7 @@ BARS = {  # family -> bar name -> check on the measured metrics {"plain": ..., "
         "Fréchet within 10x of real halves": lambda m: m["plain"]["frechet_ratio"] <= 10,
         **NICER,
     } for family in ("mnist-dcgan", "mnist-mlp")},
-    "digits-cyclegan": {  # issue 15; metrics per direction (training/evaluate.py digits_translation)
+    "digits-cyclegan": {  # metrics per direction (training/evaluate.py digits_translation)
         "UCI→MNIST Fréchet ratio <= 2x real digits'": lambda m: m["b_to_a"]["frechet_ratio"]
         <= 2 * m["b_to_a"]["real_frechet_ratio"],
         "UCI→MNIST label accuracy >= the raw inputs'": lambda m: m["b_to_a"]["label_accuracy"]
