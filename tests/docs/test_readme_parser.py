@@ -40,3 +40,10 @@ def test_blocks_carry_their_commands_statuses_and_skip_reasons():
 def test_a_command_whose_quote_never_closes_is_an_error_naming_its_line():
     with pytest.raises(ValueError, match="line 7: a command never ends"):
         commands(["true", "curl -d '{", "}"], first_line=6)
+
+
+def test_the_readme_stays_a_manual_of_at_most_250_lines():
+    from tests.utils import ROOT
+
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines: move research to docs/experiments/"
