@@ -102,5 +102,7 @@ def _known(status: int):
         response = error(status, message, _field_of(message))
         if isinstance(exc, (Overloaded, QueueFull, StoreUnavailable)):
             response.headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, StoreUnavailable):  # /readyz says so at once; the watcher says when it answers again
+            request.app.state.store_up = False
         return response
     return handler

@@ -93,9 +93,12 @@ class Repository:
             for number, version in versions.items():
                 try:
                     path = self.store.path(version)
-                except OSError as exc:  # deleted meanwhile, or its bytes do not match: the next refresh decides
+                except OSError as exc:  # deleted meanwhile, or its bytes do not match: the next refresh decides,
                     log.warning("model %s version %s: no local copy (%s)", name, number, exc)
-                    continue
+                    known = self._entries.get(name)  # and until then what is here serves on
+                    if known is None or number not in known.folders:
+                        continue
+                    path = known.folders[number]
                 found.setdefault(name, {}).setdefault(number, []).insert(0, path)
         return found, self.store.aliases()
 
