@@ -8,6 +8,7 @@ import logging
 import os
 import time
 
+import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -48,6 +49,7 @@ async def lifespan(app: FastAPI):
                                 settings.queue_requests, settings.inline_ms / 1000)
     app.state.jobs = store.jobs
     app.state.work = WorkBudget(settings.max_work_bytes)
+    app.state.large_bodies = anyio.CapacityLimiter(1)  # see service/api/strict.py off_loop
     app.state.dataset_streams = Streams(settings.max_dataset_streams, settings.dataset_workers)
     app.state.celery = celery_app(settings)
     app.state.broker_up, app.state.store_up = False, True

@@ -3,7 +3,7 @@
 FastAPI parses a body into Python objects and then validates them, both on the event loop: 13 MB of
 explicit latents held it for seconds, and /healthz with it. Here the bytes go straight to the model
 (`model_validate_json`: one pass in Rust, bounded in depth; NaN and Infinity refused per field by the
-models' `allow_inf_nan=False`), and a body past INLINE_BYTES is decoded on a thread. The routes that take
+models' `allow_inf_nan=False`), and a body past INLINE_BYTES is decoded on a thread (`off_loop`). The routes that take
 one declare it with `body_of(Model)` so the OpenAPI schema still shows it.
 """
 from __future__ import annotations
@@ -11,21 +11,17 @@ from __future__ import annotations
 from typing import TypeVar
 
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from service.api.docs import component
-from service.api.strict import INLINE_BYTES
+from service.api.strict import off_loop
 
 M = TypeVar("M", bound=BaseModel)
 
 
 async def decode(request: Request, model: type[M]) -> M:
     """The request's body as `model` (pydantic's ValidationError names each invalid field)."""
-    body = await request.body()
-    if len(body) <= INLINE_BYTES:
-        return model.model_validate_json(body or b"{}")
-    return await run_in_threadpool(model.model_validate_json, body)
+    return await off_loop(request, model.model_validate_json, await request.body() or b"{}")
 
 
 def body_of(model: type[BaseModel]) -> dict:
