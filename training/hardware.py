@@ -6,7 +6,9 @@ torch's barriers (quadratic on two busy cores: 152 steps/s on one thread, 15 on 
 first steps alternately on one thread and on more, up to its share of the cores (cores ÷ the training workers
 sharing them, never more), and keeps the fastest, preferring fewer threads unless more are clearly faster. The
 measured steps are real training steps: nothing is spent on the choice but the slower option's few steps. A long
-run measures again every AGAIN_SECONDS, since the load it met at its start does not last.
+run measures again every AGAIN_SECONDS, since the load it met at its start does not last, and at once when the
+chosen option's steps turn out slower than the option it beat (a few steps timed in a lucky moment of a busy machine
+once chose two threads that then ran five times slower than one).
 A step's float sums depend on its thread count, so a run whose threads are measured is reproducible only up to
 rounding (and Adam's first steps can amplify that): a run that must be bit-identical fixes them
 (GANSERVE_TRAIN_THREADS, `ganserve train --threads`).
@@ -31,6 +33,7 @@ CLEARLY = 0.85  # more threads must take at most this share of fewer threads' ti
 PLAINLY = 0.5  # after the least rounds, an option taking under this share of every other's time wins at once
 AT_ONCE = 0.2  # one thread taking under this share of every wider option's time wins after a single round
 AGAIN_SECONDS = 120.0  # a long run measures again this often: other work comes and goes while it trains
+WATCH = 16  # once chosen, steps timed per check that the choice still beats the options it was measured against
 T = TypeVar("T")
 
 
@@ -98,6 +101,7 @@ class Threads:
         self.times: dict[int, list[float]] = {n: [] for n in self.options}
         self.steps = 0
         self.started: float | None = None
+        self.watched: list[float] = []  # the chosen option's latest steps
         self.chosen: int | None
         if fixed:
             self.chosen, self.how = fixed, "configured"
@@ -113,10 +117,14 @@ class Threads:
         """One training step, timed on the option whose turn it is while the choice is open."""
         if self.chosen is not None and self.how == "measured" and \
                 time.perf_counter() - self.chosen_at > self.again_seconds:
-            self.previous, self.chosen, self.started = self.chosen, None, None  # again (no warm-up: the run is warm)
-            self.times = {n: [] for n in self.options}
+            self.again()
         if self.chosen is not None:
-            return step()
+            if self.how != "measured":
+                return step()
+            begin = time.perf_counter()
+            out = step()
+            self._watch(time.perf_counter() - begin)
+            return out
         self.steps += 1
         if self.steps <= WARM:
             return step()
@@ -132,6 +140,22 @@ class Threads:
                 rounds >= ROUNDS[0] and time.perf_counter() - self.started > BUDGET):
             self._choose()
         return out
+
+    def _watch(self, seconds: float) -> None:
+        """Measure again as soon as the chosen option's typical step is one another option would clearly beat, as
+        timed when the choice was made."""
+        self.watched.append(seconds)
+        if len(self.watched) < WATCH:
+            return
+        typical, self.watched = statistics.median(self.watched), []
+        others = [statistics.median(t) for n, t in self.times.items() if n != self.chosen and t]
+        if others and CLEARLY * typical > min(others):
+            self.again()
+
+    def again(self) -> None:
+        """Open the choice again (no warm-up: the run is warm); until it is made, the last choice is what ran."""
+        self.previous, self.chosen, self.started = self.chosen, None, None
+        self.times = {n: [] for n in self.options}
 
     def _plain(self, rounds: int) -> bool:
         """Whether one option is so much faster that more steps of the others would only waste time: on a busy
@@ -151,7 +175,7 @@ class Threads:
         for n in self.options[1:]:
             if n in typical and typical[n] <= CLEARLY * typical[chosen]:
                 chosen = n
-        self.chosen, self.chosen_at = chosen, time.perf_counter()
+        self.chosen, self.chosen_at, self.watched = chosen, time.perf_counter(), []
         self.measurements += 1
         torch.set_num_threads(chosen)
         log.info("training on %d thread(s) of %d cores (%d worker(s)): ms per step %s", chosen, self.cores,
