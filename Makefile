@@ -34,10 +34,11 @@ run: $(VENV)/.installed
 test: install-test
 	$(BIN)/python -m pytest -q
 
-# The inner loop: the unit and api tiers (tests/conftest.py). It installs nothing and needs no Redis, worker,
-# browser or torch training: run `make install-test` once first.
+# The inner loop: the unit and api tiers (tests/conftest.py), less any test also marked system (a store test's
+# SQLite case is unit, but a module of subprocesses marks it system). It installs nothing and needs no Redis,
+# worker, browser or torch training: run `make install-test` once first.
 test-fast:
-	$(BIN)/python -m pytest -q -m "unit or api"
+	$(BIN)/python -m pytest -q -m "(unit or api) and not system"
 
 lint:
 	$(BIN)/ruff check .

@@ -5,7 +5,8 @@ Tiers, marked by what a test needs (`pytest -m unit`, `-m "unit or api"` ...):
 - api: the app in-process (Starlette's TestClient runs its lifespan), no Redis, no subprocess;
 - system: subprocesses, Redis, workers, chromium, nginx;
 - quality: torch training, exports and re-evaluation of the shipped models (everything under tests/training).
-A test's tier is read from the fixtures it uses (below); a module may also mark itself.
+A test's tier is read from the fixtures it uses (below); a module may also mark itself, and a system mark wins
+(`make test-fast` runs `(unit or api) and not system`).
 """
 from __future__ import annotations
 

@@ -185,6 +185,7 @@ def test_the_model_lists_its_domains(serving_api):
     assert limits["max_translate_bytes"] > 0 and limits["max_translate_pixels"] > 0
 
 
+@pytest.mark.system  # a real server process (serve)
 def test_a_body_over_the_limit_is_413(tmp_path_factory, serving_repository):
     from tests.utils import serve
 

@@ -15,6 +15,8 @@ from PIL import Image
 from ganserve.launcher import redis_answers
 from tests.utils import ROOT, answers, free_port, publish_tiny, stop, store_env, wait_until
 
+pytestmark = pytest.mark.system  # every test here runs ganserve in a process of its own
+
 
 def test_offline_train_publishes_into_the_writable_folder_numbered_after_every_other(tmp_path):
     writable, shipped = tmp_path / "var" / "models", tmp_path / "models"
@@ -52,7 +54,6 @@ def test_training_on_cuda_without_a_gpu_is_refused_naming_the_option():
     assert out.returncode == 1 and "--device: cuda" in out.stderr and "no GPU" in out.stderr, out.stderr
 
 
-@pytest.mark.system
 def test_serve_with_two_workers_answers_from_two_processes_sharing_the_cores(tiny_repository, tmp_path):
     """`ganserve serve --workers 2`: two API processes on one port, each with sessions of its own, whose
     measured threads are held to its share of the cores."""
@@ -84,7 +85,6 @@ def spawned(pid: int) -> list[str]:
     return [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
 
 
-@pytest.mark.system
 def test_up_uses_its_own_redis_prints_url_key_and_three_working_commands_last_and_ctrl_c_exits_0(tiny_repository,
                                                                                                    tmp_path):
     """`make run` on a fresh clone: no GANSERVE_ setting but the folders; a Redis answering at 6379 is not used."""
@@ -143,7 +143,6 @@ def test_the_generated_key_is_kept_for_the_next_run_and_configured_keys_print_no
     assert api_key(Settings(data=tmp_path / "other", api_keys="a,b")) is None
 
 
-@pytest.mark.system
 def test_up_uses_the_redis_ganserve_redis_url_names(redis_url, tmp_path):
     from ganserve.launcher import choose_redis
     from service.settings import Settings
@@ -152,7 +151,6 @@ def test_up_uses_the_redis_ganserve_redis_url_names(redis_url, tmp_path):
     assert broker.url == redis_url and broker.process is None and broker.said == f"{redis_url} (GANSERVE_REDIS_URL)"
 
 
-@pytest.mark.system
 def test_up_stops_the_redis_a_killed_run_left_before_starting_its_own(tmp_path):
     from ganserve.launcher import choose_redis
     from service.settings import Settings

@@ -6,6 +6,7 @@ import pytest
 
 from tests.utils import open_test_store, publish_tiny, serve, wait_until
 
+pytestmark = pytest.mark.system  # real API processes (serve)
 BODY = {"n": 4, "seed": 2, "format": "npy"}
 
 
